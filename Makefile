@@ -1,0 +1,51 @@
+# MathFinetune: the entry points people type. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CLUSTER := tests/cluster
+export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
+
+.PHONY: help venv cluster cluster-down binaries test test-unit test-integration bench demo kubeconfig clean
+
+help: ## this list
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# The venv is rebuilt only when a dependency list changes.
+$(VENV)/.installed: pipeline/pyproject.toml operator/pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e 'pipeline[cpu]' -e operator -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed ## one virtualenv: operator, pipeline (CPU profile: MindSpore 2.9.0 + MindFormers 1.9.0), test tools
+
+binaries: ## build (once, cached by version under $MATHTUNE_CACHE) kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, helm
+	bash $(CLUSTER)/build-binaries.sh
+
+cluster: binaries ## start the local control plane with simulated Ascend and CPU nodes
+	bash $(CLUSTER)/up.sh
+
+cluster-down: ## stop every process `make cluster` started and remove its state
+	bash $(CLUSTER)/down.sh
+
+kubeconfig: ## print the export line for the local cluster's kubeconfig
+	@bash $(CLUSTER)/env.sh
+
+test: venv binaries ## the whole suite: unit, integration (real control plane), e2e
+	bash $(CLUSTER)/run-tests.sh
+
+test-unit: venv ## unit tests only (no cluster)
+	$(PY) -m pytest -m "not integration" tests
+
+bench: venv ## benchmarks; figures are ratios against baselines measured in the same run
+	$(PY) tests/bench/run_all.py
+
+demo: venv binaries ## bring up the local cluster and run the CPU example end to end
+	bash $(CLUSTER)/demo.sh
+
+clean: ## remove the virtualenv and local run outputs (keeps the binary cache)
+	rm -rf $(VENV) out

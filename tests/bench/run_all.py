@@ -1,0 +1,25 @@
+"""Run every benchmark (tests/bench/bench_*.py) in turn, each in its own process.
+
+Each benchmark prints its own figures as ratios against a baseline measured in
+the same run; this runner only sequences them and fails if one fails.
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    here = Path(__file__).resolve().parent
+    failed = []
+    for bench in sorted(here.glob("bench_*.py")):
+        print(f"\n=== {bench.name} ===", flush=True)
+        if subprocess.call([sys.executable, str(bench)] + sys.argv[1:]) != 0:
+            failed.append(bench.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
