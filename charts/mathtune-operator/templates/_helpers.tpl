@@ -1,0 +1,136 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "mathtune-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name; used for every object the chart makes. */}}
+{{- define "mathtune-operator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mathtune-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that never change for the life of a release: safe in selectors. */}}
+{{- define "mathtune-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mathtune-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "mathtune-operator.labels" -}}
+helm.sh/chart: {{ include "mathtune-operator.chart" . }}
+{{ include "mathtune-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mathtune
+{{- end -}}
+
+{{- define "mathtune-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "mathtune-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mathtune-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The namespaces watched in single-namespace mode (default: the release's). */}}
+{{- define "mathtune-operator.watchNamespaces" -}}
+{{- if .Values.watch.namespaces -}}
+{{- join "," .Values.watch.namespaces -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Namespace for a monitoring object: its own override or the release's. */}}
+{{- define "mathtune-operator.monitorNamespace" -}}
+{{- default .root.Release.Namespace .namespace -}}
+{{- end -}}
+
+{{/* The operator's command-line flags: scope, health and metrics endpoints. */}}
+{{- define "mathtune-operator.args" -}}
+- --standalone
+{{- if eq .Values.watch.scope "cluster" }}
+- --all-namespaces
+{{- else }}
+{{- range (splitList "," (include "mathtune-operator.watchNamespaces" .)) }}
+- --namespace={{ . }}
+{{- end }}
+{{- end }}
+- --liveness=http://0.0.0.0:{{ .Values.ports.health }}/healthz
+- --metrics-port={{ .Values.ports.metrics }}
+{{- if eq .Values.operator.logLevel "verbose" }}
+- --verbose
+{{- else if eq .Values.operator.logLevel "debug" }}
+- --debug
+{{- end }}
+{{- with .Values.operator.extraArgs }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Least-privilege rules. Each verb is here because the operator (or kopf under
+it) calls it; tests/unit/chart/test_rbac.py lists what needs every one and
+fails when a rule is added or dropped without saying why.
+*/}}
+{{- define "mathtune-operator.clusterRules" -}}
+# kopf resolves the MathFinetune resource from the CRD at start-up.
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+{{- end -}}
+
+{{- define "mathtune-operator.runRules" -}}
+# Runs: watched, annotated (progress, kopf's handler state) and given finalizers.
+- apiGroups: [mathtune.dev]
+  resources: [mathfinetunes]
+  verbs: [get, list, watch, patch]
+# Run status: conditions, stage table, results.
+- apiGroups: [mathtune.dev]
+  resources: [mathfinetunes/status]
+  verbs: [get, patch]
+# One Job per stage; deleted again for TTL cleanup.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, delete]
+# Stage pods: termination messages (results) and Pending reasons.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch]
+# Training progress lines from the training pod's log.
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
+# The run's spec ConfigMap, mounted into every stage pod.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, patch]
+# The run's work volume when the spec names no existing claim.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, create]
+# Headless Service for multi-node training (msrun's rendezvous).
+- apiGroups: [""]
+  resources: [services]
+  verbs: [get, create]
+# Events on runs (kopf posts core/v1 Events).
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end -}}

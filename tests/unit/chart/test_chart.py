@@ -1,0 +1,139 @@
+"""The operator's Helm chart, rendered and linted by the real helm (no cluster)."""
+import pytest
+
+from tests.unit.chart import helm
+
+CRD_SOURCE = helm.local.REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
+CRD_IN_CHART = helm.CHART / "crds" / "mathtune.dev_mathfinetunes.yaml"
+
+
+def test_helm_lint_is_clean():
+    out = helm.helm("lint", "--strict", str(helm.CHART), "--kube-version", helm.KUBE_VERSION, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # Clean means no findings at all, not even the informational ones.
+    assert "[INFO]" not in out.stdout and "[WARNING]" not in out.stdout, out.stdout
+
+
+def test_chart_crd_is_the_crd():
+    """One source of truth: `make chart-crd` copies crds/ into the chart."""
+    assert CRD_SOURCE.exists(), f"{CRD_SOURCE} missing"
+    assert CRD_IN_CHART.read_bytes() == CRD_SOURCE.read_bytes(), "run `make chart-crd`"
+
+
+def test_defaults_render_the_operator_and_its_service():
+    objs = helm.render()
+    kinds = sorted(o["kind"] for o in objs)
+    assert kinds.count("Deployment") == 1 and kinds.count("ServiceAccount") == 1
+    assert "CustomResourceDefinition" in kinds
+    svc = helm.one(objs, "Service", "mt-mathtune-operator-metrics")
+    assert svc["spec"]["ports"][0]["targetPort"] == "metrics"
+    # Monitoring CRDs of prometheus-operator are optional: off by default.
+    assert not helm.find(objs, "ServiceMonitor") and not helm.find(objs, "PodMonitor")
+    assert not helm.find(objs, "PrometheusRule")
+
+
+def test_deployment_is_one_replica_recreate_and_pod_security_restricted():
+    dep = helm.one(helm.render(), "Deployment")
+    spec = dep["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (c,) = pod["containers"]
+    sc = c["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert "add" not in sc["capabilities"]
+    assert c["livenessProbe"]["httpGet"]["port"] == "health"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert not pod.get("hostNetwork") and not pod.get("hostPID")
+    for vol in pod.get("volumes", []):
+        assert "hostPath" not in vol, "restricted pods may not mount host paths"
+    assert pod["serviceAccountName"] == "mt-mathtune-operator"
+
+
+def test_cluster_scope_binds_cluster_roles_and_watches_all_namespaces():
+    objs = helm.render()
+    dep = helm.one(objs, "Deployment")
+    assert "--all-namespaces" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    roles = {o["metadata"]["name"] for o in helm.find(objs, "ClusterRole")}
+    assert roles == {"mt-mathtune-operator", "mt-mathtune-operator-cluster"}
+    assert not helm.find(objs, "Role")
+
+
+def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
+    objs = helm.render({"watch.scope": "namespace", "watch.namespaces": "{team-a,team-b}"})
+    dep = helm.one(objs, "Deployment")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
+    roles = helm.find(objs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    bindings = helm.find(objs, "RoleBinding")
+    for b in bindings:
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "mt-mathtune-operator",
+                                  "namespace": "mathtune-system"}]
+    # The only cluster-wide grant left is reading the CRD.
+    (cluster_role,) = helm.find(objs, "ClusterRole")
+    assert cluster_role["rules"] == [{"apiGroups": ["apiextensions.k8s.io"],
+                                      "resources": ["customresourcedefinitions"],
+                                      "verbs": ["get", "list", "watch"]}]
+
+
+def test_namespace_scope_defaults_to_the_release_namespace():
+    objs = helm.render({"watch.scope": "namespace"}, namespace="ml")
+    (role,) = helm.find(objs, "Role")
+    assert role["metadata"]["namespace"] == "ml"
+    assert "--namespace=ml" in helm.one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_monitors_are_gated_by_values_and_carry_additional_labels():
+    objs = helm.render({
+        "metrics.serviceMonitor.enabled": "true",
+        "metrics.serviceMonitor.additionalLabels.release": "kps",
+        "metrics.podMonitor.enabled": "true",
+        "metrics.podMonitor.additionalLabels.release": "kps",
+        "metrics.prometheusRule.enabled": "true",
+        "metrics.prometheusRule.additionalLabels.release": "kps",
+    })
+    sm = helm.one(objs, "ServiceMonitor")
+    pm = helm.one(objs, "PodMonitor")
+    pr = helm.one(objs, "PrometheusRule")
+    for obj in (sm, pm, pr):
+        assert obj["metadata"]["labels"]["release"] == "kps"
+    svc = helm.one(objs, "Service")
+    assert all(svc["metadata"]["labels"][k] == v for k, v in sm["spec"]["selector"]["matchLabels"].items())
+    assert pm["spec"]["selector"]["matchLabels"] == {"mathtune.dev/stage": "train"}
+    relabel_targets = {r["targetLabel"] for r in pm["spec"]["podMetricsEndpoints"][0]["relabelings"]}
+    assert {"run", "stage", "pod"} <= relabel_targets
+    alerts = {r["alert"] for g in pr["spec"]["groups"] for r in g["rules"]}
+    assert alerts == {"MathFinetuneRunFailed", "MathFinetuneStageStuck", "MathFinetuneLossNaN",
+                      "MathFinetuneLossRising", "MathFinetuneQualityGateFailed"}
+
+
+def test_service_monitor_without_service_is_refused():
+    out = helm.render_text({"metrics.serviceMonitor.enabled": "true", "metrics.service.enabled": "false"},
+                           check=False)
+    assert out.returncode != 0 and "needs metrics.service.enabled" in out.stderr
+
+
+@pytest.mark.parametrize("key,value,complaint", [
+    ("replicaCount", "2", "replicaCount"),
+    ("watch.scope", "everywhere", "scope"),
+    ("image.pullPolicy", "Sometimes", "pullPolicy"),
+    ("metrics.serviceMonitor.interval", "often", "interval"),
+    ("ports.metrics", "70000", "metrics"),
+    ("nosuchkey", "1", "nosuchkey"),
+])
+def test_schema_refuses_bad_values(key, value, complaint):
+    out = helm.render_text({key: value}, check=False)
+    assert out.returncode != 0
+    assert "schema" in out.stderr and complaint in out.stderr, out.stderr
+
+
+def test_notes_tell_how_to_watch_a_run():
+    out = helm.helm("install", "mt", str(helm.CHART), "--dry-run=client", "--namespace", "ops",
+                    "--kube-version", helm.KUBE_VERSION)
+    assert "kubectl get mft -w" in out.stdout
+    assert "Watching: every namespace" in out.stdout
