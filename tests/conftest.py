@@ -1,0 +1,101 @@
+"""Shared pytest setup: markers, the real fixtures of ../shared, and the local cluster.
+
+Markers
+  integration  needs a Kubernetes API server (the local control plane, or the
+               cluster named by MATHTUNE_KUBECONFIG)
+  mindspore    runs real MindSpore on CPU (slower)
+  e2e          the whole pipeline through the cluster
+
+Nothing here skips silently: a test that needs something absent fails and
+says what to run.
+"""
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import local
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "integration: needs a Kubernetes API server (the local control plane)")
+    config.addinivalue_line("markers", "mindspore: runs real MindSpore on CPU")
+    config.addinivalue_line("markers", "e2e: the whole pipeline through the cluster")
+
+
+@pytest.fixture(scope="session")
+def shared_fixtures() -> Path:
+    """../shared/fixtures: real data, logs and tokenizer nobody on this project wrote."""
+    if not SHARED_FIXTURES.is_dir():
+        pytest.fail(f"real fixtures not found at {SHARED_FIXTURES}: clone the project next to shared/ "
+                    f"or set MATHTUNE_SHARED_FIXTURES", pytrace=False)
+    return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    """A running cluster's kubeconfig.
+
+    MATHTUNE_KUBECONFIG names an existing cluster (kind on a laptop, say), used
+    as is. Otherwise the local control plane: reused when already running,
+    started otherwise and then stopped at the end of the session (set
+    MATHTUNE_KEEP_CLUSTER=1 to keep it).
+    """
+    given = os.environ.get("MATHTUNE_KUBECONFIG")
+    if given:
+        path = Path(given)
+        if not path.exists():
+            pytest.fail(f"MATHTUNE_KUBECONFIG={given} does not exist", pytrace=False)
+        yield path
+        return
+    if local.healthy():
+        yield local.KUBECONFIG
+        return
+    missing = local.missing_binaries()
+    if missing:
+        pytest.fail("the local control plane is not built: run `make binaries` (missing: " + ", ".join(missing) + ")",
+                    pytrace=False)
+    local.up()
+    try:
+        yield local.KUBECONFIG
+    finally:
+        if os.environ.get("MATHTUNE_KEEP_CLUSTER") != "1":
+            local.down()
+
+
+@pytest.fixture(scope="session")
+def k8s_api(kubeconfig):
+    from kubernetes import client, config
+
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+@pytest.fixture
+def namespace(k8s_api, request):
+    """A fresh namespace per test, deleted afterwards (with everything in it)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(k8s_api)
+    base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
+    name = f"t-{base}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"mathtune.dev/test": "true"}}})
+    # Pods are refused until the namespace's default ServiceAccount exists.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except client.exceptions.ApiException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield name
+    try:
+        core.delete_namespace(name, propagation_policy="Background")
+    except client.exceptions.ApiException:
+        pass
