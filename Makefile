@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 CLUSTER := tests/cluster
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help venv cluster cluster-down binaries test test-unit test-integration bench demo kubeconfig clean
+.PHONY: help venv cluster cluster-down binaries prometheus chart-crd test test-unit test-integration bench demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,13 +32,21 @@ cluster: binaries ## start the local control plane with simulated Ascend and CPU
 cluster-down: ## stop every process `make cluster` started and remove its state
 	bash $(CLUSTER)/down.sh
 
+prometheus: ## install Prometheus + promtool (Debian's package) when missing; the monitoring tests use them
+	bash $(CLUSTER)/prometheus.sh
+
+# The chart ships the CRD from crds/ (helm installs charts/<chart>/crds/ first);
+# tests/unit/chart fails when the two differ.
+chart-crd: ## copy crds/ into the chart after changing the CRD
+	cp crds/mathtune.dev_mathfinetunes.yaml charts/mathtune-operator/crds/
+
 kubeconfig: ## print the export line for the local cluster's kubeconfig
 	@bash $(CLUSTER)/env.sh
 
-test: venv binaries ## the whole suite: unit, integration (real control plane), e2e
+test: venv binaries prometheus ## the whole suite: unit, integration (real control plane), e2e
 	bash $(CLUSTER)/run-tests.sh
 
-test-unit: venv ## unit tests only (no cluster)
+test-unit: venv binaries prometheus ## unit tests only (no cluster)
 	$(PY) -m pytest -m "not integration" tests
 
 bench: venv ## benchmarks; figures are ratios against baselines measured in the same run
