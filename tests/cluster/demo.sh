@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# `make demo`: bring up the local control plane and show the simulated Ascend
-# servers. (It grows into the full CPU run as the operator lands.)
+# `make demo`: bring up the local control plane, install the operator's chart,
+# run the operator here as the chart's ServiceAccount and the stage pods'
+# commands through the local pod runner, apply examples/run-cpu.yaml and print
+# `kubectl get mft` until the run ends. Details: tests/cluster/demo.py.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+repo="$(cd "$here/../.." && pwd)"
+start=$(date +%s)
 bash "$here/up.sh"
 echo
 echo "Nodes of the local cluster (NPUs allocatable per node):"
 kc get nodes -L accelerator \
   -o custom-columns='NAME:.metadata.name,ACCELERATOR:.metadata.labels.accelerator,NPUS:.status.allocatable.huawei\.com/Ascend910,CPU:.status.allocatable.cpu,STATUS:.status.conditions[?(@.type=="Ready")].type'
 echo
-echo "Use it:   eval \"\$(make -s kubeconfig)\" && kubectl get nodes"
-echo "Stop it:  make cluster-down"
+cd "$repo"
+code=0
+"${VENV:-.venv}/bin/python" -m tests.cluster.demo "$@" || code=$?
+echo
+echo "demo finished in $(( $(date +%s) - start ))s (exit $code)"
+echo "Use the cluster:  eval \"\$(make -s kubeconfig)\" && kubectl get mft -A"
+echo "Stop it:          make cluster-down"
+exit $code

@@ -1,0 +1,258 @@
+"""`make demo`: the CPU example end to end on the local cluster.
+
+1. the local control plane (up.sh) with kwok's simulated nodes;
+2. `helm install` of the operator's chart (CRD, ServiceAccount, RBAC,
+   Deployment; the Deployment's pod is one of kwok's: it runs nothing);
+3. the operator itself runs here, as the chart's ServiceAccount (a token from
+   the TokenRequest API) with the chart's own command-line flags, so it can do
+   exactly what the chart's RBAC lets it do and no more;
+4. the local pod runner (podrunner.py) runs every stage pod's command on this
+   machine with the CPU profile;
+5. `kubectl apply -f examples/run-cpu.yaml`, then `kubectl get mft` as it
+   changes, until the run Succeeds or Fails.
+
+The same steps serve the end-to-end test (tests/e2e), which also points a
+real Prometheus at the operator's metrics.
+"""
+import argparse
+import base64
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from tests.cluster import local
+
+REPO = local.REPO
+CHART = REPO / "charts" / "mathtune-operator"
+EXAMPLE = REPO / "examples" / "run-cpu.yaml"
+RELEASE = "mathtune"
+SYSTEM_NS = "mathtune-system"
+KUBE_VERSION = local.VERSIONS["KUBE_VERSION"].lstrip("v")
+
+
+def say(msg: str) -> None:
+    print(f"[demo] {msg}", flush=True)
+
+
+def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True, input: Optional[str] = None):
+    return local.kubectl(*args, kubeconfig=kubeconfig, check=check, input=input)
+
+
+def helm(*args: str, kubeconfig: Path) -> subprocess.CompletedProcess:
+    if not local.HELM.exists():
+        raise SystemExit(f"helm not found at {local.HELM}: run `make binaries`")
+    return subprocess.run([str(local.HELM), *args, "--kubeconfig", str(kubeconfig)], capture_output=True,
+                          text=True, check=True, timeout=300)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def install_chart(kubeconfig: Path, extra_values: Optional[Dict[str, str]] = None) -> None:
+    """helm upgrade --install: the CRD, the account, its RBAC, the Deployment."""
+    sets = []
+    for k, v in (extra_values or {}).items():
+        sets += ["--set", f"{k}={v}"]
+    helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NS, "--create-namespace", *sets,
+         kubeconfig=kubeconfig)
+    # helm installs a CRD only when absent; keep the cluster's copy current.
+    crd = CHART / "crds" / "mathtune.dev_mathfinetunes.yaml"
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), kubeconfig=kubeconfig)
+    kubectl("wait", "--for=condition=Established", "crd/mathfinetunes.mathtune.dev", "--timeout=60s",
+            kubeconfig=kubeconfig)
+
+
+def chart_operator_args(kubeconfig: Path) -> List[str]:
+    """The operator container's args exactly as the installed chart renders them."""
+    dep = kubectl("get", "deployment", "-n", SYSTEM_NS, f"{RELEASE}-mathtune-operator", "-o", "yaml",
+                  kubeconfig=kubeconfig).stdout
+    (container,) = yaml.safe_load(dep)["spec"]["template"]["spec"]["containers"]
+    return list(container.get("command") or []) + list(container.get("args") or [])
+
+
+def service_account_kubeconfig(admin_kubeconfig: Path, dest: Path, hours: int = 4) -> Path:
+    """A kubeconfig holding a token of the chart's ServiceAccount: whoever uses
+    it has the chart's RBAC and nothing more."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(admin_kubeconfig))
+    token = client.CoreV1Api(api).create_namespaced_service_account_token(
+        f"{RELEASE}-mathtune-operator", SYSTEM_NS,
+        {"spec": {"expirationSeconds": hours * 3600}}).status.token
+    admin = yaml.safe_load(admin_kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    if "certificate-authority" in cluster and "certificate-authority-data" not in cluster:
+        cluster = dict(cluster)
+        cluster["certificate-authority-data"] = base64.b64encode(
+            Path(cluster.pop("certificate-authority")).read_bytes()).decode()
+    dest.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": "mathtune-operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "mathtune-operator"}}],
+        "current-context": "operator"}))
+    dest.chmod(0o600)
+    return dest
+
+
+class Operator:
+    """mathtune-operator as a local process with the chart's flags, its health
+    and metrics endpoints moved to loopback ports."""
+
+    def __init__(self, args: List[str], kubeconfig: Path, log_path: Path, bin_dir: Path = REPO / ".venv" / "bin"):
+        self.health_port, self.metrics_port = free_port(), free_port()
+        argv = []
+        for a in args:
+            if a.startswith("--liveness="):
+                a = f"--liveness=http://127.0.0.1:{self.health_port}/healthz"
+            elif a.startswith("--metrics-port="):
+                a = f"--metrics-port={self.metrics_port}"
+            argv.append(a)
+        if argv and argv[0] != "mathtune-operator":
+            argv.insert(0, "mathtune-operator")
+        argv[0] = str(bin_dir / argv[0])
+        self.argv = argv
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MATHTUNE_METRICS_ADDRESS": "127.0.0.1"}
+        self.log_path = log_path
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def metrics_target(self) -> str:
+        return f"127.0.0.1:{self.metrics_port}"
+
+    def start(self, timeout: float = 120) -> "Operator":
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the operator did not become healthy; see {self.log_path}:\n"
+                                   + self.log_path.read_text()[-3000:])
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+def run_name_and_namespace(example: Path) -> (str, str):
+    doc = yaml.safe_load(example.read_text())
+    return doc["metadata"]["name"], doc["metadata"].get("namespace", "default")
+
+
+def phase_of(kubeconfig: Path, ns: str, name: str) -> str:
+    out = kubectl("get", "mft", "-n", ns, name, "-o", "jsonpath={.status.phase}", kubeconfig=kubeconfig, check=False)
+    return out.stdout.strip()
+
+
+def watch_run(kubeconfig: Path, ns: str, name: str, timeout: float, echo=print) -> str:
+    """Prints `kubectl get mft` whenever it changes; returns the final phase."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        table = kubectl("get", "mft", "-n", ns, name, kubeconfig=kubeconfig, check=False).stdout.rstrip()
+        if table and table != last:
+            rows = table.splitlines()
+            echo(("\n".join(rows) if last is None else rows[-1]))
+            last = table
+        phase = phase_of(kubeconfig, ns, name)
+        if phase in ("Succeeded", "Failed"):
+            return phase
+        if time.monotonic() > deadline:
+            return phase or "Unknown"
+        time.sleep(2)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="run the CPU example end to end on the local cluster")
+    parser.add_argument("--example", default=str(EXAMPLE))
+    parser.add_argument("--out", default=str(REPO / "out" / "demo"), help="logs, and the pods' volumes")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+    args = parser.parse_args(argv)
+
+    from kubernetes import config
+    from tests.cluster.podrunner import PodRunner
+
+    started = time.monotonic()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    kubeconfig = local.KUBECONFIG
+    example = Path(args.example)
+    name, ns = run_name_and_namespace(example)
+
+    say(f"installing the chart (release {RELEASE}, namespace {SYSTEM_NS})")
+    install_chart(kubeconfig)
+    sa_kubeconfig = service_account_kubeconfig(kubeconfig, out / "operator.kubeconfig")
+    say(f"starting the operator here, as ServiceAccount {SYSTEM_NS}/{RELEASE}-mathtune-operator (log: {out / 'operator.log'})")
+    operator = Operator(chart_operator_args(kubeconfig), sa_kubeconfig, out / "operator.log")
+    runner = None
+    try:
+        operator.start()
+        say(f"starting the local pod runner (volumes under {out / 'pods'}, log: {out / 'podrunner.log'})")
+        import logging
+
+        handler = logging.FileHandler(out / "podrunner.log", mode="w")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logging.getLogger("podrunner").addHandler(handler)
+        logging.getLogger("podrunner").setLevel(logging.INFO)
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        runner = PodRunner(api, out / "pods").start()
+
+        # A fresh run every time: a finished one would only be reported again.
+        kubectl("delete", "mft", "-n", ns, name, "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
+        say(f"kubectl apply -f {example.relative_to(REPO) if example.is_relative_to(REPO) else example}")
+        print(kubectl("apply", "-f", str(example), kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
+        say("kubectl get mft (printed as it changes):")
+        phase = watch_run(kubeconfig, ns, name, args.timeout, echo=lambda s: print(s, flush=True))
+        print(flush=True)
+        print(kubectl("get", "mft", "-n", ns, name, "-o", "wide", kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
+        results = kubectl("get", "mft", "-n", ns, name, "-o", "jsonpath={.status.results}",
+                          kubeconfig=kubeconfig).stdout
+        if results:
+            import json
+
+            say("results (status.results):")
+            print(json.dumps(json.loads(results), indent=2), flush=True)
+        claims = sorted((out / "pods" / "pvc" / ns).glob("*"))
+        for claim in claims:
+            run_dir = claim / "runs" / name
+            if run_dir.exists():
+                say(f"artifacts: {run_dir}")
+        say(f"run {ns}/{name}: {phase} after {time.monotonic() - started:.0f}s")
+        say("more: kubectl describe mft " + name + f"  (with: eval \"$(make -s kubeconfig)\"); stop: make cluster-down")
+        return 0 if phase == "Succeeded" else 1
+    finally:
+        if runner:
+            runner.stop()
+        operator.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
