@@ -130,10 +130,3 @@ def test_schema_refuses_bad_values(key, value, complaint):
     out = helm.render_text({key: value}, check=False)
     assert out.returncode != 0
     assert "schema" in out.stderr and complaint in out.stderr, out.stderr
-
-
-def test_notes_tell_how_to_watch_a_run():
-    out = helm.helm("install", "mt", str(helm.CHART), "--dry-run=client", "--namespace", "ops",
-                    "--kube-version", helm.KUBE_VERSION)
-    assert "kubectl get mft -w" in out.stdout
-    assert "Watching: every namespace" in out.stdout
