@@ -1,0 +1,1 @@
+"""Scoring: SQuAD F1/EM (original capability), math answers, multiple choice."""
