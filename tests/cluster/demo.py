@@ -61,12 +61,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def install_chart(kubeconfig: Path, extra_values: Optional[Dict[str, str]] = None) -> None:
+def install_chart(kubeconfig: Path, release: str = RELEASE, namespace: str = SYSTEM_NS,
+                  values: Optional[Dict[str, str]] = None) -> None:
     """helm upgrade --install: the CRD, the account, its RBAC, the Deployment."""
     sets = []
-    for k, v in (extra_values or {}).items():
+    for k, v in (values or {}).items():
         sets += ["--set", f"{k}={v}"]
-    helm("upgrade", "--install", RELEASE, str(CHART), "--namespace", SYSTEM_NS, "--create-namespace", *sets,
+    helm("upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace", *sets,
          kubeconfig=kubeconfig)
     # helm installs a CRD only when absent; keep the cluster's copy current.
     crd = CHART / "crds" / "mathtune.dev_mathfinetunes.yaml"
@@ -75,22 +76,23 @@ def install_chart(kubeconfig: Path, extra_values: Optional[Dict[str, str]] = Non
             kubeconfig=kubeconfig)
 
 
-def chart_operator_args(kubeconfig: Path) -> List[str]:
+def chart_operator_args(kubeconfig: Path, release: str = RELEASE, namespace: str = SYSTEM_NS) -> List[str]:
     """The operator container's args exactly as the installed chart renders them."""
-    dep = kubectl("get", "deployment", "-n", SYSTEM_NS, f"{RELEASE}-mathtune-operator", "-o", "yaml",
+    dep = kubectl("get", "deployment", "-n", namespace, f"{release}-mathtune-operator", "-o", "yaml",
                   kubeconfig=kubeconfig).stdout
     (container,) = yaml.safe_load(dep)["spec"]["template"]["spec"]["containers"]
     return list(container.get("command") or []) + list(container.get("args") or [])
 
 
-def service_account_kubeconfig(admin_kubeconfig: Path, dest: Path, hours: int = 4) -> Path:
+def service_account_kubeconfig(admin_kubeconfig: Path, dest: Path, release: str = RELEASE,
+                               namespace: str = SYSTEM_NS, hours: int = 4) -> Path:
     """A kubeconfig holding a token of the chart's ServiceAccount: whoever uses
     it has the chart's RBAC and nothing more."""
     from kubernetes import client, config
 
     api = config.new_client_from_config(config_file=str(admin_kubeconfig))
     token = client.CoreV1Api(api).create_namespaced_service_account_token(
-        f"{RELEASE}-mathtune-operator", SYSTEM_NS,
+        f"{release}-mathtune-operator", namespace,
         {"spec": {"expirationSeconds": hours * 3600}}).status.token
     admin = yaml.safe_load(admin_kubeconfig.read_text())
     cluster = admin["clusters"][0]["cluster"]
@@ -162,6 +164,73 @@ class Operator:
             self.log.close()
 
 
+class Stack:
+    """The chart installed, the operator running here as its ServiceAccount,
+    and the local pod runner: everything a run needs, stopped on exit.
+
+    watch_namespace: None = cluster scope (the demo); a name = the chart's
+    namespace scope, with the release, the operator and the pod runner all
+    confined to that namespace (the tests, which share the cluster).
+    """
+
+    def __init__(self, kubeconfig: Path, out: Path, release: str = RELEASE, namespace: str = SYSTEM_NS,
+                 watch_namespace: Optional[str] = None):
+        self.kubeconfig, self.out = kubeconfig, Path(out)
+        self.release, self.namespace, self.watch_namespace = release, namespace, watch_namespace
+        self.operator: Optional[Operator] = None
+        self.runner = None
+
+    def __enter__(self) -> "Stack":
+        import logging
+
+        from kubernetes import config
+        from tests.cluster.podrunner import PodRunner
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        values = {}
+        if self.watch_namespace:
+            values = {"watch.scope": "namespace", "watch.namespaces": "{%s}" % self.watch_namespace}
+        say(f"installing the chart (release {self.release}, namespace {self.namespace})")
+        install_chart(self.kubeconfig, self.release, self.namespace, values)
+        sa = service_account_kubeconfig(self.kubeconfig, self.out / "operator.kubeconfig", self.release, self.namespace)
+        say(f"starting the operator here as ServiceAccount {self.namespace}/{self.release}-mathtune-operator "
+            f"(log: {self.out / 'operator.log'})")
+        self.operator = Operator(chart_operator_args(self.kubeconfig, self.release, self.namespace), sa,
+                                 self.out / "operator.log")
+        try:
+            self.operator.start()
+            say(f"starting the local pod runner (volumes under {self.out / 'pods'}, log: {self.out / 'podrunner.log'})")
+            handler = logging.FileHandler(self.out / "podrunner.log", mode="w")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+            self._handler = handler
+            logging.getLogger("podrunner").addHandler(handler)
+            logging.getLogger("podrunner").setLevel(logging.INFO)
+            api = config.new_client_from_config(config_file=str(self.kubeconfig))
+            self.runner = PodRunner(api, self.out / "pods", namespace=self.watch_namespace).start()
+        except BaseException:
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.runner:
+            self.runner.stop()
+            logging_handler = getattr(self, "_handler", None)
+            if logging_handler:
+                import logging
+
+                logging.getLogger("podrunner").removeHandler(logging_handler)
+                logging_handler.close()
+        if self.operator:
+            self.operator.stop()
+
+    def uninstall(self) -> None:
+        helm("uninstall", self.release, "--namespace", self.namespace, kubeconfig=self.kubeconfig)
+
+    def claim_dirs(self, ns: str) -> List[Path]:
+        return sorted((self.out / "pods" / "pvc" / ns).glob("*"))
+
+
 def run_name_and_namespace(example: Path) -> (str, str):
     doc = yaml.safe_load(example.read_text())
     return doc["metadata"]["name"], doc["metadata"].get("namespace", "default")
@@ -197,37 +266,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
     args = parser.parse_args(argv)
 
-    from kubernetes import config
-    from tests.cluster.podrunner import PodRunner
-
     started = time.monotonic()
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     kubeconfig = local.KUBECONFIG
-    example = Path(args.example)
+    example = Path(args.example).resolve()
     name, ns = run_name_and_namespace(example)
 
-    say(f"installing the chart (release {RELEASE}, namespace {SYSTEM_NS})")
-    install_chart(kubeconfig)
-    sa_kubeconfig = service_account_kubeconfig(kubeconfig, out / "operator.kubeconfig")
-    say(f"starting the operator here, as ServiceAccount {SYSTEM_NS}/{RELEASE}-mathtune-operator (log: {out / 'operator.log'})")
-    operator = Operator(chart_operator_args(kubeconfig), sa_kubeconfig, out / "operator.log")
-    runner = None
-    try:
-        operator.start()
-        say(f"starting the local pod runner (volumes under {out / 'pods'}, log: {out / 'podrunner.log'})")
-        import logging
-
-        handler = logging.FileHandler(out / "podrunner.log", mode="w")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logging.getLogger("podrunner").addHandler(handler)
-        logging.getLogger("podrunner").setLevel(logging.INFO)
-        api = config.new_client_from_config(config_file=str(kubeconfig))
-        runner = PodRunner(api, out / "pods").start()
-
-        # A fresh run every time: a finished one would only be reported again.
+    with Stack(kubeconfig, out) as stack:
+        # A fresh run every time: a finished one would only be reported again,
+        # and its work volume (kept on purpose when a run is deleted) would let
+        # every stage skip as already done.
         kubectl("delete", "mft", "-n", ns, name, "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
-        say(f"kubectl apply -f {example.relative_to(REPO) if example.is_relative_to(REPO) else example}")
+        kubectl("delete", "pvc", "-n", ns, f"{name}-work", "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
+        shown = example.relative_to(REPO) if example.is_relative_to(REPO) else example
+        say(f"kubectl apply -f {shown}")
         print(kubectl("apply", "-f", str(example), kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
         say("kubectl get mft (printed as it changes):")
         phase = watch_run(kubeconfig, ns, name, args.timeout, echo=lambda s: print(s, flush=True))
@@ -240,18 +292,13 @@ def main(argv: Optional[List[str]] = None) -> int:
 
             say("results (status.results):")
             print(json.dumps(json.loads(results), indent=2), flush=True)
-        claims = sorted((out / "pods" / "pvc" / ns).glob("*"))
-        for claim in claims:
+        for claim in stack.claim_dirs(ns):
             run_dir = claim / "runs" / name
             if run_dir.exists():
                 say(f"artifacts: {run_dir}")
         say(f"run {ns}/{name}: {phase} after {time.monotonic() - started:.0f}s")
-        say("more: kubectl describe mft " + name + f"  (with: eval \"$(make -s kubeconfig)\"); stop: make cluster-down")
+        say(f"more: eval \"$(make -s kubeconfig)\"; kubectl describe mft -n {ns} {name}")
         return 0 if phase == "Succeeded" else 1
-    finally:
-        if runner:
-            runner.stop()
-        operator.stop()
 
 
 if __name__ == "__main__":

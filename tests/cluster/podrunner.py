@@ -69,7 +69,7 @@ STORAGE_CLASS = {
     "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
     "metadata": {"name": "mathtune-local",
                  "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-    "provisioner": PROVISIONER, "reclaimPolicy": "Retain", "volumeBindingMode": "Immediate",
+    "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
 }
 
 log = logging.getLogger("podrunner")
@@ -474,6 +474,24 @@ class PodRunner:
         # A claim with no class at all only binds to a volume made for it.
         return pvc.spec.storage_class_name == "" and not pvc.spec.selector
 
+    def reclaim_once(self) -> None:
+        """Volumes it made whose claim is gone are deleted with their data
+        (reclaim policy Delete, done by the provisioner as in real clusters)."""
+        pvs = self.core.list_persistent_volume(label_selector="mathtune.dev/local-pod-runner=true").items
+        for pv in pvs:
+            path = Path(pv.spec.host_path.path)
+            # Only this runner's volumes: others (another runner's root) are theirs.
+            if pv.status.phase != "Released" or not path.is_relative_to(self.root):
+                continue
+            try:
+                self.core.delete_persistent_volume(pv.metadata.name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            if path.exists():
+                shutil.rmtree(path)
+                log.info("deleted %s (claim %s/%s is gone)", path, pv.spec.claim_ref.namespace, pv.spec.claim_ref.name)
+
     def provision_once(self) -> None:
         if self.namespace:
             claims = self.core.list_namespaced_persistent_volume_claim(self.namespace).items
@@ -492,6 +510,7 @@ class PodRunner:
                                  "labels": {"mathtune.dev/local-pod-runner": "true"}},
                     "spec": {"capacity": {"storage": storage},
                              "accessModes": pvc.spec.access_modes or ["ReadWriteOnce"],
+                             # Retain keeps Kubernetes' hands off; reclaim_once deletes.
                              "persistentVolumeReclaimPolicy": "Retain",
                              "storageClassName": pvc.spec.storage_class_name or "",
                              "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
@@ -558,6 +577,7 @@ class PodRunner:
         return bool(states) and all("running" in s for s in states)
 
     def poll_once(self) -> None:
+        self.reclaim_once()
         self.provision_once()
         if self.namespace:
             pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector)

@@ -123,3 +123,17 @@ def test_unlabelled_pods_are_left_to_kwok(k8s_api, namespace, runner, tmp_path):
     _wait(lambda: (batch.read_namespaced_job_status("plain", namespace).status.succeeded or 0) == 1,
           what="kwok completes the unlabelled Job")
     assert not marker.exists(), "the runner must only run MathFinetune stage pods"
+
+
+def test_claims_are_provisioned_and_their_data_deleted_with_them(k8s_api, namespace, runner):
+    core = client.CoreV1Api(k8s_api)
+    core.create_namespaced_persistent_volume_claim(namespace, {
+        "metadata": {"name": "scratch"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    _wait(lambda: core.read_namespaced_persistent_volume_claim("scratch", namespace).status.phase == "Bound",
+          what="claim bound")
+    path = runner.claim_path(namespace, "scratch")
+    assert path.is_relative_to(runner.root) and path.is_dir()
+    (path / "checkpoint.ckpt").write_text("x")
+    core.delete_namespaced_persistent_volume_claim("scratch", namespace)
+    _wait(lambda: not path.exists(), what="released volume's data removed")
