@@ -1,0 +1,160 @@
+"""The whole product on the local cluster, the way `make demo` runs it:
+the chart installed, the operator running as the chart's ServiceAccount, the
+stage pods' commands really run here by the local pod runner (CPU profile,
+MindSpore on CPU), and a real Prometheus scraping the operator throughout.
+
+One run serves every test in this module (it takes minutes on 2 cores).
+"""
+import json
+import time
+import uuid
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.cluster import demo
+from tests.integration.monitoring.exporter import StaticExporter, npu_exporter_text
+from tests.integration.monitoring.prom import LocalPrometheus
+from tests.unit.chart import promtool
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
+
+STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
+RUN_TIMEOUT = 45 * 60
+
+
+@pytest.fixture(scope="module")
+def e2e_namespace(k8s_api):
+    core = client.CoreV1Api(k8s_api)
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"mathtune.dev/test": "true"}}})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except client.exceptions.ApiException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="module")
+def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
+    """Applies examples/run-cpu.yaml in a namespace of its own and waits for
+    the end, with Prometheus scraping the operator (and a stand-in
+    npu-exporter that reports chips for the training pod)."""
+    ns = e2e_namespace
+    out = tmp_path_factory.mktemp("e2e")
+    core = client.CoreV1Api(k8s_api)
+    doc = yaml.safe_load(demo.EXAMPLE.read_text())
+    doc["metadata"]["namespace"] = ns
+    name = doc["metadata"]["name"]
+    run_file = out / "run.yaml"
+    run_file.write_text(yaml.safe_dump(doc))
+
+    stack = demo.Stack(kubeconfig, out, release=f"e2e-{ns[4:]}", namespace=ns, watch_namespace=ns)
+    npu = StaticExporter().start()
+    prom = None
+    seen = {"operator_up_while_running": False, "train_pods": set(), "table": []}
+    try:
+        with stack:
+            rules = promtool.render_alert_rules(out / "alerts.yaml")
+            prom = LocalPrometheus(out / "prom", {"mathtune-operator": [stack.operator.metrics_target],
+                                                  "npu-exporter": [npu.target]}, [rules]).start()
+            started = time.time()
+            demo.kubectl("apply", "-f", str(run_file), kubeconfig=kubeconfig)
+            deadline = time.monotonic() + RUN_TIMEOUT
+            phase = ""
+            while time.monotonic() < deadline:
+                phase = demo.phase_of(kubeconfig, ns, name)
+                table = demo.kubectl("get", "mft", "-n", ns, name, kubeconfig=kubeconfig, check=False).stdout
+                if table and (not seen["table"] or seen["table"][-1] != table):
+                    seen["table"].append(table)
+                if phase == "Running" and prom.targets_up().get("mathtune-operator") == "up":
+                    seen["operator_up_while_running"] = True
+                pods = core.list_namespaced_pod(ns, label_selector=f"mathtune.dev/run={name},mathtune.dev/stage=train")
+                names = {p.metadata.name for p in pods.items}
+                if names - seen["train_pods"]:
+                    seen["train_pods"] |= names
+                    npu.text = npu_exporter_text(ns, sorted(seen["train_pods"]))
+                if phase in ("Succeeded", "Failed"):
+                    break
+                time.sleep(3)
+            # Two more scrapes so the final state is in Prometheus.
+            time.sleep(3)
+            ended = time.time()
+            mft = json.loads(demo.kubectl("get", "mft", "-n", ns, name, "-o", "json", kubeconfig=kubeconfig).stdout)
+            yield {"name": name, "namespace": ns, "phase": phase, "mft": mft, "prom": prom, "stack": stack,
+                   "started": started, "ended": ended, "seen": seen, "out": out, "core": core}
+    finally:
+        if prom:
+            prom.stop()
+        npu.stop()
+        stack.uninstall()
+
+
+def test_run_succeeds_with_real_results(finished_run):
+    mft = finished_run["mft"]
+    status = mft.get("status") or {}
+    assert finished_run["phase"] == "Succeeded", json.dumps(status, indent=2)[:4000]
+    results = status["results"]
+    for key in ("bestEpoch", "f1", "em", "mathAccuracy", "trainableParams", "totalParams", "lowParamRatio"):
+        assert key in results, f"results lack {key}: {results}"
+    assert 0 <= results["f1"] <= 100 and 0 <= results["em"] <= 100
+    assert 0 <= results["mathAccuracy"] <= 1
+    assert 0 < results["trainableParams"] < results["totalParams"]
+    assert results["lowParamRatio"] == pytest.approx(results["trainableParams"] / results["totalParams"], rel=1e-3)
+
+
+def test_kubectl_get_mft_showed_the_run_progress(finished_run):
+    tables = finished_run["seen"]["table"]
+    assert len(tables) >= 3, tables  # it changed as stages went by
+    assert "Succeeded" in tables[-1]
+
+
+def test_every_stage_really_ran_here(finished_run):
+    ns, name = finished_run["namespace"], finished_run["name"]
+    stack = finished_run["stack"]
+    run_dirs = [d / "runs" / name for d in stack.claim_dirs(ns) if (d / "runs" / name).is_dir()]
+    assert len(run_dirs) == 1, f"the run's directory on the work volume: {run_dirs}"
+    for stage in STAGES:
+        assert (run_dirs[0] / stage / "manifest.json").is_file(), f"{stage} left no manifest"
+    pod_logs = sorted((finished_run["out"] / "pods" / "pods" / ns).glob(f"{name}-train-*/stage.log"))
+    assert pod_logs and "mathtune-progress" in pod_logs[-1].read_text()
+
+
+def test_prometheus_scraped_the_operator_during_the_run(finished_run):
+    assert finished_run["seen"]["operator_up_while_running"]
+    prom = finished_run["prom"]
+    ns, name = finished_run["namespace"], finished_run["name"]
+    series = prom.query(f'mathtune_run_status{{namespace="{ns}", run="{name}", phase="Succeeded"}}')
+    assert [s["value"][1] for s in series] == ["1"]
+
+
+def test_every_dashboard_panel_returns_data(finished_run):
+    """What Grafana would ask for over the run's time range, asked of the
+    Prometheus that scraped the run."""
+    prom = finished_run["prom"]
+    start, end = finished_run["started"], finished_run["ended"]
+    span = f"{int(end - start) + 60}s"
+    empty = []
+    for title, expr in promtool.dashboard_exprs(grafana_range=span):
+        data = prom.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step="5s")
+        if not data["result"]:
+            empty.append((title, expr))
+    assert not empty, "panels without data:\n" + "\n".join(f"  {t}: {e}" for t, e in empty)
+
+
+def test_alerts_match_the_outcome(finished_run):
+    """Nothing fires for a run that succeeded, except the quality-gate alert
+    exactly when the report says the gate failed (a tiny CPU model may well
+    lose SQuAD ability: that is what the gate is for)."""
+    prom = finished_run["prom"]
+    gate_passed = finished_run["mft"]["status"]["results"].get("gatePassed")
+    time.sleep(2)  # one more rule evaluation (interval 1s)
+    firing = {a["metric"]["alertname"] for a in prom.query('ALERTS{alertstate="firing"}')}
+    assert firing == (set() if gate_passed else {"MathFinetuneQualityGateFailed"}), firing
