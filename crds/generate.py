@@ -1,0 +1,588 @@
+"""Writes crds/mathtune.dev_mathfinetunes.yaml, the MathFinetune CRD.
+
+The schema is written here in Python because every field needs a type, a
+default, bounds and a description that `kubectl explain` shows; helpers keep
+that readable. The YAML next to this file is the one source of truth that the
+API server, the chart and the pipeline's defaults test read; a unit test
+(tests/unit/operator/test_crd.py) fails when the two drift apart.
+
+    python crds/generate.py            # rewrite the YAML
+    python crds/generate.py --check    # exit 1 when the YAML is stale
+"""
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+OUT = Path(__file__).resolve().parent / "mathtune.dev_mathfinetunes.yaml"
+
+# Bounds on every string and list keep the CEL cost estimate of the
+# immutability rules (`self == oldSelf`) under the API server's budget.
+SHORT, PATH, LONG = 253, 1024, 4096
+
+
+def s(desc, default=None, enum=None, pattern=None, max_length=SHORT, min_length=None):
+    out = {"type": "string", "description": desc, "maxLength": max_length}
+    if enum is not None:
+        out["enum"] = enum
+        out.pop("maxLength")
+    if pattern:
+        out["pattern"] = pattern
+    if min_length is not None:
+        out["minLength"] = min_length
+    if default is not None:
+        out["default"] = default
+    return out
+
+
+def i(desc, default=None, minimum=None, maximum=None, enum=None):
+    out = {"type": "integer", "description": desc}
+    if default is not None:
+        out["default"] = default
+    if minimum is not None:
+        out["minimum"] = minimum
+    if maximum is not None:
+        out["maximum"] = maximum
+    if enum is not None:
+        out["enum"] = enum
+    return out
+
+
+def n(desc, default=None, minimum=None, maximum=None, exclusive_min=False, exclusive_max=False):
+    out = {"type": "number", "description": desc}
+    if default is not None:
+        out["default"] = default
+    if minimum is not None:
+        out["minimum"] = minimum
+        if exclusive_min:
+            out["exclusiveMinimum"] = True
+    if maximum is not None:
+        out["maximum"] = maximum
+        if exclusive_max:
+            out["exclusiveMaximum"] = True
+    return out
+
+
+def b(desc, default=None):
+    out = {"type": "boolean", "description": desc}
+    if default is not None:
+        out["default"] = default
+    return out
+
+
+def obj(desc, props, required=None, rules=None, default=True):
+    out = {"type": "object", "description": desc, "properties": props}
+    if required:
+        out["required"] = required
+    if rules:
+        out["x-kubernetes-validations"] = rules
+    if default:
+        # `default: {}` makes the API server fill the nested defaults even
+        # when the user leaves the whole block out.
+        out["default"] = {}
+    return out
+
+
+def arr(desc, items, default=None, max_items=64, list_type=None, min_items=None):
+    out = {"type": "array", "description": desc, "items": items, "maxItems": max_items}
+    if default is not None:
+        out["default"] = default
+    if list_type:
+        out["x-kubernetes-list-type"] = list_type
+    if min_items is not None:
+        out["minItems"] = min_items
+    return out
+
+
+def smap(desc, values, max_props=64):
+    return {"type": "object", "description": desc, "additionalProperties": values, "maxProperties": max_props}
+
+
+def rule(expr, message, field_path=None, reason=None):
+    out = {"rule": expr, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    if reason:
+        out["reason"] = reason
+    return out
+
+
+def immutable(field):
+    return rule("self == oldSelf",
+                f"spec.{field} is immutable once the run exists: its stages' outputs depend on it; "
+                f"create a new MathFinetune instead")
+
+
+URI = ("Where to read it: a path on the work volume (absolute, or relative to storage.dataPath), "
+       "http(s)://, or s3:// (S3/OBS credentials come from the pipeline pod's environment).")
+DNS_LABEL = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
+TYPE_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+def spec_schema():
+    model = obj("The base model to fine-tune and where its weights and tokenizer come from.", {
+        "family": s("Model family. llama3-8b (seeds 000, 001, 003), internlm-7b (seed 002), llama-7b "
+                    "(seed 004) run on Ascend with MindFormers; tiny-llama is a small randomly initialised "
+                    "Llama built from `tiny`, for the cpu profile.",
+                    "llama3-8b", enum=["llama3-8b", "internlm-7b", "llama-7b", "tiny-llama"]),
+        "checkpoint": s("The base model's MindSpore checkpoint (.ckpt). " + URI
+                        + " Required for every family except tiny-llama.", "", max_length=PATH),
+        "tokenizer": obj("The tokenizer matching the checkpoint.", {
+            "uri": s("Tokenizer file. " + URI + " Empty: the family's default tokenizer.", "", max_length=PATH),
+            "format": s("hf-json: a Hugging Face tokenizer.json (Llama 3); tiktoken; sentencepiece: a "
+                        "tokenizer.model (InternLM, LLaMA).", "hf-json",
+                        enum=["hf-json", "tiktoken", "sentencepiece"]),
+        }),
+        "tiny": obj("Shape of the tiny-llama model (cpu profile only; weights are random, seeded by "
+                    "training.seed).", {
+            "numLayers": i("Transformer layers.", 2, 1, 64),
+            "hiddenSize": i("Hidden size; a multiple of numHeads.", 64, 8, 8192),
+            "numHeads": i("Attention heads.", 4, 1, 128),
+            "vocabSize": i("Vocabulary size.", 512, 32, 262144),
+        }, rules=[rule("self.hiddenSize % self.numHeads == 0",
+                       "spec.model.tiny.hiddenSize must be a multiple of spec.model.tiny.numHeads",
+                       ".hiddenSize")]),
+    }, default=False, rules=[
+        rule("self.family == 'tiny-llama' || size(self.checkpoint) > 0",
+             "spec.model.checkpoint is required for families other than tiny-llama", ".checkpoint",
+             "FieldValueRequired"),
+        immutable("model"),
+    ])
+
+    extra_rule = obj("A classification rule: a row whose question matches every given matcher gets `type`.", {
+        "type": s("Problem type assigned to matching rows (lower_snake_case).", pattern=TYPE_NAME, max_length=63),
+        "prefix": s("The question (spaces removed) starts with this.", "", max_length=256),
+        "suffix": s("The question (spaces removed) ends with this.", "", max_length=256),
+        "contains": s("The question contains this.", "", max_length=256),
+        "regex": s("A Python regular expression searched in the question.", "", max_length=256),
+    }, required=["type"], default=False, rules=[
+        rule("size(self.prefix) + size(self.suffix) + size(self.contains) + size(self.regex) > 0",
+             "spec.data.classify.extraRules[]: give at least one of prefix, suffix, contains, regex")])
+
+    data = obj("Training data: where it comes from and how `prepare` turns it into prompts.", {
+        "source": obj("The raw training data.", {
+            "uri": s("Data file. " + URI, max_length=PATH, min_length=1),
+            "format": s("contest-jsonl: JSON lines {problem, solution} (the contest's train.json); "
+                        "alpaca-json: a JSON list of {instruction, input, output} (BELLE school_math, converted "
+                        "MMLU); mmlu-csv: MMLU/CMMLU CSV files (question, A-D, answer).",
+                        "contest-jsonl", enum=["contest-jsonl", "alpaca-json", "mmlu-csv"]),
+            "sha256": s("Optional SHA-256 of the file, verified before use.", "", pattern=r"^([0-9a-f]{64})?$",
+                        max_length=64),
+        }, required=["uri"], default=False),
+        "maxBadRows": i("Rows that cannot be parsed: -1 counts and reports them and never fails; N fails the "
+                        "prepare stage when there are more than N.", -1, -1),
+        "dedupe": b("Drop repeated (problem, solution) pairs (809,993 -> 548,942 rows in the contest data).", True),
+        "classify": obj("Classifying rows into problem types (used by sampling and per-type accuracy).", {
+            "extraRules": arr("Rules tried, in order, before the built-in contest rules.", extra_rule, [],
+                              max_items=32),
+        }),
+        "sample": obj("Which rows of each type go into the training set.", {
+            "mode": s("none: all rows; quota: `quotas[type]` rows per type, upsampling types with fewer rows "
+                      "(seed 000); counts: exactly `quotas[type]` rows, an error when fewer exist (seed 001); "
+                      "fraction: a random `fraction` of all rows (seed 003).", "none",
+                      enum=["none", "quota", "counts", "fraction"]),
+            "seed": i("Random seed for sampling.", 42, 0),
+            "quotas": smap("Rows per problem type for quota and counts modes; types not listed are dropped.",
+                           {"type": "integer", "minimum": 0}),
+            "fraction": n("Share of rows kept in fraction mode, in (0, 1].", 1.0, 0, 1, exclusive_min=True),
+        }, rules=[
+            rule("!(self.mode in ['quota', 'counts']) || (has(self.quotas) && size(self.quotas) > 0)",
+                 "spec.data.sample.quotas must list at least one type when mode is quota or counts",
+                 ".quotas", "FieldValueRequired"),
+        ]),
+        "chainOfThought": obj("Rewriting answers as worked steps (seed 000).", {
+            "enabled": b("Rewrite the answers of supported types as step-by-step solutions.", False),
+            "decimals": i("Decimals results are rounded to.", 2, 0, 10),
+            "types": arr("Problem types to rewrite; empty: seed 000's set.",
+                         s("A problem type.", pattern=TYPE_NAME, max_length=63), [], list_type="set"),
+        }),
+        "template": obj("The prompt template.", {
+            "name": s("alpaca (seeds 000, 001, 003); vicuna (FastChat conversation, seed 004); "
+                      "multiple-choice (seed 002).", "alpaca", enum=["alpaca", "vicuna", "multiple-choice"]),
+            "systemPrompt": s("System prompt; empty: the template's default.", "", max_length=LONG),
+        }),
+        "seqLength": {"x-kubernetes-int-or-string": True,
+                      "description": "Tokens per sample (MindRecord rows hold seqLength+1). An integer "
+                                     "(16-32768), or \"auto\": the smallest multiple of 64 that fits "
+                                     "seqLengthPercentile of the prepared rows.",
+                      "default": 512,
+                      "x-kubernetes-validations": [rule(
+                          "type(self) == int ? (int(self) >= 16 && int(self) <= 32768) : string(self) == 'auto'",
+                          "spec.data.seqLength must be an integer from 16 to 32768 or the string \"auto\"")]},
+        "seqLengthPercentile": n("For seqLength auto: the share (percent) of rows that must fit.", 100, 50, 100),
+        "shards": i("MindRecord shard files tokenize writes.", 1, 1, 64),
+    }, required=["source"], default=False, rules=[immutable("data")])
+
+    lora = obj("LoRA: low-rank adapters trained on top of the frozen base model. Trainable parameters per "
+               "adapted matrix are rank x (in + out); the run reports trainable / total as lowParamRatio.", {
+        "rank": i("Rank r of the update B.A (8 in every seed).", 8, 1, 256),
+        "alpha": n("Scaling numerator: the update is scaled by alpha / rank (16 in every seed).", 16, 0,
+                   exclusive_min=True, maximum=4096),
+        "dropout": n("Dropout on the adapter input, in [0, 1).", 0.05, 0, 1, exclusive_max=True),
+        "targetModules": arr("Projections that get adapters, by MindFormers parameter name suffix (wq, wk, wv, "
+                             "wo, w1, w2, w3); rendered to MindFormers' '.*wq|.*wv'.",
+                             s("A module name.", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=63),
+                             ["wq", "wv"], max_items=16, list_type="set", min_items=1),
+    }, rules=[immutable("lora")])
+
+    training = obj("The fine-tune run: epochs, batch, optimizer, learning rate and checkpoints.", {
+        "epochs": i("Passes over the training set.", 1, 1, 1000),
+        "batchSize": i("Samples per step per data-parallel rank.", 32, 1, 4096),
+        "sinkMode": b("Data sinking: sinkSize steps per host round trip (faster on Ascend).", True),
+        "sinkSize": i("Steps per sink.", 2, 1, 1000),
+        "seed": i("Random seed for initialisation and shuffling.", 0, 0),
+        "optimizer": obj("The optimizer.", {
+            "type": s("Optimizer class.", "FP32StateAdamWeightDecay",
+                      enum=["FP32StateAdamWeightDecay", "AdamWeightDecay", "AdamW", "Adam"]),
+            "beta1": n("First-moment decay, in [0, 1).", 0.9, 0, 1, exclusive_max=True),
+            "beta2": n("Second-moment decay, in [0, 1).", 0.95, 0, 1, exclusive_max=True),
+            "eps": n("Denominator epsilon, > 0.", 1.0e-8, 0, 1, exclusive_min=True),
+            "weightDecay": n("Weight decay, >= 0.", 0.0, 0, 1),
+        }),
+        "lrSchedule": obj("The learning-rate schedule.", {
+            "type": s("Schedule class.", "CosineWithWarmUpLR",
+                      enum=["CosineWithWarmUpLR", "LinearWithWarmUpLR", "ConstantWarmUpLR", "constant"]),
+            "learningRate": n("Peak learning rate, > 0.", 1.0e-4, 0, 1, exclusive_min=True),
+            "lrEnd": n("Final learning rate, <= learningRate.", 0.0, 0, 1),
+            "warmupRatio": n("Share of steps spent warming up, in [0, 1].", 0.03, 0, 1),
+        }, rules=[rule("self.lrEnd <= self.learningRate",
+                       "spec.training.lrSchedule.lrEnd must not exceed spec.training.lrSchedule.learningRate",
+                       ".lrEnd")]),
+        "checkpoint": obj("When checkpoints are saved. Exactly one of everyEpoch and saveSteps > 0.", {
+            "everyEpoch": b("Save once per epoch (steps computed from the data).", True),
+            "saveSteps": i("Save every N steps (0: not by steps).", 0, 0),
+            "keepMax": i("Checkpoints kept per rank (older ones are deleted).", 5, 1, 1000),
+        }, rules=[rule("self.everyEpoch != (self.saveSteps > 0)",
+                       "spec.training.checkpoint: set exactly one of everyEpoch: true or saveSteps > 0",
+                       ".saveSteps")]),
+        "maxDeviceMemory": s("MindSpore context max_device_memory per NPU, e.g. 58GB.", "58GB",
+                             pattern=r"^[1-9][0-9]*GB$", max_length=8),
+    }, rules=[immutable("training")])
+
+    resources = obj("Compute: NPUs per node, nodes, and how the model is split across them.", {
+        "npusPerNode": i("NPUs (huawei.com/Ascend910) per training pod: 1, 2, 4 or 8 (one HCCS ring for 4). "
+                         "In the cpu profile: worker processes.", 4, enum=[1, 2, 4, 8]),
+        "nodes": i("Training nodes; more than 1 runs training as an Indexed Job plus a headless Service.",
+                   1, 1, 64),
+        "parallel": obj("MindFormers parallel_config; dataParallel x modelParallel x pipelineStage must equal "
+                        "npusPerNode x nodes.", {
+            "dataParallel": i("Data-parallel ranks.", 4, 1, 512),
+            "modelParallel": i("Tensor-parallel ranks (contest: 4).", 1, 1, 64),
+            "pipelineStage": i("Pipeline stages.", 1, 1, 64),
+            "microBatchNum": i("Micro-batches per step (pipeline parallelism); >= pipelineStage.", 1, 1, 1024),
+        }, rules=[rule("self.microBatchNum >= self.pipelineStage",
+                       "spec.resources.parallel.microBatchNum must be at least pipelineStage",
+                       ".microBatchNum")]),
+    }, rules=[
+        rule("self.parallel.dataParallel * self.parallel.modelParallel * self.parallel.pipelineStage == "
+             "self.npusPerNode * self.nodes",
+             "spec.resources.parallel: dataParallel x modelParallel x pipelineStage must equal "
+             "npusPerNode x nodes", ".parallel"),
+        immutable("resources"),
+    ])
+
+    gate = obj("The original-capability gate: an epoch passes when its SQuAD scores are high enough.", {
+        "mode": s("relative: f1/em are fractions of the base model's scores (contest: 0.9); absolute: minimum "
+                  "scores on the 0-100 scale.", "relative", enum=["relative", "absolute"]),
+        "f1": n("Minimum F1 (relative: fraction in (0, 1]; absolute: 0-100).", 0.9, 0, 100),
+        "em": n("Minimum EM (relative: fraction in (0, 1]; absolute: 0-100).", 0.9, 0, 100),
+    }, rules=[rule("self.mode == 'absolute' || (self.f1 > 0.0 && self.f1 <= 1.0 && self.em > 0.0 && self.em <= 1.0)",
+                   "spec.evaluation.gate: in relative mode f1 and em are fractions in (0, 1]", ".f1")])
+
+    evaluation = obj("SQuAD evaluation of the original capability, for the base model and each candidate epoch. "
+                     "Required: every recipe proves the model kept its ability; set enabled: false to skip.", {
+        "enabled": b("Evaluate (needed for the gate).", True),
+        "dataset": obj("The evaluation set.", {
+            "uri": s("SQuAD file. " + URI, "", max_length=PATH),
+            "format": s("squad-json: SQuAD dev-v1.1 JSON (first question of each paragraph: 2,067 samples); "
+                        "squad-jsonl: JSON lines {context, question, answers}.", "squad-json",
+                        enum=["squad-json", "squad-jsonl"]),
+        }),
+        "maxSamples": i("Evaluate at most this many samples (0: all).", 0, 0),
+        "maxNewTokens": i("Tokens generated per answer.", 20, 1, 4096),
+        "epochs": arr("Epochs to evaluate; empty: every saved epoch.", i("An epoch (1-based).", minimum=1),
+                      [], max_items=1000, list_type="set"),
+        "gate": gate,
+        "baseScores": obj("The base model's known scores {f1, em} (0-100); given, the base model is not "
+                          "evaluated (contest Llama3-8B: 59.87 / 44.17).", {
+            "f1": n("Base F1.", minimum=0, maximum=100),
+            "em": n("Base EM.", minimum=0, maximum=100),
+        }),
+    }, default=False, rules=[
+        rule("!self.enabled || size(self.dataset.uri) > 0",
+             "spec.evaluation.dataset.uri is required when evaluation is enabled", ".dataset.uri",
+             "FieldValueRequired"),
+        immutable("evaluation"),
+    ])
+
+    prediction = obj("Math (or multiple-choice) accuracy on a held-out set, per problem type. Required; set "
+                     "enabled: false to skip.", {
+        "enabled": b("Predict and score.", True),
+        "dataset": obj("The held-out set.", {
+            "uri": s("Held-out file. " + URI, "", max_length=PATH),
+            "format": s("contest-jsonl: {problem, solution} lines; mmlu-csv: multiple choice; alpaca-json.",
+                        "contest-jsonl", enum=["contest-jsonl", "mmlu-csv", "alpaca-json"]),
+        }),
+        "maxSamples": i("Predict at most this many rows (0: all).", 0, 0),
+        "tolerance": n("Absolute tolerance when comparing the last number of an answer.", 0.01, 0),
+        "maxNewTokens": i("Tokens generated per answer.", 128, 1, 8192),
+    }, default=False, rules=[
+        rule("!self.enabled || size(self.dataset.uri) > 0",
+             "spec.prediction.dataset.uri is required when prediction is enabled", ".dataset.uri",
+             "FieldValueRequired"),
+        immutable("prediction"),
+    ])
+
+    storage = obj("The work volume every stage pod mounts. Changing it after the run starts is rejected.", {
+        "pvcName": s("An existing PersistentVolumeClaim to use. Empty: the operator creates <run>-work. The "
+                     "claim is never deleted with the run, so its data outlives it.", "",
+                     pattern=DNS_LABEL, max_length=63),
+        "size": s("Size of the claim the operator creates.", "200Gi",
+                  pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$", max_length=32),
+        "storageClassName": s("StorageClass of the claim the operator creates; empty: the cluster default.", "",
+                              max_length=SHORT),
+        "dataPath": s("Mount path of the work volume in every pod; runs write under <dataPath>/runs/<run>.",
+                      "/data", pattern=r"^/[^\s]*$", max_length=PATH),
+    }, rules=[immutable("storage")])
+
+    images = obj("Container images. Changes apply to stages that have not started yet.", {
+        "pipeline": s("The pipeline image (mathtune-pipeline on PATH).", "mathtune/pipeline-ascend:0.1.0",
+                      min_length=1, max_length=PATH),
+        "pullPolicy": s("imagePullPolicy of stage containers.", "IfNotPresent",
+                        enum=["Always", "IfNotPresent", "Never"]),
+    })
+
+    toleration = obj("A pod toleration (core/v1 Toleration).", {
+        "key": s("Taint key; empty with operator Exists matches every taint.", max_length=SHORT),
+        "operator": s("Exists or Equal.", enum=["Exists", "Equal"]),
+        "value": s("Taint value (operator Equal).", max_length=SHORT),
+        "effect": s("NoSchedule, PreferNoSchedule or NoExecute; empty matches all.",
+                    enum=["", "NoSchedule", "PreferNoSchedule", "NoExecute"]),
+        "tolerationSeconds": i("How long a NoExecute taint is tolerated.", minimum=0),
+    }, default=False)
+
+    scheduling = obj("Where stage pods run. Changes apply to stages that have not started yet.", {
+        "nodeSelector": smap("Node labels every stage pod requires, merged with accelerator: huawei-Ascend910 in "
+                             "the ascend profile.", {"type": "string", "maxLength": 63}, max_props=32),
+        "tolerations": arr("Extra tolerations (the ascend profile adds the huawei.com/Ascend910 one).",
+                           toleration, [], max_items=32),
+        "priorityClassName": s("PriorityClass of stage pods.", "", max_length=SHORT),
+        "schedulerName": s("Scheduler of stage pods, e.g. volcano; empty: the default scheduler.", "",
+                           max_length=SHORT),
+        "queue": s("Volcano queue (pod annotation scheduling.volcano.sh/queue-name); needs schedulerName "
+                   "volcano.", "", max_length=SHORT),
+    }, rules=[rule("size(self.queue) == 0 || self.schedulerName == 'volcano'",
+                   "spec.scheduling.queue needs spec.scheduling.schedulerName: volcano", ".queue")])
+
+    run_policy = obj("How stages are run and retried. Changes apply to stages not started yet; suspend applies "
+                     "at once.", {
+        "suspend": b("true stops the running stage's pods (its Job is suspended); false continues. Training "
+                     "continues from its last complete checkpoint.", False),
+        "backoffLimit": i("Retries of a failed stage pod (Job backoffLimit, exponential backoff). Exit code 2 "
+                          "(bad spec or input) is never retried.", 2, 0, 20),
+        "activeDeadlineSeconds": i("Longest a stage may run, in seconds; 0: no limit.", 0, 0),
+        "ttlSecondsAfterFinished": i("Delete the run's Jobs (and their pods) this long after the run ends; "
+                                     "0: keep them.", 0, 0),
+    })
+
+    return obj("A LoRA fine-tune of an LLM for math: data preparation, tokenization, training on Ascend NPUs "
+               "(or CPU), checkpoint merge, SQuAD evaluation, math prediction and a report, each a Job.", {
+        "profile": s("ascend: MindFormers on Huawei Ascend NPUs; cpu: the tiny-llama model on plain CPU "
+                     "nodes (npusPerNode = worker processes).", "ascend", enum=["ascend", "cpu"]),
+        "model": model,
+        "data": data,
+        "lora": lora,
+        "training": training,
+        "resources": resources,
+        "evaluation": evaluation,
+        "prediction": prediction,
+        "storage": storage,
+        "images": images,
+        "scheduling": scheduling,
+        "runPolicy": run_policy,
+    }, required=["model", "data", "evaluation", "prediction"], default=False, rules=[
+        rule("(self.profile == 'cpu') == (self.model.family == 'tiny-llama')",
+             "spec.model.family: tiny-llama runs with spec.profile cpu, and the cpu profile runs only tiny-llama",
+             ".model.family"),
+        rule("self.profile == 'ascend' || (self.resources.parallel.modelParallel == 1 && "
+             "self.resources.parallel.pipelineStage == 1)",
+             "spec.resources.parallel: the cpu profile supports data parallelism only (modelParallel and "
+             "pipelineStage must be 1)", ".resources.parallel"),
+        rule("self.evaluation.epochs.all(e, e <= self.training.epochs)",
+             "spec.evaluation.epochs: every epoch must be at most spec.training.epochs", ".evaluation.epochs"),
+        rule("self.profile == oldSelf.profile", "spec.profile is immutable once the run exists", ".profile"),
+    ])
+
+
+def status_schema():
+    cond = obj("A condition (Kubernetes API conventions).", {
+        "type": s("Condition type: Succeeded, Failed, Ready, Suspended, or one per stage (Prepared, "
+                  "Tokenized, Trained, Merged, Evaluated, Predicted, Reported)."),
+        "status": s("True, False or Unknown.", enum=["True", "False", "Unknown"]),
+        "reason": s("CamelCase reason."),
+        "message": s("Human-readable detail.", max_length=LONG * 8),
+        "lastTransitionTime": {"type": "string", "format": "date-time", "description": "When status last changed."},
+        "observedGeneration": i("metadata.generation this condition was set for."),
+    }, required=["type", "status"], default=False)
+    stage_row = obj("One stage of the run.", {
+        "name": s("Stage name."),
+        "jobName": s("The stage's Job."),
+        "state": s("Pending, Running, Retrying, Suspended, Succeeded or Failed."),
+        "startTime": {"type": "string", "format": "date-time", "description": "When the Job was created."},
+        "completionTime": {"type": "string", "format": "date-time", "description": "When the stage ended."},
+        "attempts": i("Pods started for this stage (1 + retries)."),
+        "summary": s("One-line summary of the stage's result.", max_length=LONG),
+        "message": s("The failed pod's message (failure only).", max_length=LONG * 8),
+    }, required=["name"], default=False)
+    num = lambda d: {"type": "number", "description": d}  # noqa: E731
+    epoch_scores = obj("Scores of one epoch.", {
+        "f1": num("SQuAD F1 (0-100)."), "em": num("SQuAD EM (0-100)."),
+        "accuracy": num("Math (or choice) accuracy (0-1)."),
+        "gatePassed": b("Whether F1/EM pass the gate."),
+    }, default=False)
+    results = obj("What the stages reported.", {
+        "rows": obj("Rows kept at each prepare step.", {
+            "read": i("Rows read."), "bad": i("Rows that could not be parsed."),
+            "deduped": i("Rows after dedupe."), "sampled": i("Rows in the training set."),
+            "other": i("Rows no rule classified."),
+            "classified": smap("Rows per problem type after dedupe.", {"type": "integer"}, max_props=256),
+        }, default=False),
+        "tokenize": obj("What tokenize wrote.", {
+            "rows": i("Rows written."), "seqLength": i("Sequence length used."),
+            "truncated": i("Rows cut to seqLength."), "paddingShare": num("Share of padding tokens (0-1)."),
+            "shards": i("MindRecord shard files."),
+        }, default=False),
+        "steps": i("Training steps run."),
+        "finalLoss": num("Loss at the end of training."),
+        "checkpoints": arr("Epochs with a complete checkpoint.", i("An epoch."), max_items=1000),
+        "trainableParams": i("LoRA parameters trained."),
+        "totalParams": i("Parameters of the model with adapters."),
+        "lowParamRatio": num("trainableParams / totalParams."),
+        "baseF1": num("Base model SQuAD F1."), "baseEm": num("Base model SQuAD EM."),
+        "epochs": smap("Scores per epoch (key: the epoch).", epoch_scores, max_props=1000),
+        "bestEpoch": i("The chosen epoch: the best math accuracy among those that pass the gate."),
+        "f1": num("SQuAD F1 of the chosen (or best so far) epoch."),
+        "em": num("SQuAD EM of the chosen (or best so far) epoch."),
+        "mathAccuracy": num("Math (or choice) accuracy of the chosen (or best so far) epoch (0-1)."),
+        "perType": smap("Accuracy per problem type.", {"type": "number"}, max_props=256),
+        "gatePassed": b("Whether the chosen epoch passes the original-capability gate."),
+        "artifacts": smap("Paths of outputs on the work volume (adapter, merged checkpoint, report, plots).",
+                          {"type": "string"}, max_props=64),
+    }, default=False)
+    progress = obj("Live progress of the running stage, from its newest mathtune-progress log line.", {
+        "stage": s("The stage reporting."),
+        "epoch": i("Current epoch."), "epochs": i("Epochs in total."),
+        "step": i("Step within the epoch."), "steps": i("Steps per epoch."),
+        "loss": num("Latest training loss."),
+        "samplesPerSecond": num("Throughput."),
+        "etaSeconds": i("Estimated seconds left."),
+        "percent": num("Share done, 0-100."),
+        "summary": s("Short text for kubectl get: epoch e/E step s/S."),
+        "updatedAt": {"type": "string", "format": "date-time", "description": "When the line was read."},
+    }, default=False)
+    return obj("Observed state of the run.", {
+        "observedGeneration": i("metadata.generation the status reflects."),
+        "phase": s("Pending, Running, Suspended, Succeeded or Failed."),
+        "stage": s("The current stage, Done when all succeeded, or the failed stage."),
+        "startTime": {"type": "string", "format": "date-time", "description": "When the first stage started."},
+        "completionTime": {"type": "string", "format": "date-time", "description": "When the run ended."},
+        "jobsDeletedAt": {"type": "string", "format": "date-time",
+                          "description": "When ttlSecondsAfterFinished removed the run's Jobs."},
+        "conditions": {**arr("Conditions: Succeeded, Failed, Ready, Suspended and one per stage.", cond,
+                             max_items=32, list_type="map"), "x-kubernetes-list-map-keys": ["type"]},
+        "stages": {**arr("One row per planned stage, in order.", stage_row, max_items=16, list_type="map"),
+                   "x-kubernetes-list-map-keys": ["name"]},
+        "progress": progress,
+        "results": results,
+    }, default=False)
+
+
+def fill_defaults(node):
+    """Object defaults spelled out in full: the API server checks a default
+    against the CEL rules as written, before nested defaults apply."""
+    rules = [r["rule"] for r in node.get("x-kubernetes-validations", [])]
+    if "self == oldSelf" in rules:
+        node["description"] += " Immutable once the run exists."
+    if "default" in node and node.get("type") != "object" and "description" in node:
+        # kubectl explain does not print schema defaults; say them in words.
+        node["description"] += f" Default: {json.dumps(node['default'])}."
+    if node.get("type") == "object" and "properties" in node:
+        for child in node["properties"].values():
+            fill_defaults(child)
+        if node.get("default") == {}:
+            node["default"] = {k: v["default"] for k, v in node["properties"].items() if "default" in v}
+    elif node.get("type") == "array":
+        fill_defaults(node["items"])
+    return node
+
+
+def crd():
+    schema = {
+        "type": "object",
+        "description": "MathFinetune is one LoRA fine-tuning run of an LLM for math.",
+        "properties": {
+            "apiVersion": {"type": "string", "description": "APIVersion of the object."},
+            "kind": {"type": "string", "description": "Kind of the object."},
+            "metadata": {"type": "object"},
+            "spec": fill_defaults(spec_schema()),
+            "status": status_schema(),
+        },
+        "required": ["spec"],
+        "x-kubernetes-validations": [rule(
+            "size(self.metadata.name) <= 40",
+            "metadata.name must be at most 40 characters: it prefixes the run's Job, Service and claim names")],
+    }
+    col = lambda name, path, typ, desc, prio=0: {  # noqa: E731
+        "name": name, "type": typ, "jsonPath": path, "description": desc, "priority": prio}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "mathfinetunes.mathtune.dev",
+                     "labels": {"app.kubernetes.io/name": "mathtune", "app.kubernetes.io/part-of": "mathtune"}},
+        "spec": {
+            "group": "mathtune.dev",
+            "scope": "Namespaced",
+            "names": {"plural": "mathfinetunes", "singular": "mathfinetune", "kind": "MathFinetune",
+                      "listKind": "MathFinetuneList", "shortNames": ["mft"], "categories": ["mathtune"]},
+            "versions": [{
+                "name": "v1alpha1", "served": True, "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    col("Stage", ".status.stage", "string", "Current stage"),
+                    col("Progress", ".status.progress.summary", "string", "Training progress"),
+                    col("Loss", ".status.progress.loss", "number", "Latest training loss"),
+                    col("F1", ".status.results.f1", "number", "SQuAD F1"),
+                    col("EM", ".status.results.em", "number", "SQuAD EM"),
+                    col("Math-Acc", ".status.results.mathAccuracy", "number", "Math accuracy"),
+                    col("Phase", ".status.phase", "string", "Run phase", 1),
+                    col("Age", ".metadata.creationTimestamp", "date", "Age"),
+                ],
+                "schema": {"openAPIV3Schema": schema},
+            }],
+        },
+    }
+
+
+HEADER = ("# Generated by crds/generate.py: edit that file, then run `python crds/generate.py`.\n"
+          "# The MathFinetune CRD: one source of truth for the API server, the chart and the pipeline.\n")
+
+
+def render() -> str:
+    return HEADER + yaml.safe_dump(crd(), sort_keys=False, width=110, allow_unicode=True)
+
+
+def main(argv):
+    text = render()
+    if "--check" in argv:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT} is stale: run python crds/generate.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,237 @@
+"""Kubernetes objects of a run, built as plain dicts. Pure: no API calls.
+
+Every builder takes the run resource (`body`: apiVersion, kind, metadata with
+name/namespace/uid/generation, spec as defaulted by the API server) and
+returns the object to create. Creating them is `children`'s job.
+"""
+import json
+from typing import Dict, List, Optional
+
+from . import names, plan
+
+NPU_RESOURCE = "huawei.com/Ascend910"
+NPU_NODE_LABEL = {"accelerator": "huawei-Ascend910"}
+NPU_TOLERATION = {"key": NPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+ASCEND_DRIVER = "/usr/local/Ascend/driver"
+EXIT_PERMANENT = 2  # docs/contract.md: bad spec or bad input, never retried
+
+
+def _meta(body: dict) -> dict:
+    return body.get("metadata") or {}
+
+
+def _spec(body: dict) -> dict:
+    return body.get("spec") or {}
+
+
+def owner_reference(body: dict) -> dict:
+    """Children are owned by the run: deleting it garbage-collects them."""
+    meta = _meta(body)
+    return {"apiVersion": names.API_VERSION, "kind": names.KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def spec_document(body: dict) -> dict:
+    """What stage pods read at /etc/mathtune/spec.json (docs/contract.md §1)."""
+    meta = _meta(body)
+    return {"apiVersion": names.API_VERSION, "kind": names.KIND,
+            "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid")},
+            "spec": _spec(body)}
+
+
+def config_map(body: dict) -> dict:
+    meta = _meta(body)
+    return {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": names.config_map(meta["name"]), "namespace": meta.get("namespace"),
+                     "labels": names.labels(meta["name"]), "ownerReferences": [owner_reference(body)]},
+        "data": {"spec.json": json.dumps(spec_document(body), indent=2, sort_keys=True)},
+    }
+
+
+def claim_name(body: dict) -> str:
+    return (_spec(body).get("storage") or {}).get("pvcName") or names.claim(_meta(body)["name"])
+
+
+def persistent_volume_claim(body: dict) -> Optional[dict]:
+    """The work volume, or None when the spec names an existing claim.
+
+    Deliberately NOT owner-referenced: deleting a run must keep its data
+    (checkpoints, adapters, reports). Delete `<run>-work` by hand when done.
+    Multi-node training writes from several nodes at once: ReadWriteMany.
+    """
+    spec, meta = _spec(body), _meta(body)
+    storage = spec.get("storage") or {}
+    if storage.get("pvcName"):
+        return None
+    nodes = int((spec.get("resources") or {}).get("nodes", 1))
+    pvc = {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": names.claim(meta["name"]), "namespace": meta.get("namespace"),
+                     "labels": names.labels(meta["name"])},
+        "spec": {"accessModes": ["ReadWriteMany" if nodes > 1 else "ReadWriteOnce"],
+                 "resources": {"requests": {"storage": storage.get("size", "200Gi")}}},
+    }
+    if storage.get("storageClassName"):
+        pvc["spec"]["storageClassName"] = storage["storageClassName"]
+    return pvc
+
+
+def headless_service(body: dict) -> dict:
+    """Stable DNS names `<job>-<index>.<svc>` for the pods of multi-node training."""
+    meta = _meta(body)
+    run = meta["name"]
+    return {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": names.service(run), "namespace": meta.get("namespace"),
+                     "labels": names.labels(run, "train"), "ownerReferences": [owner_reference(body)]},
+        "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
+                 "selector": {names.LABEL_RUN: run, names.LABEL_STAGE: "train"},
+                 "ports": [{"name": "msrun", "port": names.MSRUN_PORT, "targetPort": names.MSRUN_PORT}]},
+    }
+
+
+def master_address(body: dict) -> str:
+    """Rank 0's stable hostname. msrun needs an IP on rank 0's own interface
+    (a Service ClusterIP never matches), and pod IPs are only known once pods
+    run, so the train stage resolves this name to rank 0's pod IP itself
+    before calling msrun (docs/contract.md §2)."""
+    meta = _meta(body)
+    run = meta["name"]
+    return f"{names.job(run, 'train')}-0.{names.service(run)}.{meta.get('namespace')}.svc"
+
+
+def stage_args(body: dict, stage: str) -> List[str]:
+    spec, meta = _spec(body), _meta(body)
+    data_path = (spec.get("storage") or {}).get("dataPath", "/data")
+    args = [stage, "--spec", names.SPEC_FILE, "--run-dir", names.run_dir(data_path, meta["name"]),
+            "--result-file", names.TERMINATION_LOG]
+    if stage == "train":
+        # A retried training pod continues from the last complete checkpoint.
+        args += ["--resume", "auto"]
+        if plan.is_multi_node(spec, stage):
+            args += ["--node-rank", "$(MATHTUNE_NODE_RANK)", "--master-addr", master_address(body),
+                     "--master-port", str(names.MSRUN_PORT)]
+    return args
+
+
+def _env(body: dict, stage: str) -> List[dict]:
+    meta = _meta(body)
+    env = [
+        {"name": "MATHTUNE_RUN", "value": meta["name"]},
+        {"name": "MATHTUNE_STAGE", "value": stage},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    if plan.is_multi_node(_spec(body), stage):
+        # Declared here (not relying on the Job controller's injection) so
+        # $(MATHTUNE_NODE_RANK) in args always expands.
+        env.append({"name": "MATHTUNE_NODE_RANK", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
+    return env
+
+
+def _tolerations(spec: dict) -> List[dict]:
+    user = list((spec.get("scheduling") or {}).get("tolerations") or [])
+    if spec.get("profile", "ascend") == "ascend" and NPU_TOLERATION not in user:
+        user.append(dict(NPU_TOLERATION))
+    return user
+
+
+def _node_selector(spec: dict) -> Dict[str, str]:
+    """Ascend profile: every stage runs on Ascend nodes, NPU stages or not. The
+    pipeline image is built for the Ascend servers (aarch64, CANN), and CPU
+    nodes of another architecture could not run it."""
+    selector = {}
+    if spec.get("profile", "ascend") == "ascend":
+        selector.update(NPU_NODE_LABEL)
+    selector.update((spec.get("scheduling") or {}).get("nodeSelector") or {})
+    return selector
+
+
+def job(body: dict, stage: str, suspend: bool = False) -> dict:
+    """The Job that runs one stage."""
+    spec, meta = _spec(body), _meta(body)
+    run = meta["name"]
+    policy = spec.get("runPolicy") or {}
+    sched = spec.get("scheduling") or {}
+    images = spec.get("images") or {}
+    storage = spec.get("storage") or {}
+    ascend = spec.get("profile", "ascend") == "ascend"
+    npus = plan.npus_for(spec, stage)
+    multi = plan.is_multi_node(spec, stage)
+    labels = names.labels(run, stage)
+
+    mounts = [{"name": "work", "mountPath": storage.get("dataPath", "/data")},
+              {"name": "spec", "mountPath": names.SPEC_MOUNT, "readOnly": True},
+              {"name": "shm", "mountPath": "/dev/shm"}]
+    volumes = [{"name": "work", "persistentVolumeClaim": {"claimName": claim_name(body)}},
+               {"name": "spec", "configMap": {"name": names.config_map(run)}},
+               # Dataset workers share tensors through /dev/shm; the runtime's 64 MiB default is too small.
+               {"name": "shm", "emptyDir": {"medium": "Memory"}}]
+    container = {
+        "name": names.CONTAINER,
+        "image": images.get("pipeline", "mathtune/pipeline-ascend:0.1.0"),
+        "imagePullPolicy": images.get("pullPolicy", "IfNotPresent"),
+        "command": ["mathtune-pipeline"],
+        "args": stage_args(body, stage),
+        "env": _env(body, stage),
+        "volumeMounts": mounts,
+        # The stage's last act is writing its result JSON here (docs/contract.md §3);
+        # if it dies before that, the log tail explains why.
+        "terminationMessagePath": names.TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if npus:
+        container["resources"] = {"limits": {NPU_RESOURCE: str(npus)}, "requests": {NPU_RESOURCE: str(npus)}}
+    if ascend and npus:
+        mounts.append({"name": "ascend-driver", "mountPath": ASCEND_DRIVER, "readOnly": True})
+        volumes.append({"name": "ascend-driver", "hostPath": {"path": ASCEND_DRIVER, "type": "Directory"}})
+    if multi:
+        container["ports"] = [{"name": "msrun", "containerPort": names.MSRUN_PORT}]
+
+    pod_spec = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "volumes": volumes,
+        "tolerations": _tolerations(spec),
+    }
+    selector = _node_selector(spec)
+    if selector:
+        pod_spec["nodeSelector"] = selector
+    if sched.get("priorityClassName"):
+        pod_spec["priorityClassName"] = sched["priorityClassName"]
+    if sched.get("schedulerName"):
+        pod_spec["schedulerName"] = sched["schedulerName"]
+    if multi:
+        pod_spec["subdomain"] = names.service(run)
+    template_meta = {"labels": dict(labels)}
+    if sched.get("queue"):
+        template_meta["annotations"] = {names.ANNOTATION_QUEUE: sched["queue"]}
+
+    job_spec = {
+        "backoffLimit": int(policy.get("backoffLimit", 2)),
+        "suspend": bool(suspend),
+        # Exit code 2 is a bad spec or bad input: retrying cannot help (Kubeflow's
+        # ExitCode restart policy does the same). Evicted or preempted pods do not
+        # count against backoffLimit.
+        "podFailurePolicy": {"rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": names.CONTAINER, "operator": "In",
+                                                  "values": [EXIT_PERMANENT]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]},
+        "template": {"metadata": template_meta, "spec": pod_spec},
+    }
+    if int(policy.get("activeDeadlineSeconds", 0) or 0) > 0:
+        job_spec["activeDeadlineSeconds"] = int(policy["activeDeadlineSeconds"])
+    if multi:
+        nodes = int((spec.get("resources") or {}).get("nodes", 1))
+        job_spec.update({"completionMode": "Indexed", "completions": nodes, "parallelism": nodes})
+    return {
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": names.job(run, stage), "namespace": meta.get("namespace"), "labels": labels,
+                     "annotations": {"mathtune.dev/generation": str(meta.get("generation", 1))},
+                     "ownerReferences": [owner_reference(body)]},
+        "spec": job_spec,
+    }

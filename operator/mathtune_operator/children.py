@@ -1,0 +1,74 @@
+"""Talking to the API server about a run's children: create if absent, read,
+suspend, delete. Everything that does I/O for the reconciler lives here."""
+import logging
+from typing import List, Optional
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from . import names
+
+log = logging.getLogger(__name__)
+
+
+class Cluster:
+    def __init__(self, api_client: client.ApiClient):
+        self.api = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+
+    def _plain(self, obj) -> dict:
+        return self.api.sanitize_for_serialization(obj)
+
+    # -- create if absent ---------------------------------------------------
+    def ensure(self, obj: dict) -> bool:
+        """Create `obj` unless it exists. True when this call created it.
+
+        Names are deterministic, so "already exists" means an earlier pass (or
+        an earlier operator process) made it: not an error.
+        """
+        kind, ns = obj["kind"], obj["metadata"]["namespace"]
+        create = {
+            "Job": self.batch.create_namespaced_job,
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "Service": self.core.create_namespaced_service,
+        }[kind]
+        try:
+            create(ns, obj)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    # -- read -----------------------------------------------------------------
+    def get_job(self, namespace: str, name: str) -> Optional[dict]:
+        try:
+            return self._plain(self.batch.read_namespaced_job(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def job_pods(self, namespace: str, job_name: str) -> List[dict]:
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}")
+        return [self._plain(p) for p in pods.items]
+
+    def pod_log_tail(self, namespace: str, pod: str, lines: int = 200) -> str:
+        return self.core.read_namespaced_pod_log(pod, namespace, container=names.CONTAINER, tail_lines=lines)
+
+    # -- change -----------------------------------------------------------------
+    def set_job_suspend(self, namespace: str, name: str, suspend: bool) -> None:
+        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}})
+
+    def delete_jobs(self, namespace: str, run: str) -> int:
+        """Delete the run's Jobs and (background propagation) their pods."""
+        jobs = self.batch.list_namespaced_job(namespace, label_selector=f"{names.LABEL_RUN}={run}").items
+        for job in jobs:
+            try:
+                self.batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        return len(jobs)

@@ -1,0 +1,54 @@
+"""Names and labels of everything the operator creates for a run.
+
+Names are deterministic (derived from the run's name only), so an operator
+that restarts at any moment finds what it created before instead of creating
+it twice. The CRD limits run names to 40 characters so every derived name
+stays a valid DNS label (63) even with the Indexed Job pod suffix.
+"""
+GROUP = "mathtune.dev"
+VERSION = "v1alpha1"
+PLURAL = "mathfinetunes"
+KIND = "MathFinetune"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+LABEL_RUN = "mathtune.dev/run"
+LABEL_STAGE = "mathtune.dev/stage"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "mathtune-operator"
+ANNOTATION_QUEUE = "scheduling.volcano.sh/queue-name"
+# Kopf's own bookkeeping lives under our prefix, not kopf.zalando.org.
+ANNOTATION_PREFIX = "mathtune.dev"
+
+CONTAINER = "stage"
+SPEC_MOUNT = "/etc/mathtune"
+SPEC_FILE = f"{SPEC_MOUNT}/spec.json"
+TERMINATION_LOG = "/dev/termination-log"
+MSRUN_PORT = 8118
+
+
+def job(run: str, stage: str) -> str:
+    return f"{run}-{stage}"
+
+
+def service(run: str) -> str:
+    """Headless Service of multi-node training (pods' DNS subdomain)."""
+    return f"{run}-train"
+
+
+def config_map(run: str) -> str:
+    return f"{run}-spec"
+
+
+def claim(run: str) -> str:
+    return f"{run}-work"
+
+
+def run_dir(data_path: str, run: str) -> str:
+    return f"{data_path.rstrip('/')}/runs/{run}"
+
+
+def labels(run: str, stage: str = None) -> dict:
+    out = {LABEL_RUN: run, LABEL_MANAGED_BY: MANAGED_BY, "app.kubernetes.io/name": "mathtune"}
+    if stage:
+        out[LABEL_STAGE] = stage
+    return out

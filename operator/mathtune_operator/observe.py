@@ -1,0 +1,106 @@
+"""What a stage's Job and pods say about the stage. Pure: dicts in, dict out.
+
+Jobs and pods are plain dicts in the API's camelCase shape (what
+`ApiClient.sanitize_for_serialization` returns, or what a test writes).
+"""
+import json
+from typing import List, Optional
+
+from . import names
+
+RUNNING, RETRYING, SUSPENDED, SUCCEEDED, FAILED = "Running", "Retrying", "Suspended", "Succeeded", "Failed"
+
+
+def _condition(job: dict, ctype: str) -> Optional[dict]:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def _terminated(pod: dict) -> Optional[dict]:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == names.CONTAINER:
+            return (cs.get("state") or {}).get("terminated")
+    return None
+
+
+def _index(pod: dict) -> str:
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0")
+
+
+def _finished_at(pod: dict) -> str:
+    term = _terminated(pod) or {}
+    return term.get("finishedAt") or (pod.get("metadata") or {}).get("creationTimestamp") or ""
+
+
+def pod_error(message: str) -> str:
+    """The reason a pod gives: the result's `error` when the message is the
+    result JSON, else the message itself (a log tail), trimmed."""
+    text = (message or "").strip()
+    for candidate in [text] + list(reversed(text.splitlines())):
+        candidate = candidate.strip()
+        if candidate.startswith("{"):
+            try:
+                value = json.loads(candidate)
+            except ValueError:
+                continue
+            if isinstance(value, dict) and value.get("error"):
+                return str(value["error"])[:1000]
+    return text[-1000:]
+
+
+def result_pod(pods: List[dict]) -> Optional[dict]:
+    """The pod whose termination message is the stage's result: the
+    succeeded pod of rank 0 (multi-node training), newest first."""
+    done = [p for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"]
+    done.sort(key=lambda p: (_index(p) != "0", _finished_at(p)), reverse=False)
+    if not done:
+        return None
+    rank0 = [p for p in done if _index(p) == "0"]
+    pool = rank0 or done
+    return max(pool, key=_finished_at)
+
+
+def newest_failed_pod(pods: List[dict]) -> Optional[dict]:
+    failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
+    return max(failed, key=_finished_at) if failed else None
+
+
+def progress_pod(pods: List[dict]) -> Optional[dict]:
+    """The running pod whose log carries progress lines (rank 0 if indexed)."""
+    running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+    rank0 = [p for p in running if _index(p) == "0"]
+    pool = rank0 or running
+    return max(pool, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "") if pool else None
+
+
+def outcome(job: dict, pods: List[dict]) -> dict:
+    """{state, attempts, message, reason, startTime, completionTime}.
+
+    message: the result JSON (Succeeded), or the failing pod's own words
+    (Failed, Retrying). attempts: pods started so far (1 + failures)."""
+    status = job.get("status") or {}
+    failed = int(status.get("failed") or 0)
+    out = {"attempts": failed + 1, "startTime": status.get("startTime")
+           or (job.get("metadata") or {}).get("creationTimestamp"), "message": "", "reason": ""}
+    complete = _condition(job, "Complete")
+    if complete:
+        pod = result_pod(pods)
+        term = _terminated(pod) if pod else None
+        out.update(state=SUCCEEDED, message=(term or {}).get("message") or "",
+                   completionTime=status.get("completionTime") or complete.get("lastTransitionTime"))
+        return out
+    failed_cond = _condition(job, "Failed")
+    pod = newest_failed_pod(pods)
+    pod_message = pod_error((_terminated(pod) or {}).get("message", "")) if pod else ""
+    if failed_cond:
+        out.update(state=FAILED, attempts=max(1, failed), reason=failed_cond.get("reason") or "Failed",
+                   message=pod_message or failed_cond.get("message") or "",
+                   completionTime=failed_cond.get("lastTransitionTime"))
+        return out
+    if (job.get("spec") or {}).get("suspend"):
+        out.update(state=SUSPENDED)
+        return out
+    out.update(state=RETRYING if failed else RUNNING, message=pod_message)
+    return out

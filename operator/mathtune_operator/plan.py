@@ -1,0 +1,58 @@
+"""The stage plan: which stages a run has, in order. Pure."""
+from typing import List
+
+ALL_STAGES = ("prepare", "tokenize", "train", "merge", "evaluate", "predict", "report")
+
+# Condition type per stage: "Trained=False, reason Running" reads well.
+CONDITION_TYPE = {
+    "prepare": "Prepared",
+    "tokenize": "Tokenized",
+    "train": "Trained",
+    "merge": "Merged",
+    "evaluate": "Evaluated",
+    "predict": "Predicted",
+    "report": "Reported",
+}
+
+# Stages that print `mathtune-progress` lines worth reading.
+PROGRESS_STAGES = ("train", "evaluate", "predict")
+
+
+def stages(spec: dict) -> List[str]:
+    """Stages of a run with this (defaulted) spec.
+
+    evaluate and predict are left out when disabled; report always runs (it
+    also records the low-parameter ratio and artifacts).
+    """
+    out = []
+    for stage in ALL_STAGES:
+        if stage == "evaluate" and not (spec.get("evaluation") or {}).get("enabled", True):
+            continue
+        if stage == "predict" and not (spec.get("prediction") or {}).get("enabled", True):
+            continue
+        out.append(stage)
+    return out
+
+
+def is_multi_node(spec: dict, stage: str) -> bool:
+    return stage == "train" and int((spec.get("resources") or {}).get("nodes", 1)) > 1
+
+
+def npus_for(spec: dict, stage: str) -> int:
+    """NPUs a stage pod asks for (0 = none).
+
+    train uses every NPU of its node; evaluate and predict need one model
+    replica: modelParallel x pipelineStage NPUs (at most npusPerNode). Data
+    stages, merge (checkpoint transformation runs on CPU) and report need none.
+    The cpu profile never asks for NPUs.
+    """
+    if spec.get("profile", "ascend") != "ascend":
+        return 0
+    res = spec.get("resources") or {}
+    per_node = int(res.get("npusPerNode", 4))
+    if stage == "train":
+        return per_node
+    if stage in ("evaluate", "predict"):
+        par = res.get("parallel") or {}
+        return max(1, min(per_node, int(par.get("modelParallel", 1)) * int(par.get("pipelineStage", 1))))
+    return 0

@@ -1,0 +1,77 @@
+"""Progress lines: `mathtune-progress {json}` printed by train, evaluate and
+predict (docs/contract.md §3), and how often the operator reads them. Pure."""
+import json
+from typing import Optional
+
+PREFIX = "mathtune-progress "
+
+
+def newest(log_text: str) -> Optional[dict]:
+    """The newest well-formed progress line of a log, or None.
+
+    Lines may carry a logger prefix before the marker; a half-written or
+    garbled line is skipped in favour of the one before it.
+    """
+    for line in reversed((log_text or "").splitlines()):
+        at = line.find(PREFIX)
+        if at < 0:
+            continue
+        try:
+            value = json.loads(line[at + len(PREFIX):].strip())
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _int(v):
+    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _num(v):
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def to_status(stage: str, line: dict, now_iso: str) -> dict:
+    """status.progress from one progress line."""
+    epoch, epochs = _int(line.get("epoch")), _int(line.get("epochs"))
+    step, steps = _int(line.get("step")), _int(line.get("steps"))
+    out = {"stage": stage, "epoch": epoch, "epochs": epochs, "step": step, "steps": steps,
+           "loss": _num(line.get("loss")), "samplesPerSecond": _num(line.get("samplesPerSecond")),
+           "etaSeconds": _int(line.get("etaSeconds")), "updatedAt": now_iso}
+    percent = None
+    if epoch and epochs and steps:
+        percent = 100.0 * ((epoch - 1) * steps + (step or 0)) / (epochs * steps)
+    elif step is not None and steps:
+        percent = 100.0 * step / steps
+    if percent is not None:
+        out["percent"] = round(max(0.0, min(100.0, percent)), 1)
+    parts = [stage]
+    if epoch is not None and epochs:
+        parts.append(f"epoch {epoch}/{epochs}")
+    if step is not None and steps:
+        parts.append(f"step {step}/{steps}")
+    if percent is not None:
+        parts.append(f"{out['percent']:.0f}%")
+    out["summary"] = " ".join(parts)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+class Throttle:
+    """At most one log read per `interval` seconds per key (a pod): reading a
+    log is an API call that streams from the node, and kopf calls us often."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._last = {}
+
+    def due(self, key: str, now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[key] = now
+        return True
+
+    def forget(self, key: str) -> None:
+        self._last.pop(key, None)

@@ -1,0 +1,298 @@
+"""One reconcile pass of a run: observe its current stage, record, act.
+
+Level-triggered: everything is derived from the run's status, its Jobs and
+their pods, so a pass may be repeated or interrupted at any point (operator
+restart) without creating anything twice: names are deterministic and
+creation tolerates "already exists". Stage results come from the stage pod's
+termination message; the operator never reads the work volume.
+
+`run_pass` returns the new status and the Events to post; the kopf handler
+writes both. It does I/O only through `children.Cluster`.
+"""
+import copy
+import datetime as _dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+from kubernetes.client.exceptions import ApiException
+
+from . import builders, names, observe, plan, progress, results
+from . import status as st
+from .metrics import METRICS, Metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Event:
+    type: str  # Normal | Warning
+    reason: str  # CamelCase
+    message: str
+
+
+@dataclass
+class Settings:
+    progress_interval: float = 30.0  # seconds between reads of a pod log
+    log_tail_lines: int = 200
+
+
+@dataclass
+class Pass:
+    """What one pass decided."""
+    status: dict
+    events: List[Event] = field(default_factory=list)
+
+
+def iso(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    try:
+        return _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+    except ValueError:
+        return None
+
+
+def _api_reason(exc: ApiException) -> str:
+    return f"{exc.status} {exc.reason}: {(exc.body or '')[:500]}"
+
+
+_THROTTLE = progress.Throttle(30.0)
+
+
+def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Settings = Settings(),
+             metrics: Metrics = METRICS, throttle: progress.Throttle = _THROTTLE) -> Pass:
+    now = time.time() if now is None else now
+    now_iso = iso(now)
+    meta, spec = body["metadata"], body.get("spec") or {}
+    run, ns, generation = meta["name"], meta["namespace"], meta.get("generation")
+    old = body.get("status") or {}
+    new = copy.deepcopy(old)
+    # kopf may have stored handler results in status; they are not ours.
+    out = Pass(status=new)
+    stages = plan.stages(spec)
+    rows = st.stage_rows(run, stages, old.get("stages"))
+    throttle.interval = settings.progress_interval
+    blocked = None
+    phase = old.get("phase") or st.PENDING
+    current = old.get("stage") or stages[0]
+    message = ""
+
+    def event(kind, reason, text):
+        out.events.append(Event(kind, reason, text))
+
+    if phase in (st.SUCCEEDED, st.FAILED):
+        _cleanup_after_ttl(body, cluster, new, now, out)
+        _finish(out, new, rows, phase, current, _ready_message(old), generation, now_iso, None, metrics, ns, run)
+        return out
+
+    suspend = bool((spec.get("runPolicy") or {}).get("suspend"))
+    phase, message = st.RUNNING, ""
+    for stage in stages:
+        row = rows[stage]
+        current = stage
+        if row.get("state") == st.SUCCEEDED:
+            continue
+        job_name = names.job(run, stage)
+        job = cluster.get_job(ns, job_name)
+        if job is None:
+            if suspend:
+                row["state"] = st.SUSPENDED
+                phase, message = st.SUSPENDED, f"suspended before stage {stage} started"
+                break
+            try:
+                # What every stage pod mounts, made (if absent) just before a
+                # stage Job needs it: passes that only watch a Job make no calls.
+                for child in _prerequisites(body, stage):
+                    if cluster.ensure(child):
+                        event("Normal", "Created", f"created {child['kind']} {child['metadata']['name']}")
+                created = cluster.ensure(builders.job(body, stage))
+            except ApiException as exc:
+                blocked = {"reason": "CreateJobFailed",
+                           "message": f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}"}
+                row.update(state=st.PENDING, message=blocked["message"])
+                event("Warning", "CreateJobFailed", blocked["message"])
+                metrics.reconcile_errors.labels("CreateJobFailed").inc()
+                phase, message = (st.RUNNING if any(r.get("state") == st.SUCCEEDED for r in rows.values())
+                                  else st.PENDING), blocked["message"]
+                break
+            row.update(state="Running", jobName=job_name, attempts=max(1, int(row.get("attempts") or 0)),
+                       startTime=row.get("startTime") or now_iso)
+            row.pop("message", None)
+            new.setdefault("startTime", now_iso)
+            if created:
+                event("Normal", "StageStarted", f"stage {stage}: created Job {job_name}")
+            message = f"stage {stage} started"
+            break
+
+        job_finished = observe.outcome(job, [])["state"] in (observe.SUCCEEDED, observe.FAILED)
+        if not job_finished and bool((job.get("spec") or {}).get("suspend")) != suspend:
+            cluster.set_job_suspend(ns, job_name, suspend)
+            job.setdefault("spec", {})["suspend"] = suspend
+            event("Normal", "Suspended" if suspend else "Resumed",
+                  f"stage {stage}: Job {job_name} {'suspended: its pods are stopped' if suspend else 'resumed'}")
+        pods = cluster.job_pods(ns, job_name)
+        seen = observe.outcome(job, pods)
+        row["jobName"] = job_name
+        row["startTime"] = row.get("startTime") or seen.get("startTime") or now_iso
+        new.setdefault("startTime", row["startTime"])
+
+        if seen["state"] == observe.SUCCEEDED:
+            try:
+                result = results.parse(seen["message"], stage)
+                if result.get("ok") is False:
+                    raise results.ResultError(f"stage {stage} exited 0 but reported ok=false: {result.get('error')}")
+            except results.ResultError as exc:
+                _stage_failed(out, row, stage, seen, str(exc), "ResultUnreadable", now, metrics)
+                phase, message = st.FAILED, row["message"]
+                break
+            summary, new["results"] = results.apply(stage, result, new.get("results") or {})
+            row.update(state=st.SUCCEEDED, summary=summary, attempts=seen["attempts"],
+                       completionTime=seen.get("completionTime") or now_iso)
+            row.pop("message", None)
+            if stage == "train":
+                _train_done(new, result)
+            _observe_duration(metrics, stage, "Succeeded", row)
+            event("Normal", "StageSucceeded", f"stage {stage}: {summary}")
+            continue
+
+        if seen["state"] == observe.FAILED:
+            _stage_failed(out, row, stage, seen, seen["message"], seen.get("reason") or "Failed", now, metrics)
+            phase, message = st.FAILED, row["message"]
+            break
+
+        # Running, retrying or suspended.
+        before = int(row.get("attempts") or 1)
+        if seen["attempts"] > before:
+            metrics.stage_retries.labels(stage).inc(seen["attempts"] - before)
+            event("Warning", "StageRetrying",
+                  f"stage {stage}: attempt {before} failed ({seen['message'] or 'no message'}); "
+                  f"attempt {seen['attempts']} of {1 + int((spec.get('runPolicy') or {}).get('backoffLimit', 2))}"
+                  + ("; training resumes from its last complete checkpoint" if stage == "train" else ""))
+        row.update(state=seen["state"], attempts=seen["attempts"])
+        if seen["state"] == observe.RETRYING and seen["message"]:
+            row["message"] = f"attempt {seen['attempts'] - 1} failed: {seen['message']}"
+        if seen["state"] == observe.SUSPENDED:
+            phase, message = st.SUSPENDED, f"stage {stage} suspended"
+        else:
+            message = f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})"
+            running = [p["metadata"]["name"] for p in pods if (p.get("status") or {}).get("phase") == "Running"]
+            metrics.stage_pods(ns, run, stage, running)
+            if stage in plan.PROGRESS_STAGES:
+                _read_progress(cluster, ns, stage, pods, new, now, now_iso, settings, throttle)
+        break
+    else:
+        phase, current = st.SUCCEEDED, "Done"
+        message = (rows.get("report") or {}).get("summary") or "all stages succeeded"
+        new["completionTime"] = now_iso
+        event("Normal", "RunSucceeded", f"run succeeded: {message}")
+        metrics.stage_pods(ns, run, "", [])
+
+    if phase == st.FAILED:
+        new["completionTime"] = now_iso
+        metrics.stage_pods(ns, run, "", [])
+    _finish(out, new, rows, phase, current, message, generation, now_iso, blocked, metrics, ns, run)
+    return out
+
+
+def _prerequisites(body: dict, stage: str) -> List[dict]:
+    spec = body.get("spec") or {}
+    out = [builders.config_map(body)]
+    claim = builders.persistent_volume_claim(body)
+    if claim is not None:
+        out.append(claim)
+    if plan.is_multi_node(spec, stage):
+        out.append(builders.headless_service(body))
+    return out
+
+
+def _ready_message(status: dict) -> str:
+    cond = st.get_condition(status.get("conditions"), "Ready") or {}
+    return cond.get("message", "")
+
+
+def _stage_failed(out: Pass, row: dict, stage: str, seen: dict, pod_message: str, reason: str, now: float,
+                  metrics: Metrics) -> None:
+    attempts = seen.get("attempts") or 1
+    why = {"BackoffLimitExceeded": "retries used up", "PodFailurePolicy": "permanent error (exit code 2)",
+           "DeadlineExceeded": "activeDeadlineSeconds exceeded"}.get(reason, reason)
+    message = f"stage {stage} failed after {attempts} attempt{'s' if attempts != 1 else ''} ({why}): " \
+              f"{pod_message or 'the pod left no message'}"
+    row.update(state=st.FAILED, message=message[:4000], attempts=attempts,
+               completionTime=seen.get("completionTime") or iso(now))
+    _observe_duration(metrics, stage, "Failed", row)
+    out.events.append(Event("Warning", "StageFailed", message[:1000]))
+
+
+def _observe_duration(metrics: Metrics, stage: str, result: str, row: dict) -> None:
+    start, end = parse_time(row.get("startTime")), parse_time(row.get("completionTime"))
+    if start is not None and end is not None and end >= start:
+        metrics.stage_duration.labels(stage, result).observe(end - start)
+
+
+def _train_done(status: dict, result: dict) -> None:
+    """Training is over: the progress line becomes its final state."""
+    prog = dict(status.get("progress") or {})
+    if isinstance(result.get("finalLoss"), (int, float)):
+        prog["loss"] = float(result["finalLoss"])
+    epochs = result.get("epochs")
+    if isinstance(epochs, int):
+        prog.update(epoch=epochs, epochs=epochs)
+    prog.update(stage="train", percent=100.0, summary=f"train done ({epochs} epochs)" if epochs else "train done")
+    prog.pop("etaSeconds", None)
+    status["progress"] = prog
+
+
+def _read_progress(cluster, ns: str, stage: str, pods: List[dict], status: dict, now: float, now_iso: str,
+                   settings: Settings, throttle: progress.Throttle) -> None:
+    pod = observe.progress_pod(pods)
+    if pod is None:
+        return
+    name = pod["metadata"]["name"]
+    if not throttle.due(f"{ns}/{name}", now):
+        return
+    try:
+        text = cluster.pod_log_tail(ns, name, settings.log_tail_lines)
+    except ApiException as exc:
+        # No log yet (container starting) or the node cannot serve it: try later.
+        log.debug("no log for %s/%s: %s", ns, name, exc.reason)
+        return
+    line = progress.newest(text)
+    if line is None:
+        return
+    fresh = progress.to_status(stage, line, now_iso)
+    merged = dict(status.get("progress") or {})
+    for key in ("epoch", "epochs", "step", "steps", "samplesPerSecond", "etaSeconds", "percent"):
+        merged.pop(key, None)
+    merged.update(fresh)
+    status["progress"] = merged
+
+
+def _cleanup_after_ttl(body: dict, cluster, status: dict, now: float, out: Pass) -> None:
+    ttl = int(((body.get("spec") or {}).get("runPolicy") or {}).get("ttlSecondsAfterFinished") or 0)
+    done = parse_time(status.get("completionTime"))
+    if ttl <= 0 or done is None or status.get("jobsDeletedAt") or now < done + ttl:
+        return
+    meta = body["metadata"]
+    count = cluster.delete_jobs(meta["namespace"], meta["name"])
+    status["jobsDeletedAt"] = iso(now)
+    out.events.append(Event("Normal", "JobsDeleted",
+                            f"deleted {count} Jobs {ttl}s after the run ended (ttlSecondsAfterFinished)"))
+
+
+def _finish(out: Pass, new: dict, rows: dict, phase: str, current: str, message: str, generation,
+            now_iso: str, blocked: Optional[dict], metrics: Metrics, ns: str, run: str) -> None:
+    new["stages"] = list(rows.values())
+    new["phase"] = phase
+    new["stage"] = current
+    if generation is not None:
+        new["observedGeneration"] = int(generation)
+    new["conditions"] = st.conditions_for(new.get("conditions"), rows, phase, current, message or "",
+                                          generation, now_iso, blocked)
+    start = parse_time((rows.get(current) or {}).get("startTime"))
+    metrics.observe_run(ns, run, phase, current, new, start)

@@ -1,0 +1,149 @@
+"""Stage results: the JSON a stage writes as its termination message
+(docs/contract.md §3), turned into a one-line summary and `status.results`. Pure."""
+import json
+from typing import Any, Dict, Optional, Tuple
+
+
+class ResultError(ValueError):
+    """The termination message is not the result JSON the contract promises."""
+
+
+def parse(message: Optional[str], stage: str) -> Dict[str, Any]:
+    """The result object in a termination message.
+
+    The stage writes exactly one JSON object; with FallbackToLogsOnError a
+    crashed stage leaves its log tail instead, whose last JSON line (the
+    stage also prints its result as the last stdout line) is used if any.
+    """
+    text = (message or "").strip()
+    if not text:
+        raise ResultError(f"stage {stage} left no termination message")
+    candidates = [text] + [line.strip() for line in reversed(text.splitlines())]
+    for candidate in candidates:
+        if not candidate.startswith("{"):
+            continue
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    raise ResultError(f"stage {stage} termination message is not a JSON object: {text[-300:]!r}")
+
+
+def _num(value) -> Optional[float]:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value) -> Optional[int]:
+    number = _num(value)
+    return int(number) if number is not None else None
+
+
+def _clean(d: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _fmt(x, digits=2) -> str:
+    return "?" if x is None else f"{x:.{digits}f}"
+
+
+def _best(epochs: Dict[str, dict], key: str) -> Tuple[Optional[str], Optional[dict]]:
+    best_key, best = None, None
+    for epoch, scores in epochs.items():
+        value = _num((scores or {}).get(key))
+        if value is not None and (best is None or value > _num(best.get(key))):
+            best_key, best = epoch, scores
+    return best_key, best
+
+
+def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """(summary line, status.results updated with this stage's result)."""
+    out = json.loads(json.dumps(current or {}))  # deep copy
+    epochs = out.setdefault("epochs", {})
+    if stage == "prepare":
+        rows = result.get("rows") or {}
+        classified = {str(k): _int(v) for k, v in (rows.get("classified") or {}).items() if _int(v) is not None}
+        out["rows"] = _clean({"read": _int(rows.get("read")), "bad": _int(rows.get("bad")),
+                              "deduped": _int(rows.get("deduped")), "sampled": _int(rows.get("sampled")),
+                              "other": _int(rows.get("other")), "classified": classified or None})
+        summary = (f"read {rows.get('read', '?')}, bad {rows.get('bad', 0)}, deduped {rows.get('deduped', '?')}, "
+                   f"{len(classified)} types, sampled {rows.get('sampled', '?')}")
+    elif stage == "tokenize":
+        out["tokenize"] = _clean({"rows": _int(result.get("rows")), "seqLength": _int(result.get("seqLength")),
+                                  "truncated": _int(result.get("truncated")),
+                                  "paddingShare": _num(result.get("paddingShare")),
+                                  "shards": _int(result.get("shards"))})
+        summary = (f"{result.get('rows', '?')} rows, seq {result.get('seqLength', '?')}, "
+                   f"{result.get('shards', '?')} shards, padding {_fmt(_num(result.get('paddingShare')))}")
+    elif stage == "train":
+        trainable, total = _int(result.get("trainableParams")), _int(result.get("totalParams"))
+        out.update(_clean({"steps": _int(result.get("steps")), "finalLoss": _num(result.get("finalLoss")),
+                           "trainableParams": trainable, "totalParams": total,
+                           "checkpoints": [_int(e) for e in result.get("checkpoints") or [] if _int(e)] or None}))
+        if trainable is not None and total:
+            out["lowParamRatio"] = trainable / total
+        summary = (f"{result.get('epochs', '?')} epochs, {result.get('steps', '?')} steps, "
+                   f"loss {_fmt(_num(result.get('finalLoss')), 4)}, trainable {trainable} of {total}")
+    elif stage == "merge":
+        artifacts = out.setdefault("artifacts", {})
+        for key in ("adapter", "merged"):
+            if isinstance(result.get(key), str):
+                artifacts[key] = result[key]
+        summary = f"merged epochs {result.get('epochs', [])}"
+    elif stage == "evaluate":
+        base = result.get("base") or {}
+        out.update(_clean({"baseF1": _num(base.get("f1")), "baseEm": _num(base.get("em"))}))
+        for epoch, scores in (result.get("epochs") or {}).items():
+            row = epochs.setdefault(str(epoch), {})
+            row.update(_clean({"f1": _num((scores or {}).get("f1")), "em": _num((scores or {}).get("em"))}))
+        best_key, best = _best(epochs, "f1")
+        if best:
+            # Until report picks an epoch, the columns show the best so far.
+            out["f1"], out["em"] = _num(best.get("f1")), _num(best.get("em"))
+        summary = (f"base F1 {_fmt(_num(base.get('f1')))} EM {_fmt(_num(base.get('em')))}; best epoch {best_key}: "
+                   f"F1 {_fmt(out.get('f1'))} EM {_fmt(out.get('em'))}")
+    elif stage == "predict":
+        for epoch, scores in (result.get("epochs") or {}).items():
+            row = epochs.setdefault(str(epoch), {})
+            row.update(_clean({"accuracy": _num((scores or {}).get("accuracy"))}))
+        if _num(result.get("accuracy")) is not None:
+            out["mathAccuracy"] = _num(result["accuracy"])
+        best_key, best = _best(epochs, "accuracy")
+        if best and "mathAccuracy" not in out:
+            out["mathAccuracy"] = _num(best.get("accuracy"))
+        if best_key is not None:
+            per_type = ((result.get("epochs") or {}).get(best_key) or {}).get("perType") or {}
+            if per_type:
+                out["perType"] = {str(k): _num(v) for k, v in per_type.items() if _num(v) is not None}
+        summary = f"best epoch {best_key}: accuracy {_fmt(out.get('mathAccuracy'), 4)}"
+    elif stage == "report":
+        best_epoch = _int(result.get("bestEpoch"))
+        trainable, total = _int(result.get("trainableParams")), _int(result.get("totalParams"))
+        out.update(_clean({"bestEpoch": best_epoch, "f1": _num(result.get("f1")), "em": _num(result.get("em")),
+                           "mathAccuracy": _num(result.get("mathAccuracy")),
+                           "gatePassed": result.get("gatePassed") if isinstance(result.get("gatePassed"), bool)
+                           else None,
+                           "trainableParams": trainable, "totalParams": total,
+                           "lowParamRatio": _num(result.get("lowParamRatio"))}))
+        if isinstance(result.get("perType"), dict):
+            out["perType"] = {str(k): _num(v) for k, v in result["perType"].items() if _num(v) is not None}
+        if isinstance(result.get("artifacts"), dict):
+            out.setdefault("artifacts", {}).update({str(k): str(v) for k, v in result["artifacts"].items()})
+        ratio = out.get("lowParamRatio")
+        summary = (f"epoch {best_epoch}: F1 {_fmt(out.get('f1'))} EM {_fmt(out.get('em'))} "
+                   f"accuracy {_fmt(out.get('mathAccuracy'), 4)}, gate "
+                   f"{'passed' if out.get('gatePassed') else 'failed'}, "
+                   f"low-param ratio {'?' if ratio is None else f'{ratio * 100:.4f}%'}")
+    else:
+        summary = "done"
+    if not epochs:
+        out.pop("epochs")
+    return summary[:1000], out

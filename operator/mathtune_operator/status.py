@@ -1,0 +1,95 @@
+"""Run status per the Kubernetes API conventions. Pure.
+
+Conditions: a summary (Ready; Succeeded and Failed as terminal outcomes;
+Suspended) plus one per stage (plan.CONDITION_TYPE). lastTransitionTime only
+moves when a condition's status changes; every condition carries the
+generation it was computed for.
+"""
+import copy
+from typing import Dict, List, Optional
+
+from . import names, plan
+
+PENDING, RUNNING, SUSPENDED, SUCCEEDED, FAILED = "Pending", "Running", "Suspended", "Succeeded", "Failed"
+
+
+def set_condition(conditions: List[dict], ctype: str, status: str, reason: str, message: str,
+                  generation: Optional[int], now: str) -> List[dict]:
+    out = [copy.deepcopy(c) for c in conditions or []]
+    new = {"type": ctype, "status": status, "reason": reason, "message": message[:30000],
+           "lastTransitionTime": now}
+    if generation is not None:
+        new["observedGeneration"] = int(generation)
+    for i, cond in enumerate(out):
+        if cond.get("type") == ctype:
+            if cond.get("status") == status and cond.get("lastTransitionTime"):
+                new["lastTransitionTime"] = cond["lastTransitionTime"]
+            out[i] = new
+            return out
+    out.append(new)
+    return out
+
+
+def get_condition(conditions: List[dict], ctype: str) -> Optional[dict]:
+    for cond in conditions or []:
+        if cond.get("type") == ctype:
+            return cond
+    return None
+
+
+def stage_rows(run: str, stages: List[str], current: List[dict]) -> Dict[str, dict]:
+    """One row per planned stage, keeping what earlier passes recorded."""
+    known = {row.get("name"): copy.deepcopy(row) for row in current or []}
+    rows = {}
+    for stage in stages:
+        row = known.get(stage) or {"name": stage, "state": PENDING, "attempts": 0}
+        row.setdefault("jobName", names.job(run, stage))
+        rows[stage] = row
+    return rows
+
+
+_STAGE_REASON = {PENDING: "Pending", "Running": "Running", "Retrying": "Retrying", SUSPENDED: "Suspended",
+                 SUCCEEDED: "Succeeded", FAILED: "Failed"}
+
+
+def conditions_for(previous: List[dict], rows: Dict[str, dict], phase: str, stage: str, message: str,
+                   generation: Optional[int], now: str, blocked: Optional[dict] = None) -> List[dict]:
+    """All conditions for this pass.
+
+    blocked: {reason, message} when creating a child failed; it makes Ready
+    False with that reason even though no stage could start.
+    """
+    conds = list(previous or [])
+    for name, row in rows.items():
+        state = row.get("state", PENDING)
+        text = row.get("summary") if state == SUCCEEDED else row.get("message") or f"stage {name} is {state.lower()}"
+        conds = set_condition(conds, plan.CONDITION_TYPE[name], "True" if state == SUCCEEDED else "False",
+                              _STAGE_REASON.get(state, state), text or "", generation, now)
+    if phase == SUCCEEDED:
+        ready = ("True", "RunSucceeded", message)
+    elif phase == FAILED:
+        ready = ("False", "StageFailed", message)
+    elif blocked:
+        ready = ("False", blocked["reason"], blocked["message"])
+    elif phase == SUSPENDED:
+        ready = ("False", "Suspended", message)
+    else:
+        ready = ("True", "StageRunning" if phase == RUNNING else "Pending", message)
+    conds = set_condition(conds, "Ready", ready[0], ready[1], ready[2], generation, now)
+    conds = set_condition(conds, "Succeeded", "True" if phase == SUCCEEDED else "False",
+                          "RunSucceeded" if phase == SUCCEEDED else ("StageFailed" if phase == FAILED else "InProgress"),
+                          message if phase in (SUCCEEDED, FAILED) else f"stage {stage} of {len(rows)}",
+                          generation, now)
+    conds = set_condition(conds, "Failed", "True" if phase == FAILED else "False",
+                          "StageFailed" if phase == FAILED else "NoFailure",
+                          message if phase == FAILED else "", generation, now)
+    conds = set_condition(conds, "Suspended", "True" if phase == SUSPENDED else "False",
+                          "Suspended" if phase == SUSPENDED else "NotSuspended",
+                          message if phase == SUSPENDED else "", generation, now)
+    return conds
+
+
+def changed(old: dict, new: dict) -> Dict[str, object]:
+    """Top-level status keys whose value differs (to patch only those)."""
+    old = old or {}
+    return {k: v for k, v in new.items() if old.get(k) != v}
