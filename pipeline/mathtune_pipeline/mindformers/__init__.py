@@ -1,0 +1,1 @@
+"""MindFormers glue: config rendering, the CPU training wrapper, model building."""

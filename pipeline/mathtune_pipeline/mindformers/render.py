@@ -1,0 +1,195 @@
+"""MindFormers run configs (finetune, eval, predict) rendered from the run spec.
+
+The finetune config is the seeds' own: for the same inputs it equals the real
+config of the seeds' run (`fixtures/mindformers-logs/finetune_config_run1.yaml`)
+key by key, in the seeds' MindFormers (r1.1) vocabulary. Two keys the seeds
+left at MindFormers' defaults are written only when the spec changes them:
+`optimizer.weight_decay` (0.0) and the checkpoint callback's
+`keep_checkpoint_max` (5). `dialect.adapt()` turns the result into what the
+installed MindFormers reads; `cpu_profile()` into what trains on CPU.
+
+Everything a run decides (paths, step counts, ranks) is an argument, so the
+renderers are pure functions and the stage code only gathers the inputs.
+"""
+import copy
+from typing import Any, Dict, List, Optional
+
+from ..errors import SpecError
+from . import families
+
+# Values the seeds' run config carries that no spec field decides.
+GRAPH_KERNEL_FLAGS = ("--disable_expand_ops=Softmax,Dropout --enable_parallel_fusion=true "
+                      "--reduce_fuse_depth=8 --enable_auto_tensor_inplace=true")
+MINDFORMERS_DEFAULT_KEEP = 5
+
+
+def target_modules(modules: List[str]) -> str:
+    """`[wq, wv]` -> MindFormers' `'.*wq|.*wv'` (order kept: the seeds' logs list them so)."""
+    if not modules or not all(isinstance(m, str) and m.strip() for m in modules):
+        raise SpecError("spec.lora.targetModules", "a non-empty list of module names such as [wq, wv]")
+    return "|".join(f".*{m.strip()}" for m in modules)
+
+
+def pet_config(spec: Dict[str, Any]) -> Dict[str, Any]:
+    lora = spec["lora"]
+    rank, alpha, dropout = lora["rank"], lora["alpha"], lora["dropout"]
+    if not isinstance(rank, int) or rank < 1:
+        raise SpecError("spec.lora.rank", f"a positive integer (got {rank!r})")
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise SpecError("spec.lora.dropout", f"a number in [0, 1) (got {dropout!r})")
+    return {"pet_type": "lora", "lora_rank": rank, "lora_alpha": alpha, "lora_dropout": dropout,
+            "target_modules": target_modules(lora["targetModules"])}
+
+
+def _dataset(dataset_dir: str, columns: List[str], shuffle: bool, drop_remainder: bool,
+             batch_size: Optional[int]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {
+        "data_loader": {"type": "MindDataset", "dataset_dir": dataset_dir, "shuffle": shuffle},
+        "input_columns": columns,
+        "num_parallel_workers": 8,
+        "python_multiprocessing": False,
+        "drop_remainder": drop_remainder,
+    }
+    if batch_size is not None:
+        out["batch_size"] = batch_size
+    out.update({"repeat": 1, "numa_enable": False, "prefetch_size": 1})
+    return out
+
+
+def parallel_mode(spec: Dict[str, Any]) -> int:
+    """0 data parallel when every card holds the whole model, else 1 semi-auto parallel."""
+    p = spec["resources"]["parallel"]
+    return 1 if p["modelParallel"] > 1 or p["pipelineStage"] > 1 else 0
+
+
+def check_parallel(spec: Dict[str, Any]) -> None:
+    resources = spec["resources"]
+    p = resources["parallel"]
+    devices = resources["npusPerNode"] * resources["nodes"]
+    used = p["dataParallel"] * p["modelParallel"] * p["pipelineStage"]
+    if used != devices:
+        raise SpecError("spec.resources.parallel",
+                        f"dataParallel x modelParallel x pipelineStage = npusPerNode x nodes "
+                        f"({p['dataParallel']} x {p['modelParallel']} x {p['pipelineStage']} = {used}, "
+                        f"devices {devices})")
+
+
+def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: str,
+                    output_dir: str = "./output", save_checkpoint_steps: int,
+                    use_parallel: Optional[bool] = None) -> Dict[str, Any]:
+    """The MindFormers finetune config for `spec`, in the seeds' vocabulary."""
+    fam = families.family(spec)
+    training = spec["training"]
+    resources = spec["resources"]
+    check_parallel(spec)
+    if save_checkpoint_steps < 1:
+        raise SpecError("spec.training.checkpoint.saveSteps", f"a positive step count (got {save_checkpoint_steps})")
+    mode = parallel_mode(spec)
+    devices = resources["npusPerNode"] * resources["nodes"]
+    if use_parallel is None:
+        use_parallel = devices > 1
+
+    opt = training["optimizer"]
+    optimizer = {"type": opt["type"], "beta1": opt["beta1"], "beta2": opt["beta2"], "eps": opt["eps"]}
+    if opt.get("weightDecay"):
+        optimizer["weight_decay"] = opt["weightDecay"]
+    lr = training["lrSchedule"]
+    ckpt = training["checkpoint"]
+    checkpoint_cb = {"type": "CheckpointMointor",  # sic: the callback's name in MindFormers r1.1
+                     "prefix": fam["model_name"], "save_checkpoint_steps": save_checkpoint_steps}
+    if ckpt["keepMax"] != MINDFORMERS_DEFAULT_KEEP:
+        checkpoint_cb["keep_checkpoint_max"] = ckpt["keepMax"]
+    checkpoint_cb.update({"integrated_save": False, "async_save": False})
+
+    model_config = dict(fam["model_config"])
+    model_config["seq_length"] = spec["data"]["seqLength"]
+    model_config["pet_config"] = pet_config(spec)
+    par = resources["parallel"]
+    train_dataset = _dataset(dataset_dir, ["input_ids", "labels"], True, True, 1)
+    eval_dataset = _dataset("", ["input_ids"], False, False, None)
+    return {
+        "seed": training["seed"],
+        "output_dir": output_dir,
+        "load_checkpoint": load_checkpoint,
+        "src_strategy_path_or_dir": "",
+        "auto_trans_ckpt": False,
+        "only_save_strategy": False,
+        "resume_training": False,
+        "run_mode": "finetune",
+        "trainer": {"type": "CausalLanguageModelingTrainer", "model_name": fam["model_name"]},
+        "runner_config": {"epochs": training["epochs"], "batch_size": training["batchSize"],
+                          "sink_mode": training["sinkMode"], "sink_size": training["sinkSize"]},
+        "optimizer": optimizer,
+        "lr_schedule": {"type": lr["type"], "learning_rate": lr["learningRate"], "lr_end": lr["lrEnd"],
+                        "warmup_ratio": lr["warmupRatio"], "total_steps": -1},
+        "train_dataset": train_dataset,
+        "train_dataset_task": {"type": "CausalLanguageModelDataset", "dataset_config": train_dataset},
+        "do_eval": False,
+        "eval_dataset": eval_dataset,
+        "eval_dataset_task": {"type": "CausalLanguageModelDataset", "dataset_config": eval_dataset},
+        "use_parallel": use_parallel,
+        "parallel": {
+            "parallel_mode": mode,
+            "gradients_mean": False,
+            "enable_alltoall": False,
+            "full_batch": mode == 1,
+            "search_mode": "sharding_propagation",
+            "enable_parallel_optimizer": True,
+            "strategy_ckpt_config": {"save_file": "./ckpt_strategy.ckpt", "only_trainable_params": False},
+            "parallel_optimizer_config": {"gradient_accumulation_shard": False, "parallel_optimizer_threshold": 64},
+        },
+        "parallel_config": {"data_parallel": par["dataParallel"], "model_parallel": par["modelParallel"],
+                            "pipeline_stage": par["pipelineStage"], "use_seq_parallel": False,
+                            "micro_batch_num": par["microBatchNum"], "vocab_emb_dp": True,
+                            "gradient_aggregation_group": 4},
+        "micro_batch_interleave_num": 1,
+        "recompute_config": {"recompute": True, "select_recompute": False,
+                             "parallel_optimizer_comm_recompute": False, "mp_comm_recompute": True,
+                             "recompute_slice_activation": True},
+        "callbacks": [{"type": "MFLossMonitor"}, checkpoint_cb, {"type": "ObsMonitor"}],
+        "context": {"mode": 0, "device_target": "Ascend", "enable_graph_kernel": False,
+                    "graph_kernel_flags": GRAPH_KERNEL_FLAGS, "max_call_depth": 10000,
+                    "max_device_memory": training["maxDeviceMemory"], "save_graphs": False,
+                    "save_graphs_path": "./graph", "device_id": 0, "runtime_num_threads": 1},
+        "model": {"model_config": model_config, "arch": {"type": fam["arch"]}},
+        "metric": {"type": "PerplexityMetric"},
+        "runner_wrapper": {"type": "MFTrainOneStepCell", "scale_sense": 1.0, "use_clip_grad": True},
+        "eval_callbacks": [{"type": "ObsMonitor"}],
+        "auto_tune": False,
+        "filepath_prefix": "./autotune",
+        "autotune_per_step": 10,
+        "profile": False,
+        "profile_start_step": 4,
+        "profile_stop_step": 8,
+        "init_start_profile": False,
+        "profile_communication": False,
+        "profile_memory": True,
+        "layer_scale": False,
+        "layer_decay": 0.65,
+        "lr_scale_factor": 256,
+        "remote_save_url": "Please input obs url on AICC platform.",
+    }
+
+
+def inference_config(finetune: Dict[str, Any], *, run_mode: str, load_checkpoint: str,
+                     max_new_tokens: int, use_past: bool) -> Dict[str, Any]:
+    """The eval/predict config of the same model: one card, no LoRA wrapper, generation settings.
+
+    The checkpoint given is a merged one (LoRA folded in), so no pet_config; SQuAD
+    eval needs `min_new_tokens: 1` or most answers come back empty (REFERENCE §3).
+    """
+    if run_mode not in ("eval", "predict"):
+        raise ValueError(f"run_mode must be eval or predict, not {run_mode}")
+    cfg = copy.deepcopy(finetune)
+    cfg.update({"run_mode": run_mode, "load_checkpoint": load_checkpoint, "use_parallel": False,
+                "auto_trans_ckpt": False})
+    cfg["parallel_config"].update({"data_parallel": 1, "model_parallel": 1, "pipeline_stage": 1})
+    cfg["parallel"]["parallel_mode"] = 0
+    cfg["parallel"]["full_batch"] = False
+    model_config = cfg["model"]["model_config"]
+    model_config.pop("pet_config", None)
+    model_config.update({"use_past": use_past, "max_new_tokens": max_new_tokens, "min_new_tokens": 1,
+                         "do_sample": False})
+    if run_mode == "eval":
+        cfg["metric"] = {"type": "EmF1Metric"}
+    return cfg

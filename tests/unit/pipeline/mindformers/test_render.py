@@ -1,0 +1,135 @@
+"""Config rendering: the seeds' real config reproduced, adapted to MindFormers 1.9, read by MindFormers."""
+import copy
+
+import pytest
+import yaml
+
+from mathtune_pipeline.errors import SpecError
+from mathtune_pipeline.mindformers import counts, cpu, dialect, families, render
+from mathtune_pipeline.spec import with_defaults
+
+from .conftest import RUN1
+
+
+def _diff(got, want, path=""):
+    """Every key path where two configs differ (missing, extra, other value or type)."""
+    out = []
+    if isinstance(got, dict) and isinstance(want, dict):
+        for key in list(want) + [k for k in got if k not in want]:
+            where = f"{path}.{key}" if path else key
+            if key not in got:
+                out.append(f"missing {where}")
+            elif key not in want:
+                out.append(f"extra {where}")
+            else:
+                out += _diff(got[key], want[key], where)
+    elif isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        for i, (a, b) in enumerate(zip(got, want)):
+            out += _diff(a, b, f"{path}[{i}]")
+    elif got != want or type(got) is not type(want):
+        out.append(f"{path}: {got!r} != {want!r}")
+    return out
+
+
+def test_finetune_config_equals_the_seeds_real_config(run1_spec, shared_fixtures):
+    want = yaml.safe_load((shared_fixtures / "mindformers-logs" / "finetune_config_run1.yaml").read_text())
+    got = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint=run1_spec["model"]["checkpoint"],
+                                 output_dir="./output", save_checkpoint_steps=535)
+    assert _diff(got, want) == []
+    assert list(got) == list(want)  # same key order, so the files read alike
+
+
+def test_changed_defaults_are_written(run1_spec):
+    run1_spec["training"]["optimizer"]["weightDecay"] = 0.01
+    run1_spec["training"]["checkpoint"]["keepMax"] = 10
+    got = render.finetune_config(run1_spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=3)
+    assert got["optimizer"]["weight_decay"] == 0.01
+    assert got["callbacks"][1]["keep_checkpoint_max"] == 10
+    assert got["train_dataset"]["data_loader"]["dataset_dir"] == "d"
+    assert got["parallel"]["parallel_mode"] == 1 and got["parallel"]["full_batch"] is True
+
+
+def test_data_parallel_only_renders_mode_0():
+    spec = with_defaults({**RUN1, "resources": {"npusPerNode": 4, "nodes": 2, "parallel": {
+        "dataParallel": 8, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
+    got = render.finetune_config(spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
+    assert got["parallel"]["parallel_mode"] == 0 and got["parallel"]["full_batch"] is False
+    assert got["parallel_config"]["data_parallel"] == 8 and got["use_parallel"] is True
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"resources": {"npusPerNode": 4, "nodes": 1, "parallel": {"dataParallel": 2, "modelParallel": 4,
+                                                               "pipelineStage": 1, "microBatchNum": 1}}},
+     "spec.resources.parallel"),
+    ({"lora": {"targetModules": []}}, "spec.lora.targetModules"),
+    ({"lora": {"rank": 0}}, "spec.lora.rank"),
+    ({"lora": {"dropout": 1.5}}, "spec.lora.dropout"),
+    ({"model": {"family": "gpt-5"}}, "spec.model.family"),
+    ({"model": {"family": "tiny-llama", "tiny": {"numLayers": 2, "hiddenSize": 66, "numHeads": 4,
+                                                  "vocabSize": 512}}}, "spec.model.tiny"),
+])
+def test_bad_spec_names_the_field(change, field):
+    raw = copy.deepcopy(RUN1)
+    for key, value in change.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    with pytest.raises(SpecError) as err:
+        render.finetune_config(with_defaults(raw), dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
+    assert err.value.field == field
+
+
+def test_lora_pattern_selects_projections():
+    assert render.target_modules(["wq", "wv"]) == ".*wq|.*wv"
+    assert counts.targeted(".*wq|.*wv|.*wk") == ("wq", "wk", "wv")
+    with pytest.raises(SpecError, match="selects none"):
+        counts.targeted(".*nothing")
+
+
+def test_analytic_counts_of_the_seeds_models():
+    llama3 = families.FAMILIES["llama3-8b"]["model_config"]
+    internlm = families.FAMILIES["internlm-7b"]["model_config"]
+    assert counts.lora_params(llama3, {"lora_rank": 8, "target_modules": ".*wq|.*wv"}) == 3_407_872
+    assert counts.lora_params(internlm, {"lora_rank": 8, "target_modules": ".*wq|.*wk|.*wv|.*wo"}) == 8_388_608
+    # The fixture log's run (wq, wv, wk) printed "Network Parameters: 4718592."
+    assert counts.lora_params(llama3, {"lora_rank": 8, "target_modules": ".*wq|.*wv|.*wk"}) == 4_718_592
+    assert counts.base_params(llama3) == 8_030_261_248          # "8.03e9" in seed 000's ratio
+    assert round(counts.base_params(internlm) / 1e9, 3) == 7.322  # REFERENCE: 7.321e9 (0.1146%)
+    assert round(100 * 8_388_608 / counts.base_params(internlm), 4) == 0.1146
+
+
+def test_adapted_for_mindformers_19(run1_spec):
+    seeds = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=535)
+    got = dialect.adapt(seeds, "1.9.0")
+    assert got["optimizer"] == {"type": "AdamW", "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.0}
+    assert [cb["type"] for cb in got["callbacks"]] == ["MFLossMonitor", "CheckpointMonitor"]
+    assert "eval_callbacks" not in got and "remote_save_url" not in got
+    # The seeds' MindFormers keeps the seeds' vocabulary.
+    assert dialect.adapt(seeds, "1.1.0") == seeds
+
+
+def test_internlm_is_llama_with_biases_in_19():
+    spec = with_defaults({**RUN1, "model": {"family": "internlm-7b"}})
+    got = dialect.adapt(render.finetune_config(spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1),
+                        "1.9.0")
+    mc = got["model"]["model_config"]
+    assert (mc["type"], got["model"]["arch"]["type"]) == ("LlamaConfig", "LlamaForCausalLM")
+    assert mc["qkv_has_bias"] is True and mc["attn_proj_has_bias"] is True and "has_bias" not in mc
+
+
+def test_cpu_profile_refuses_model_parallel(run1_spec):
+    seeds = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
+    with pytest.raises(SpecError) as err:
+        cpu.cpu_profile(seeds)
+    assert err.value.field == "spec.resources.parallel"
+
+
+@pytest.mark.parametrize("family", ["llama3-8b", "internlm-7b", "llama-7b"])
+def test_full_size_configs_load_in_mindformers(family, tmp_path):
+    from mathtune_pipeline.mindformers import model
+
+    spec = with_defaults({**RUN1, "model": {"family": family}})
+    cfg = dialect.adapt(render.finetune_config(spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1))
+    path = model.write_config(cfg, tmp_path / "finetune.yaml")
+    loaded = model.load_config(path)
+    assert loaded.model.model_config.pet_config.target_modules == ".*wq|.*wv|.*wk"
+    assert loaded.runner_config.epochs == 5 and loaded.optimizer.type == "AdamW"
+    assert loaded.model.arch.type == "LlamaForCausalLM"
