@@ -90,46 +90,54 @@ it) calls it; tests/unit/chart/test_rbac.py lists what needs every one and
 fails when a rule is added or dropped without saying why.
 */}}
 {{- define "mathtune-operator.clusterRules" -}}
-# kopf resolves the MathFinetune resource from the CRD at start-up.
+# kopf watches CRDs to learn when the MathFinetune resource appears or changes.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
+{{- if ne .Values.watch.scope "cluster" }}
+# kopf matches the namespaces it was given against the cluster's namespaces
+# (and notices them appear); cluster scope watches runs cluster-wide instead.
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [list, watch]
+{{- end }}
 {{- end -}}
 
 {{- define "mathtune-operator.runRules" -}}
-# Runs: watched, annotated (progress, kopf's handler state) and given finalizers.
+# Runs: watched by kopf, annotated with its handler state (under mathtune.dev/).
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes]
-  verbs: [get, list, watch, patch]
-# Run status: conditions, stage table, results.
+  verbs: [list, watch, patch]
+# Run status: conditions, stage table, progress, results.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes/status]
-  verbs: [get, patch]
-# One Job per stage; deleted again for TTL cleanup.
+  verbs: [patch]
+# One Job per stage: found by name, listed by run, suspended/resumed with the
+# run, deleted for TTL cleanup.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, delete]
-# Stage pods: termination messages (results) and Pending reasons.
+  verbs: [get, list, create, patch, delete]
+# A stage Job's pods: termination message (the stage result), Pending reasons.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
-# Training progress lines from the training pod's log.
+  verbs: [list]
+# Progress lines from the running stage pod's log.
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# The run's spec ConfigMap, mounted into every stage pod.
+# The run's spec ConfigMap, mounted in every stage pod.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, patch]
+  verbs: [create]
 # The run's work volume when the spec names no existing claim.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [get, create]
-# Headless Service for multi-node training (msrun's rendezvous).
+  verbs: [create]
+# Headless Service of multi-node training (msrun's rendezvous by DNS).
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create]
-# Events on runs (kopf posts core/v1 Events).
+  verbs: [create]
+# Events on runs (kubectl describe mft).
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

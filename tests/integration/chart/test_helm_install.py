@@ -88,14 +88,15 @@ def test_service_account_has_exactly_the_declared_permissions(k8s_api, restricte
     name, _ = release
     auth = client.AuthorizationV1Api(k8s_api)
     user = f"system:serviceaccount:{restricted_namespace}:{name}-mathtune-operator"
-    for (group, resource, verb), why in GRANTED.items():
+    for (group, resource, verb), (_, why) in GRANTED.items():
         resource, _, sub = resource.partition("/")
-        ns = None if resource in ("customresourcedefinitions",) else restricted_namespace
+        ns = None if resource in ("customresourcedefinitions", "namespaces") else restricted_namespace
         assert _allowed(auth, user, ns, group, resource, verb, sub), f"{verb} {resource}/{sub} ({why}) not granted"
     # Namespace mode: nothing on runs outside the watched namespace.
     assert not _allowed(auth, user, "default", "batch", "jobs", "create")
     assert not _allowed(auth, user, "default", "mathtune.dev", "mathfinetunes", "list")
     for group, resource, verb in [("", "secrets", "get"), ("", "pods", "delete"), ("", "pods", "create"),
+                                  ("", "pods", "get"), ("", "configmaps", "delete"), ("batch", "jobs", "update"),
                                   ("mathtune.dev", "mathfinetunes", "delete"), ("", "nodes", "list"),
                                   ("rbac.authorization.k8s.io", "roles", "create"), ("", "pods", "exec")]:
         assert not _allowed(auth, user, restricted_namespace, group, resource, verb), f"{verb} {resource} granted"

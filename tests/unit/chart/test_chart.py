@@ -74,11 +74,12 @@ def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
     for b in bindings:
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": "mt-mathtune-operator",
                                   "namespace": "mathtune-system"}]
-    # The only cluster-wide grant left is reading the CRD.
+    # The only cluster-wide grants left are reads: the CRD, and namespaces (kopf).
     (cluster_role,) = helm.find(objs, "ClusterRole")
     assert cluster_role["rules"] == [{"apiGroups": ["apiextensions.k8s.io"],
                                       "resources": ["customresourcedefinitions"],
-                                      "verbs": ["get", "list", "watch"]}]
+                                      "verbs": ["list", "watch"]},
+                                     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
 
 
 def test_namespace_scope_defaults_to_the_release_namespace():
