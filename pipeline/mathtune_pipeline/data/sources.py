@@ -1,0 +1,118 @@
+"""Bring a data uri to a local file: a path, http(s)://, or s3:// (Huawei OBS speaks S3).
+
+A uri with no scheme is a path; a relative one resolves against the spec's
+`storage.dataPath` (the work volume). Remote files are downloaded next to the
+stage's output, streamed to a temp name and renamed when complete. S3 takes its
+endpoint from S3_ENDPOINT (or boto3's own AWS_ENDPOINT_URL) and its credentials
+from the standard AWS variables, never from the spec.
+
+Errors that will not go away on a retry (no such file, HTTP 4xx, wrong sha256,
+no credentials) are SpecErrors (exit 2); network trouble is left to raise, so
+the operator retries the pod.
+"""
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+from ..errors import SpecError
+
+_CHUNK = 1 << 20
+HTTP_TIMEOUT_SECONDS = 60
+
+
+def resolve_local(uri: str, data_path: str) -> Path:
+    path = Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    return path if path.is_absolute() else Path(data_path) / path
+
+
+def _download_http(uri: str, dest: Path, field: str) -> None:
+    request = urllib.request.Request(uri, headers={"User-Agent": "mathtune-pipeline"})
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, _CHUNK)
+    except urllib.error.HTTPError as exc:
+        if 400 <= exc.code < 500:
+            raise SpecError(field, f"a downloadable file ({uri}: HTTP {exc.code} {exc.reason})") from exc
+        raise
+
+
+def s3_endpoint() -> Optional[str]:
+    return os.environ.get("S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def s3_client():
+    """The boundary to object storage: a boto3 S3 client on the configured endpoint."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=s3_endpoint(),
+                        config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                                      s3={"addressing_style": "path"}))
+
+
+def split_s3_uri(uri: str, field: str):
+    parsed = urllib.parse.urlparse(uri)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    if not bucket or not key:
+        raise SpecError(field, f"s3://bucket/key (got {uri!r})")
+    return bucket, key
+
+
+def _download_s3(uri: str, dest: Path, field: str, client=None) -> None:
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    bucket, key = split_s3_uri(uri, field)
+    client = client or s3_client()
+    try:
+        client.download_file(bucket, key, str(dest))
+    except NoCredentialsError as exc:
+        raise SpecError(field, "S3 credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)") from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NoSuchBucket", "403", "AccessDenied", "InvalidAccessKeyId",
+                    "SignatureDoesNotMatch"):
+            raise SpecError(field, f"a readable object ({uri}: {code})") from exc
+        raise
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(uri: str, data_path: str, download_dir: Path, field: str = "spec.data.source.uri",
+          sha256: str = "", s3=None) -> Path:
+    """A local path holding the uri's bytes, sha256-verified when `sha256` is given."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise SpecError(field, "a local path, http(s):// or s3:// uri")
+    scheme = urllib.parse.urlparse(uri).scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+        path = resolve_local(uri, data_path)
+        if not path.is_file():
+            raise SpecError(field, f"an existing file ({path})")
+    elif scheme in ("http", "https", "s3"):
+        download_dir.mkdir(parents=True, exist_ok=True)
+        name = Path(urllib.parse.urlparse(uri).path).name or "download"
+        path = download_dir / name
+        partial = download_dir / f".{name}.partial"
+        if scheme == "s3":
+            _download_s3(uri, partial, field, s3)
+        else:
+            _download_http(uri, partial, field)
+        partial.replace(path)
+    else:
+        raise SpecError(field, f"a local path, http(s):// or s3:// uri (scheme {scheme!r} is not supported)")
+    if sha256:
+        expected = sha256.strip().lower()
+        actual = sha256_of(path)
+        if actual != expected:
+            raise SpecError(field.rsplit(".", 1)[0] + ".sha256", f"{expected} (the file {uri} has {actual})")
+    return path
