@@ -184,7 +184,7 @@ def spec_schema():
                       enum=["none", "quota", "counts", "fraction"]),
             "seed": i("Random seed for sampling.", 42, 0),
             "quotas": smap("Rows per problem type for quota and counts modes; types not listed are dropped.",
-                           {"type": "integer", "minimum": 0}),
+                           {"type": "integer", "minimum": 0, "description": "Rows of this type."}),
             "fraction": n("Share of rows kept in fraction mode, in (0, 1].", 1.0, 0, 1, exclusive_min=True),
         }, rules=[
             rule("!(self.mode in ['quota', 'counts']) || (has(self.quotas) && size(self.quotas) > 0)",
@@ -306,8 +306,8 @@ def spec_schema():
         "gate": gate,
         "baseScores": obj("The base model's known scores {f1, em} (0-100); given, the base model is not "
                           "evaluated (contest Llama3-8B: 59.87 / 44.17).", {
-            "f1": n("Base F1.", minimum=0, maximum=100),
-            "em": n("Base EM.", minimum=0, maximum=100),
+            "f1": n("The base model's SQuAD F1.", minimum=0, maximum=100),
+            "em": n("The base model's SQuAD EM.", minimum=0, maximum=100),
         }),
     }, default=False, rules=[
         rule("!self.enabled || size(self.dataset.uri) > 0",
@@ -364,7 +364,8 @@ def spec_schema():
 
     scheduling = obj("Where stage pods run. Changes apply to stages that have not started yet.", {
         "nodeSelector": smap("Node labels every stage pod requires, merged with accelerator: huawei-Ascend910 in "
-                             "the ascend profile.", {"type": "string", "maxLength": 63}, max_props=32),
+                             "the ascend profile.", {"type": "string", "maxLength": 63, "description": "Label value."},
+                             max_props=32),
         "tolerations": arr("Extra tolerations (the ascend profile adds the huawei.com/Ascend910 one).",
                            toleration, [], max_items=32),
         "priorityClassName": s("PriorityClass of stage pods.", "", max_length=SHORT),

@@ -1,0 +1,261 @@
+"""A reconcile pass against an in-memory stand-in of the API server's Jobs
+and pods (the real API server is in tests/integration/operator): the
+decisions, the status shape, conditions, events and metrics."""
+import json
+import subprocess
+import shutil
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+from prometheus_client import CollectorRegistry
+
+from mathtune_operator import progress, reconcile
+from mathtune_operator import status as st
+from mathtune_operator.metrics import Metrics
+
+from .conftest import schema
+
+RESULTS = {
+    "prepare": {"rows": {"read": 200, "bad": 0, "deduped": 200, "sampled": 200, "other": 0,
+                         "classified": {"add": 120, "mean": 80}}},
+    "tokenize": {"rows": 200, "seqLength": 128, "truncated": 0, "paddingShare": 0.4, "shards": 1},
+    "train": {"epochs": 2, "steps": 50, "finalLoss": 1.25, "trainableParams": 4096, "totalParams": 100000,
+              "checkpoints": [1, 2]},
+    "merge": {"epochs": [1, 2], "adapter": "/data/runs/r/merge/adapter.ckpt", "merged": "/data/runs/r/merge/m"},
+    "evaluate": {"base": {"f1": 10.0, "em": 5.0}, "epochs": {"1": {"f1": 9.5, "em": 4.8}, "2": {"f1": 9.9, "em": 5}}},
+    "predict": {"epochs": {"1": {"accuracy": 0.1, "perType": {"add": 0.1}}, "2": {"accuracy": 0.2,
+                                                                               "perType": {"add": 0.3}}}},
+    "report": {"bestEpoch": 2, "f1": 9.9, "em": 5.0, "mathAccuracy": 0.2, "perType": {"add": 0.3, "mean": 0.1},
+               "gatePassed": True, "trainableParams": 4096, "totalParams": 100000, "lowParamRatio": 0.04096,
+               "artifacts": {"report": "/data/runs/r/report/report.json"}},
+}
+
+
+class Fake:
+    """Jobs and pods kept in dicts; `finish` plays the Job controller."""
+
+    def __init__(self):
+        self.objects, self.jobs, self.pods, self.logs = {}, {}, {}, {}
+        self.fail_create = None
+        self.suspends = []
+        self.deleted = 0
+
+    def ensure(self, obj):
+        if self.fail_create and obj["kind"] == self.fail_create:
+            raise ApiException(status=403, reason="Forbidden")
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key in self.objects:
+            return False
+        self.objects[key] = obj
+        if obj["kind"] == "Job":
+            self.jobs[obj["metadata"]["name"]] = json.loads(json.dumps(obj))
+            self.jobs[obj["metadata"]["name"]]["status"] = {"startTime": "2026-01-01T00:00:00Z"}
+            self.pods[obj["metadata"]["name"]] = [{"metadata": {"name": obj["metadata"]["name"] + "-0"},
+                                                   "status": {"phase": "Running"}}]
+        return True
+
+    def get_job(self, ns, name):
+        return json.loads(json.dumps(self.jobs[name])) if name in self.jobs else None
+
+    def job_pods(self, ns, name):
+        return self.pods.get(name, [])
+
+    def pod_log_tail(self, ns, pod, lines):
+        return self.logs.get(pod, "")
+
+    def set_job_suspend(self, ns, name, suspend):
+        self.suspends.append((name, suspend))
+        self.jobs[name]["spec"]["suspend"] = suspend
+
+    def delete_jobs(self, ns, run):
+        self.deleted = len(self.jobs)
+        self.jobs.clear()
+        return self.deleted
+
+    def finish(self, name, code, message, failed=0, reason="BackoffLimitExceeded"):
+        job = self.jobs[name]
+        ok = code == 0
+        job["status"].update(failed=failed, conditions=[{"type": "Complete" if ok else "Failed", "status": "True",
+                                                         "reason": "" if ok else reason,
+                                                         "lastTransitionTime": "2026-01-01T00:01:00Z"}],
+                             completionTime="2026-01-01T00:01:00Z" if ok else None)
+        self.pods[name] = [{"metadata": {"name": name + "-0"}, "status": {
+            "phase": "Succeeded" if ok else "Failed",
+            "containerStatuses": [{"name": "stage", "state": {"terminated": {
+                "exitCode": code, "message": message, "finishedAt": "2026-01-01T00:01:00Z"}}}]}}]
+
+
+@pytest.fixture
+def world(cpu_run):
+    return cpu_run, Fake(), Metrics(CollectorRegistry()), progress.Throttle(0)
+
+
+def step(run, fake, metrics, throttle, now=1000.0):
+    out = reconcile.run_pass(run, fake, now=now, metrics=metrics, throttle=throttle,
+                             settings=reconcile.Settings(progress_interval=0))
+    run["status"] = out.status
+    return out
+
+
+def _declared(node, value, path="status"):
+    """Every key written is declared in the CRD schema (else the API server
+    prunes it and kopf reports 'Patching failed with inconsistencies')."""
+    if isinstance(value, dict):
+        props = node.get("properties")
+        extra = node.get("additionalProperties")
+        for key, child in value.items():
+            if props is not None and key in props:
+                _declared(props[key], child, f"{path}.{key}")
+            elif isinstance(extra, dict):
+                _declared(extra, child, f"{path}.{key}")
+            else:
+                raise AssertionError(f"{path}.{key} is written but not declared in the CRD")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _declared(node["items"], item, f"{path}[{i}]")
+    else:
+        typ = node.get("type")
+        ok = {"integer": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "string": isinstance(value, str), "boolean": isinstance(value, bool)}.get(typ, True)
+        assert ok, f"{path} = {value!r} is not a {typ}"
+
+
+def test_full_run_in_order_with_results_conditions_and_events(world):
+    run, fake, metrics, throttle = world
+    status_schema = schema()["properties"]["status"]
+    out = step(run, fake, metrics, throttle)
+    assert list(fake.jobs) == ["run-cpu-prepare"]
+    assert ("ConfigMap", "run-cpu-spec") in fake.objects and ("PersistentVolumeClaim", "run-cpu-work") in fake.objects
+    assert [e.reason for e in out.events] == ["Created", "Created", "StageStarted"]
+    assert run["status"]["phase"] == "Running" and run["status"]["stage"] == "prepare"
+    # A pass that changes nothing creates nothing.
+    out = step(run, fake, metrics, throttle)
+    assert out.events == [] and len(fake.jobs) == 1
+    fake.logs["run-cpu-train-0"] = ('mathtune-progress {"epoch":1,"epochs":2,"step":10,"steps":25,"loss":2.5,'
+                                    '"samplesPerSecond":3.5,"etaSeconds":60}\n')
+    for stage in ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]:
+        if stage == "train":
+            step(run, fake, metrics, throttle)
+            prog = run["status"]["progress"]
+            assert prog["loss"] == 2.5 and prog["summary"] == "train epoch 1/2 step 10/25 20.0%"
+        fake.finish(f"run-cpu-{stage}", 0, json.dumps({"stage": stage, "ok": True, **RESULTS[stage]}))
+        out = step(run, fake, metrics, throttle)
+        _declared(status_schema, run["status"])
+    status = run["status"]
+    assert status["phase"] == "Succeeded" and status["stage"] == "Done"
+    assert [r["state"] for r in status["stages"]] == ["Succeeded"] * 7
+    res = status["results"]
+    assert res["rows"]["classified"] == {"add": 120, "mean": 80} and res["bestEpoch"] == 2
+    assert res["lowParamRatio"] == pytest.approx(0.04096) and res["mathAccuracy"] == 0.2
+    assert status["progress"]["loss"] == 1.25  # the final loss stays for the LOSS column
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert conds["Succeeded"]["status"] == "True" and conds["Ready"]["reason"] == "RunSucceeded"
+    assert conds["Trained"]["status"] == "True" and conds["Failed"]["status"] == "False"
+    assert all(c["observedGeneration"] == 1 for c in status["conditions"])
+    assert "RunSucceeded" in [e.reason for e in out.events]
+    text = metrics.exposition().decode()
+    assert 'mathtune_run_status{namespace="ns1",phase="Succeeded",run="run-cpu"} 1.0' in text
+    assert 'mathtune_stage_duration_seconds_count{result="Succeeded",stage="train"} 1.0' in text
+    assert 'mathtune_quality_gate_passed{namespace="ns1",run="run-cpu"} 1.0' in text
+
+
+def test_retry_then_permanent_failure_names_stage_and_message(world):
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    job = fake.jobs["run-cpu-prepare"]
+    job["status"]["failed"] = 1
+    fake.pods["run-cpu-prepare"] = [
+        {"metadata": {"name": "a"}, "status": {"phase": "Failed", "containerStatuses": [
+            {"name": "stage", "state": {"terminated": {"exitCode": 1, "message": "ConnectionError: s3 timeout",
+                                                       "finishedAt": "2026-01-01T00:00:30Z"}}}]}},
+        {"metadata": {"name": "b"}, "status": {"phase": "Running"}}]
+    out = step(run, fake, metrics, throttle)
+    assert [e.reason for e in out.events] == ["StageRetrying"]
+    row = run["status"]["stages"][0]
+    assert row["state"] == "Retrying" and row["attempts"] == 2 and "s3 timeout" in row["message"]
+    assert 'mathtune_stage_retries_total{stage="prepare"} 1.0' in metrics.exposition().decode()
+    err = json.dumps({"stage": "prepare", "ok": False, "error": "data.source.uri: a readable file"})
+    fake.finish("run-cpu-prepare", 2, err, failed=2, reason="PodFailurePolicy")
+    out = step(run, fake, metrics, throttle)
+    status = run["status"]
+    assert status["phase"] == "Failed" and status["stage"] == "prepare"
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert conds["Failed"]["status"] == "True" and conds["Failed"]["reason"] == "StageFailed"
+    assert "stage prepare failed" in conds["Failed"]["message"]
+    assert "data.source.uri: a readable file" in conds["Failed"]["message"]
+    assert "permanent" in conds["Failed"]["message"]
+    assert [e.reason for e in out.events] == ["StageFailed"]
+    # Finished runs stay finished: no new Jobs.
+    step(run, fake, metrics, throttle)
+    assert list(fake.jobs) == ["run-cpu-prepare"]
+
+
+def test_create_failure_still_sets_conditions(world):
+    run, fake, metrics, throttle = world
+    fake.fail_create = "Job"
+    out = step(run, fake, metrics, throttle)
+    conds = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "CreateJobFailed"
+    assert "403" in conds["Ready"]["message"]
+    assert "CreateJobFailed" in [e.reason for e in out.events]
+    assert 'mathtune_reconcile_errors_total{reason="CreateJobFailed"} 1.0' in metrics.exposition().decode()
+    fake.fail_create = None
+    step(run, fake, metrics, throttle)
+    conds = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conds["Ready"]["status"] == "True" and "run-cpu-prepare" in fake.jobs
+
+
+def test_suspend_and_resume(world):
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    run["spec"]["runPolicy"]["suspend"] = True
+    out = step(run, fake, metrics, throttle)
+    assert fake.suspends == [("run-cpu-prepare", True)] and "Suspended" in [e.reason for e in out.events]
+    assert run["status"]["phase"] == "Suspended"
+    conds = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conds["Suspended"]["status"] == "True" and conds["Ready"]["reason"] == "Suspended"
+    run["spec"]["runPolicy"]["suspend"] = False
+    out = step(run, fake, metrics, throttle)
+    assert fake.suspends[-1] == ("run-cpu-prepare", False) and "Resumed" in [e.reason for e in out.events]
+    assert run["status"]["phase"] == "Running"
+
+
+def test_ttl_deletes_jobs_once(world):
+    run, fake, metrics, throttle = world
+    run["spec"]["runPolicy"]["ttlSecondsAfterFinished"] = 60
+    step(run, fake, metrics, throttle)
+    fake.finish("run-cpu-prepare", 2, json.dumps({"stage": "prepare", "ok": False, "error": "bad"}), failed=1)
+    step(run, fake, metrics, throttle, now=1000)
+    done = reconcile.parse_time(run["status"]["completionTime"])
+    step(run, fake, metrics, throttle, now=done + 30)
+    assert fake.jobs and "jobsDeletedAt" not in run["status"]
+    out = step(run, fake, metrics, throttle, now=done + 61)
+    assert not fake.jobs and run["status"]["jobsDeletedAt"] and "JobsDeleted" in [e.reason for e in out.events]
+
+
+def test_condition_transition_time_moves_only_on_change():
+    conds = st.set_condition([], "Ready", "True", "A", "m", 1, "t1")
+    conds = st.set_condition(conds, "Ready", "True", "B", "m2", 2, "t2")
+    assert conds[0]["lastTransitionTime"] == "t1" and conds[0]["reason"] == "B"
+    conds = st.set_condition(conds, "Ready", "False", "C", "m3", 2, "t3")
+    assert conds[0]["lastTransitionTime"] == "t3"
+    assert st.changed({"a": 1, "b": [1]}, {"a": 1, "b": [1, 2]}) == {"b": [1, 2]}
+
+
+def test_metrics_exposition_passes_promtool(world, tmp_path):
+    run, fake, metrics, throttle = world
+    fake.logs["run-cpu-train-0"] = 'mathtune-progress {"epoch":1,"epochs":2,"step":1,"steps":5,"loss":3.0}\n'
+    for stage in ["prepare", "tokenize"]:
+        step(run, fake, metrics, throttle)
+        fake.finish(f"run-cpu-{stage}", 0, json.dumps({"stage": stage, "ok": True, **RESULTS[stage]}))
+    step(run, fake, metrics, throttle)
+    step(run, fake, metrics, throttle)
+    text = metrics.exposition()
+    assert b'mathtune_train_loss{namespace="ns1",run="run-cpu"} 3.0' in text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: run `make prometheus` (Debian's prometheus package)"
+    proc = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
+    assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), proc.stdout + proc.stderr
+    metrics.forget_run("ns1", "run-cpu")
+    assert b'run="run-cpu"' not in metrics.exposition()
