@@ -4,19 +4,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
+from ..data.loaders import unwrap_prompt
 from . import answers
-
-_INSTRUCTION = "### Instruction:\n"
-_RESPONSE = "\n\n### Response:"
 
 
 def question_of(prompt: str) -> str:
     """The bare question inside an alpaca-style prompt (the prompt itself when it has no template)."""
-    if _INSTRUCTION in prompt:
-        prompt = prompt.split(_INSTRUCTION, 1)[1]
-        if _RESPONSE in prompt:
-            prompt = prompt.split(_RESPONSE, 1)[0]
-    return prompt.strip()
+    return unwrap_prompt(prompt) or prompt.strip()
 
 
 def read_predict_output(path: Union[str, Path]) -> List[str]:

@@ -1,0 +1,70 @@
+"""Math accuracy of the real contest predict outputs (base and fine-tuned Llama3-8B) on the real 200 rows.
+
+The counts below were read off by hand: every miss of the non-arithmetic
+types was checked against the question (e.g. sqrt(6974.95) = 83.52, the
+fine-tuned model says 83.98; -33x + 79 = 0 gives 2.39, it says -2.39).
+"""
+import json
+
+import pytest
+
+from mathtune_pipeline.data.classify import Classifier
+from mathtune_pipeline.scoring import math_accuracy
+
+
+@pytest.fixture(scope="module")
+def rows(shared_fixtures):
+    lines = (shared_fixtures / "contest" / "data_200_random.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _score(rows, shared_fixtures, name, tolerance=0.01):
+    outputs = math_accuracy.read_predict_output(shared_fixtures / "contest" / f"predictions_200_{name}.txt")
+    return math_accuracy.score([r["problem"] for r in rows], [r["solution"] for r in rows], outputs,
+                               classify=Classifier(), tolerance=tolerance, keep_misses=200)
+
+
+PER_TYPE = {
+    # type: (base correct, fine-tuned correct, rows)
+    "add": (7, 39, 40), "subtract": (5, 36, 38), "multiply": (0, 0, 32), "divide": (1, 26, 27),
+    "power": (1, 2, 17), "sqrt": (0, 0, 12), "equation": (2, 12, 13), "mean": (0, 5, 7),
+    "discount": (0, 1, 5), "area": (0, 4, 4), "function": (1, 0, 3), "mass": (1, 1, 1), "sales": (0, 1, 1),
+}
+
+
+def test_base_and_finetuned_accuracy_per_type(rows, shared_fixtures):
+    base = _score(rows, shared_fixtures, "base")
+    tuned = _score(rows, shared_fixtures, "finetuned")
+    assert len(rows) == base["count"] == tuned["count"] == 200
+    assert {k: (v["correct"], v["count"]) for k, v in base["perType"].items()} == \
+        {k: (b, n) for k, (b, _, n) in PER_TYPE.items()}
+    assert {k: (v["correct"], v["count"]) for k, v in tuned["perType"].items()} == \
+        {k: (t, n) for k, (_, t, n) in PER_TYPE.items()}
+    assert (base["correct"], tuned["correct"]) == (18, 127)
+    assert base["accuracy"] == 0.09 and tuned["accuracy"] == 0.635
+
+
+def test_misses_read_by_hand(rows, shared_fixtures):
+    tuned = {m["index"]: m for m in _score(rows, shared_fixtures, "finetuned")["misses"]}
+    assert (tuned[17]["extracted"], tuned[17]["reference"]) == ("83.98", "83.52")       # sqrt(6974.95)
+    assert (tuned[41]["extracted"], tuned[41]["reference"]) == ("-2.39", "2.39")        # sign lost
+    assert (tuned[2]["extracted"], tuned[2]["reference"]) == ("42667.98", "42684380.0")  # product off
+    base = {m["index"]: m for m in _score(rows, shared_fixtures, "base")["misses"]}
+    # The base model echoes the bare question, then rambles: its numbers are not taken as the answer.
+    assert base[0]["generated"].startswith("1. -7451.51") and base[0]["extracted"] == "-7451.51"
+    assert 0 not in tuned  # -7451.51 - -1709.92 = -5741.59, right after the echoed prompt
+
+
+def test_tolerance_changes_the_verdicts(rows, shared_fixtures):
+    strict = _score(rows, shared_fixtures, "finetuned", tolerance=0.0)["correct"]
+    loose = _score(rows, shared_fixtures, "finetuned", tolerance=1.0)["correct"]
+    assert strict <= 127 <= loose and strict < loose
+
+
+def test_mismatched_inputs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="2 problems, 1 solutions"):
+        math_accuracy.score(["a", "b"], ["1"], ["1", "2"], classify=Classifier())
+    bad = tmp_path / "out.txt"
+    bad.write_text("[{'text': ['x']}]")
+    with pytest.raises(ValueError, match="entry 0 has no 'text_generation_text'"):
+        math_accuracy.read_predict_output(bad)
