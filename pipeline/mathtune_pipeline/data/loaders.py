@@ -104,7 +104,7 @@ def _parse_chunk(chunk: List[bytes]) -> Optional[Tuple[List[str], List[str]]]:
 
 
 def load_contest_jsonl(data: bytes, drop_repeats: bool = True) -> Rows:
-    wrapped = _WRAP_START.encode() in data
+    wrapped = b"### Instruction:" in data
     lines = (data.replace(b"\r\n", b"\n") if b"\r\n" in data else data).split(b"\n")
     del data
     rows = Rows()
@@ -149,31 +149,37 @@ def load_contest_jsonl(data: bytes, drop_repeats: bool = True) -> Rows:
 
 # -- alpaca JSON (array, or JSON lines as BELLE ships it) ----------------------
 
-def _alpaca_items(data: bytes) -> Tuple[List[Tuple[int, Any]], Rows]:
-    rows = Rows()
+class _NotJson:
+    pass
+
+
+def _alpaca_items(data: bytes) -> List[Tuple[int, Any]]:
+    """(item or line number, parsed object or _NotJson) in file order."""
     text = data.decode("utf-8-sig")
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except ValueError as exc:
             raise SpecError("spec.data.source", f"alpaca JSON: a JSON array or JSON lines ({exc})") from exc
-        return list(enumerate(items, 1)), rows
-    out = []
+        return list(enumerate(items, 1))
+    out: List[Tuple[int, Any]] = []
     for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
             out.append((number, json.loads(line)))
         except ValueError:
-            rows.read += 1
-            rows.add_bad(number, "not JSON")
-    return out, rows
+            out.append((number, _NotJson))
+    return out
 
 
 def load_alpaca_json(data: bytes) -> Rows:
-    items, rows = _alpaca_items(data)
-    for where, obj in items:
+    rows = Rows()
+    for where, obj in _alpaca_items(data):
         rows.read += 1
+        if obj is _NotJson:
+            rows.add_bad(where, "not JSON")
+            continue
         if not isinstance(obj, dict):
             rows.add_bad(where, "not a JSON object")
             continue

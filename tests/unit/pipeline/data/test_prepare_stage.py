@@ -1,0 +1,172 @@
+"""`mathtune-pipeline prepare` end to end: the real rows, a contest-shaped file, remote
+sources on loopback, bad input, and re-runs."""
+import functools
+import hashlib
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mathtune_pipeline.cli import main
+from mathtune_pipeline.data import types as T
+from mathtune_pipeline.data.loaders import unwrap_prompt
+from mathtune_pipeline.data.synth import write_synth
+
+from .checks import true_type_from_solution
+from .test_cot import check_row
+
+
+def run_prepare(tmp_path: Path, data: dict, run_dir: Path = None, extra_args=()):
+    spec_path = tmp_path / "run.yaml"
+    spec_path.write_text(yaml.safe_dump({"apiVersion": "mathtune.dev/v1alpha1", "kind": "MathFinetune",
+                                         "metadata": {"name": "t"},
+                                         "spec": {"data": data, "storage": {"dataPath": str(tmp_path)}}}))
+    run_dir = run_dir or tmp_path / "run"
+    result_file = tmp_path / "result.json"
+    code = main(["prepare", "--spec", str(spec_path), "--run-dir", str(run_dir),
+                 "--result-file", str(result_file), *extra_args])
+    return code, json.loads(result_file.read_text()), run_dir
+
+
+def rows_of(run_dir: Path):
+    return [json.loads(line) for line in (run_dir / "prepare" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_real_rows_true_types_and_right_answers(tmp_path, contest_200_path, contest_200):
+    truth = {}
+    for row in contest_200:
+        question = unwrap_prompt(row["problem"])
+        truth[question] = true_type_from_solution(question, row["solution"])
+    steps = sorted(set(T.CONTEST_TYPES) - {T.ENGLISH})
+    code, result, run_dir = run_prepare(tmp_path, {
+        "source": {"uri": str(contest_200_path), "format": "contest-jsonl"},
+        "chainOfThought": {"enabled": True, "decimals": 2, "types": steps}})
+    assert code == 0, result
+    assert result["rows"]["read"] == 200 and result["rows"]["bad"] == 0 and result["rows"]["other"] == 0
+    rows = rows_of(run_dir)
+    assert len(rows) == result["rows"]["deduped"] == 200 - result["rows"]["duplicates"]
+    for row in rows:
+        question = unwrap_prompt(row["prompt"])
+        assert row["type"] == truth[question], question
+        check_row(row["type"], question, row["response"], 2)
+    manifest = json.loads((run_dir / "prepare" / "manifest.json").read_text())
+    assert manifest["counts"]["chainOfThought"]["failed"] == 0
+    assert manifest["counts"]["unwrapped"] == 200
+    assert manifest["source"]["sha256"] == hashlib.sha256(contest_200_path.read_bytes()).hexdigest()
+
+
+SEED000_SCALED = {k: max(1, v // 50) for k, v in T.SEED000_QUOTAS.items()}
+
+
+def test_seed000_recipe_on_a_contest_shaped_file(tmp_path):
+    source = tmp_path / "train.json"
+    write_synth(source, total=4000, seed=3)
+    data = {"source": {"uri": "train.json", "format": "contest-jsonl"},   # relative: under storage.dataPath
+            "sample": {"mode": "quota", "seed": 42, "quotas": SEED000_SCALED},
+            "chainOfThought": {"enabled": True, "decimals": 2}}
+    code, result, run_dir = run_prepare(tmp_path, data)
+    assert code == 0, result
+    r = result["rows"]
+    assert r["read"] == 4000 and r["bad"] == 0 and r["other"] == 0
+    assert r["deduped"] + r["duplicates"] == 4000 and r["duplicates"] > 1000   # synth repeats a third, like train.json
+    assert set(r["classified"]) == set(T.CONTEST_TYPES)
+    rows = rows_of(run_dir)
+    assert len(rows) == r["sampled"] == sum(SEED000_SCALED.values())
+    by_type = {}
+    for row in rows:
+        by_type[row["type"]] = by_type.get(row["type"], 0) + 1
+        if row["type"] != T.ENGLISH:
+            check_row(row["type"], unwrap_prompt(row["prompt"]), row["response"], 2)
+    assert by_type == SEED000_SCALED
+    manifest = json.loads((run_dir / "prepare" / "manifest.json").read_text())
+    counts = manifest["counts"]
+    assert counts["sampledByType"] == SEED000_SCALED and counts["classified"] == r["classified"]
+    assert manifest["inputDigest"] and manifest["configDigest"]
+
+    # Same input, same config: skipped. Another seed: redone, different rows.
+    code, again, _ = run_prepare(tmp_path, data)
+    assert code == 0 and again.get("skipped") is True and again["rows"] == r
+    first = (run_dir / "prepare" / "train.jsonl").read_bytes()
+    code, _, _ = run_prepare(tmp_path, {**data, "sample": {**data["sample"], "seed": 7}})
+    assert code == 0 and (run_dir / "prepare" / "train.jsonl").read_bytes() != first
+    # Changing only tokenize's settings does not redo prepare.
+    code, again, _ = run_prepare(tmp_path, {**data, "sample": {**data["sample"], "seed": 7}, "seqLength": 1024})
+    assert again.get("skipped") is True
+
+
+def test_too_many_bad_rows_fails_permanently_and_keeps_the_last_output(tmp_path):
+    good = [{"problem": f"计算 {i} + 1 等于多少？", "solution": f"{i} + 1 = {i + 1}"} for i in range(20)]
+    source = tmp_path / "data.jsonl"
+    source.write_text("\n".join(json.dumps(g, ensure_ascii=False) for g in good) + "\n")
+    code, result, run_dir = run_prepare(tmp_path, {"source": {"uri": str(source)}, "maxBadRows": 1})
+    assert code == 0
+    before = (run_dir / "prepare" / "train.jsonl").read_bytes()
+    source.write_text(source.read_text() + "oops\n{\"problem\": 1}\n")
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": str(source)}, "maxBadRows": 1})
+    assert code == 2 and result["ok"] is False
+    assert "at most 1 bad rows" in result["error"] and "lines 21, 22" in result["error"]
+    assert (run_dir / "prepare" / "train.jsonl").read_bytes() == before
+    # -1 (the default): reported, never fatal.
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": str(source)}})
+    assert code == 0 and result["rows"]["bad"] == 2
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"source": {"uri": "missing.json"}}, "spec.data.source.uri"),
+    ({"source": {"uri": "x.json", "format": "xml"}}, "spec.data.source.format"),
+    ({"source": {"uri": "ftp://host/x.json"}}, "spec.data.source.uri"),
+    ({"source": {"uri": "x.json"}, "maxBadRows": -5}, "spec.data.maxBadRows"),
+    ({"source": {"uri": "x.json"}, "chainOfThought": {"enabled": True, "types": ["cube"]}},
+     "spec.data.chainOfThought.types"),
+])
+def test_bad_spec_exits_2_naming_the_field(tmp_path, data, field):
+    (tmp_path / "x.json").write_text('{"problem": "q", "solution": "a"}\n')
+    code, result, _ = run_prepare(tmp_path, data)
+    assert code == 2 and result["error"].startswith(field + ":"), result
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_source_with_sha256(tmp_path, http_root, contest_200_path):
+    root, base = http_root
+    body = contest_200_path.read_bytes()
+    (root / "data.jsonl").write_bytes(body)
+    good = hashlib.sha256(body).hexdigest()
+    code, result, run_dir = run_prepare(tmp_path, {"source": {"uri": f"{base}/data.jsonl", "sha256": good}})
+    assert code == 0 and result["rows"]["read"] == 200
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": f"{base}/data.jsonl", "sha256": "0" * 64}})
+    assert code == 2 and result["error"].startswith("spec.data.source.sha256:") and good in result["error"]
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": f"{base}/absent.jsonl"}})
+    assert code == 2 and "HTTP 404" in result["error"]
+
+
+def test_alpaca_and_mmlu_sources_with_their_templates(tmp_path):
+    belle = tmp_path / "school_math.json"
+    belle.write_text("\n".join(json.dumps({"instruction": f"题目：小明有{i}个苹果，又买了2个，现在有几个？", "input": "",
+                                           "output": f"{i} + 2 = {i + 2}，所以现在有{i + 2}个。"}, ensure_ascii=False)
+                               for i in range(30)) + "\n", encoding="utf-8")
+    code, result, run_dir = run_prepare(tmp_path, {"source": {"uri": str(belle), "format": "alpaca-json"},
+                                                   "template": {"name": "vicuna"}})
+    assert code == 0 and result["rows"]["sampled"] == 30 and result["rows"]["classified"] == {"other": 30}
+    row = rows_of(run_dir)[0]
+    assert row["prompt"].endswith(" ASSISTANT:") and " USER: 题目：" in row["prompt"] and row["response"].startswith(" ")
+    mmlu = tmp_path / "mmlu.csv"
+    mmlu.write_text('"What is 2+2?",3,4,5,6,B\n"What is 3+3?",6,7,8,9,A\n')
+    code, result, run_dir = run_prepare(tmp_path, {"source": {"uri": str(mmlu), "format": "mmlu-csv"},
+                                                   "template": {"name": "multiple-choice"}}, tmp_path / "run2")
+    assert code == 0 and result["rows"]["classified"] == {"choice": 2}
+    assert {r["response"] for r in rows_of(run_dir)} == {"A", "B"}
