@@ -4,6 +4,9 @@ import functools
 import hashlib
 import http.server
 import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -170,3 +173,44 @@ def test_alpaca_and_mmlu_sources_with_their_templates(tmp_path):
                                                    "template": {"name": "multiple-choice"}}, tmp_path / "run2")
     assert code == 0 and result["rows"]["classified"] == {"choice": 2}
     assert {r["response"] for r in rows_of(run_dir)} == {"A", "B"}
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A real S3-compatible server (moto's) on loopback; credentials only in the environment."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    monkeypatch.setenv("S3_ENDPOINT", f"http://{host}:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    yield
+    server.stop()
+
+
+def test_s3_source(tmp_path, s3_server, contest_200_path, monkeypatch):
+    from mathtune_pipeline.data.sources import s3_client
+
+    client = s3_client()
+    client.create_bucket(Bucket="contest")
+    client.put_object(Bucket="contest", Key="v1/train.json", Body=contest_200_path.read_bytes())
+    code, result, run_dir = run_prepare(tmp_path, {"source": {"uri": "s3://contest/v1/train.json"}})
+    assert code == 0 and result["rows"]["read"] == 200
+    assert (run_dir / "downloads" / "train.json").read_bytes() == contest_200_path.read_bytes()
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": "s3://contest/v1/absent.json"}})
+    assert code == 2 and result["error"].startswith("spec.data.source.uri:"), result
+    # Without credentials: a permanent error naming what is missing. In a fresh
+    # process: moto, imported here, registers its own botocore hooks.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true", S3_ENDPOINT=os.environ["S3_ENDPOINT"])
+    spec = tmp_path / "run-s3.yaml"
+    spec.write_text(yaml.safe_dump({"data": {"source": {"uri": "s3://contest/v1/train.json"}}}))
+    proc = subprocess.run([sys.executable, "-m", "mathtune_pipeline.cli", "prepare", "--spec", str(spec),
+                           "--run-dir", str(tmp_path / "run3"), "--result-file", str(tmp_path / "r3.json")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    result = json.loads((tmp_path / "r3.json").read_text())
+    assert proc.returncode == 2 and "AWS_ACCESS_KEY_ID" in result["error"], (proc.stderr, result)
