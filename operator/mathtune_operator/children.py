@@ -56,7 +56,13 @@ class Cluster:
         return [self._plain(p) for p in pods.items]
 
     def pod_log_tail(self, namespace: str, pod: str, lines: int = 200) -> str:
-        return self.core.read_namespaced_pod_log(pod, namespace, container=names.CONTAINER, tail_lines=lines)
+        # Raw bytes: the generated client turns a log into the repr of bytes ("b'...'").
+        resp = self.core.read_namespaced_pod_log(pod, namespace, container=names.CONTAINER, tail_lines=lines,
+                                                 _preload_content=False)
+        try:
+            return resp.data.decode("utf-8", errors="replace")
+        finally:
+            resp.release_conn()
 
     # -- change -----------------------------------------------------------------
     def set_job_suspend(self, namespace: str, name: str, suspend: bool) -> None:

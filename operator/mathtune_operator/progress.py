@@ -53,7 +53,7 @@ def to_status(stage: str, line: dict, now_iso: str) -> dict:
     if step is not None and steps:
         parts.append(f"step {step}/{steps}")
     if percent is not None:
-        parts.append(f"{out['percent']:.0f}%")
+        parts.append(f"{out['percent']:.1f}%")
     out["summary"] = " ".join(parts)
     return {k: v for k, v in out.items() if v is not None}
 

@@ -50,12 +50,22 @@ def iso(ts: float) -> str:
 
 
 def parse_time(value: Optional[str]) -> Optional[float]:
+    """RFC 3339 as the API server writes it ('...Z') or as the client
+    serialises datetimes ('...+00:00')."""
     if not value:
         return None
     try:
-        return _dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.timezone.utc).timestamp()
+        parsed = _dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+    return parsed.timestamp()
+
+
+def norm_time(value: Optional[str], fallback: str) -> str:
+    ts = parse_time(value)
+    return iso(ts) if ts is not None else fallback
 
 
 def _api_reason(exc: ApiException) -> str:
@@ -139,7 +149,7 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
         pods = cluster.job_pods(ns, job_name)
         seen = observe.outcome(job, pods)
         row["jobName"] = job_name
-        row["startTime"] = row.get("startTime") or seen.get("startTime") or now_iso
+        row["startTime"] = row.get("startTime") or norm_time(seen.get("startTime"), now_iso)
         new.setdefault("startTime", row["startTime"])
 
         if seen["state"] == observe.SUCCEEDED:
@@ -153,7 +163,7 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
                 break
             summary, new["results"] = results.apply(stage, result, new.get("results") or {})
             row.update(state=st.SUCCEEDED, summary=summary, attempts=seen["attempts"],
-                       completionTime=seen.get("completionTime") or now_iso)
+                       completionTime=norm_time(seen.get("completionTime"), now_iso))
             row.pop("message", None)
             if stage == "train":
                 _train_done(new, result)
@@ -224,7 +234,7 @@ def _stage_failed(out: Pass, row: dict, stage: str, seen: dict, pod_message: str
     message = f"stage {stage} failed after {attempts} attempt{'s' if attempts != 1 else ''} ({why}): " \
               f"{pod_message or 'the pod left no message'}"
     row.update(state=st.FAILED, message=message[:4000], attempts=attempts,
-               completionTime=seen.get("completionTime") or iso(now))
+               completionTime=norm_time(seen.get("completionTime"), iso(now)))
     _observe_duration(metrics, stage, "Failed", row)
     out.events.append(Event("Warning", "StageFailed", message[:1000]))
 

@@ -1,0 +1,225 @@
+"""Helpers of the operator's cluster tests: the CRD, a real operator process,
+a statically bound work volume, and playing a stage pod to its end."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.cluster import local, podsim
+
+REPO = Path(__file__).resolve().parents[3]
+CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
+EXAMPLES = REPO / "examples"
+GROUP, VERSION, PLURAL = "mathtune.dev", "v1alpha1", "mathfinetunes"
+# A class nothing provisions: each test binds its claim to a PV it makes.
+STATIC_CLASS = "mathtune-test-static"
+
+
+def wait(predicate: Callable, timeout: float = 90, what: str = "condition", every: float = 0.3):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def apply_crd(kubeconfig: Path) -> None:
+    local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), kubeconfig=kubeconfig)
+    local.kubectl("wait", "--for", "condition=Established", "--timeout=60s",
+                  "crd/mathfinetunes.mathtune.dev", kubeconfig=kubeconfig)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Operator:
+    """The operator as a real process (`mathtune-operator`), watching one
+    namespace: killing it is a real crash, starting it again a real restart."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path):
+        self.kubeconfig, self.namespace, self.log_dir = kubeconfig, namespace, log_dir
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen] = None
+        self.starts = 0
+
+    def start(self) -> "Operator":
+        self.starts += 1
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), MATHTUNE_RECONCILE_INTERVAL="1",
+                   MATHTUNE_PROGRESS_INTERVAL="1", PYTHONUNBUFFERED="1")
+        exe = Path(sys.executable).parent / "mathtune-operator"
+        self.log = self.log_dir / f"operator-{self.starts}.log"
+        self.proc = subprocess.Popen([str(exe), "--namespace", self.namespace, "--metrics-port", str(self.port),
+                                      "--verbose"], env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait(self._serving, 60, "the operator's metrics endpoint")
+        return self
+
+    def _serving(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2).read()
+            return True
+        except OSError:
+            return False
+
+    def metrics(self) -> str:
+        return urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, exactly like a crashed or evicted pod."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text() for p in sorted(self.log_dir.glob("operator-*.log")))
+
+
+def run_doc(example: str, name: str, **spec_updates) -> dict:
+    doc = yaml.safe_load((EXAMPLES / example).read_text())
+    doc["metadata"] = {"name": name}
+    doc["spec"].setdefault("storage", {})["storageClassName"] = STATIC_CLASS
+    doc["spec"]["storage"]["size"] = "1Gi"
+    for dotted, value in spec_updates.items():
+        node = doc["spec"]
+        parts = dotted.split("__")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return doc
+
+
+def bind_work_volume(core: client.CoreV1Api, namespace: str, claim: str, created: List[str]) -> None:
+    """A PV pre-bound to the claim the operator will create."""
+    name = f"pv-{namespace}-{claim}"[:63]
+    core.create_persistent_volume({
+        "metadata": {"name": name, "labels": {"mathtune.dev/test": "true"}},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                 "persistentVolumeReclaimPolicy": "Retain", "storageClassName": STATIC_CLASS,
+                 "hostPath": {"path": f"/tmp/mathtune-test/{name}"},
+                 "claimRef": {"namespace": namespace, "name": claim}}})
+    created.append(name)
+
+
+def create_run(custom: client.CustomObjectsApi, namespace: str, doc: dict) -> dict:
+    return custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc)
+
+
+def get_run(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict:
+    return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def patch_run(custom: client.CustomObjectsApi, namespace: str, name: str, body: dict) -> dict:
+    return custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body)
+
+
+def stage_row(run: dict, stage: str) -> dict:
+    for row in (run.get("status") or {}).get("stages") or []:
+        if row["name"] == stage:
+            return row
+    return {}
+
+
+def condition(run: dict, ctype: str) -> dict:
+    for cond in (run.get("status") or {}).get("conditions") or []:
+        if cond["type"] == ctype:
+            return cond
+    return {}
+
+
+def live_pods(core: client.CoreV1Api, namespace: str, job: str) -> list:
+    pods = core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job}").items
+    return [p for p in pods if p.metadata.deletion_timestamp is None and p.status.phase in ("Pending", "Running")]
+
+
+def running_pod(core: client.CoreV1Api, namespace: str, job: str, timeout: float = 90):
+    def find():
+        pods = [p for p in live_pods(core, namespace, job) if p.status.phase == "Running"]
+        return pods[0] if pods else None
+    return wait(find, timeout, f"a Running pod of Job {job}")
+
+
+def finish_stage(core: client.CoreV1Api, namespace: str, job: str, exit_code: int, result: dict,
+                 timeout: float = 90):
+    """Plays the stage's pod to its end, with the stage's result JSON as the
+    termination message (what mathtune-pipeline writes)."""
+    pod = running_pod(core, namespace, job, timeout)
+    podsim.complete_pod(core, namespace, pod.metadata.name, exit_code, json.dumps(result))
+    return pod
+
+
+def write_pod_log(custom: client.CustomObjectsApi, pod, path: Path, lines: List[str]) -> None:
+    """The pod's stdout as kwok serves it: a CRI-format log file named by a
+    kwok `Logs` object (as the local pod runner does for real runs)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    path.write_text("".join(f"{stamp} stdout F {line}\n" for line in lines))
+    body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
+            "metadata": {"name": pod.metadata.name, "namespace": pod.metadata.namespace},
+            "spec": {"logs": [{"containers": ["stage"], "logsFile": str(path), "follow": False}]}}
+    try:
+        custom.create_namespaced_custom_object("kwok.x-k8s.io", "v1alpha1", pod.metadata.namespace, "logs", body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def jobs_of(batch: client.BatchV1Api, namespace: str, run: str) -> list:
+    return batch.list_namespaced_job(namespace, label_selector=f"mathtune.dev/run={run}").items
+
+
+def events_of(core: client.CoreV1Api, namespace: str, name: str) -> List[str]:
+    events = core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+    return [e.reason for e in events]
+
+
+# Results as the real stages report them (numbers from the contest runs).
+RESULTS = {
+    "prepare": {"rows": {"read": 809993, "bad": 0, "deduped": 548942, "sampled": 97450, "other": 0,
+                         "classified": {"english": 9993, "add": 90113, "subtract": 89366, "multiply": 89902,
+                                        "divide": 89966, "sqrt": 39227, "power": 39207, "linear_equation": 40080,
+                                        "discount": 6275, "mean": 19709, "mass": 100, "area": 8665,
+                                        "sales": 6266, "simplify": 45, "function_value": 20028}},
+                "outputs": {"train": "prepare/train.jsonl"}},
+    "tokenize": {"rows": 97450, "seqLength": 512, "truncated": 0, "paddingShare": 0.83, "shards": 1},
+    "train": {"epochs": 5, "steps": 15225, "finalLoss": 0.2031, "trainableParams": 3407872,
+              "totalParams": 8033669120, "checkpoints": [1, 2, 3, 4, 5]},
+    "merge": {"epochs": [1, 2, 3, 4, 5], "adapter": "/data/runs/r/merge/adapter", "merged": "/data/runs/r/merge/full"},
+    "evaluate": {"base": {"f1": 59.87, "em": 44.17},
+                 "epochs": {"1": {"f1": 60.41, "em": 45.02}, "2": {"f1": 58.9, "em": 43.1},
+                            "3": {"f1": 57.2, "em": 41.6}, "4": {"f1": 56.0, "em": 40.9}, "5": {"f1": 55.1, "em": 40.2}}},
+    "predict": {"epochs": {"1": {"accuracy": 0.6125, "perType": {"add": 0.9, "mean": 0.7}},
+                           "5": {"accuracy": 0.8475, "perType": {"add": 0.98, "mean": 0.91}}}},
+    "report": {"bestEpoch": 5, "f1": 55.1, "em": 40.2, "mathAccuracy": 0.8475,
+               "perType": {"add": 0.98, "mean": 0.91}, "trainableParams": 3407872, "totalParams": 8033669120,
+               "lowParamRatio": 3407872 / 8033669120, "gatePassed": True,
+               "artifacts": {"report": "/data/runs/r/report/report.json", "plot": "/data/runs/r/report/loss.png"}},
+}
+
+
+def result(stage: str, **extra) -> dict:
+    return {"stage": stage, "ok": True, **RESULTS[stage], **extra}

@@ -1,0 +1,97 @@
+"""A MathFinetune run on the real control plane, driven by the real operator
+process, with each stage pod completed as the stage would (result JSON in the
+termination message)."""
+import json
+
+import pytest
+
+from tests.cluster import local
+
+from . import helpers as h
+
+pytestmark = pytest.mark.integration
+
+NPU = "huawei.com/Ascend910"
+STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
+
+
+def _table(kubeconfig, ns, name):
+    return local.kubectl("get", "mft", "-n", ns, name, kubeconfig=kubeconfig).stdout
+
+
+def test_full_ascend_run_from_apply_to_succeeded(kubeconfig, namespace, apis, operator, volumes, tmp_path):
+    core, batch, custom = apis["core"], apis["batch"], apis["custom"]
+    name = "seed000"
+    h.bind_work_volume(core, namespace, f"{name}-work", volumes)
+    h.create_run(custom, namespace, h.run_doc("seed000-llama3-quota-cot.yaml", name))
+    tables = [_table(kubeconfig, namespace, name)]
+
+    for stage in STAGES:
+        job = f"{name}-{stage}"
+        pod = h.running_pod(core, namespace, job)
+        node = core.read_node(pod.spec.node_name)
+        # Ascend profile: every stage on an Ascend node; NPUs only where the stage computes.
+        assert node.metadata.labels.get("accelerator") == "huawei-Ascend910", (stage, pod.spec.node_name)
+        limits = pod.spec.containers[0].resources.limits or {}
+        assert limits.get(NPU) == {"train": "4", "evaluate": "4", "predict": "4"}.get(stage), (stage, limits)
+        if stage == "train":
+            h.write_pod_log(custom, pod, tmp_path / "train.log", [
+                "[INFO] building the model",
+                'mathtune-progress {"epoch":2,"epochs":5,"step":1200,"steps":3045,"loss":0.7312,'
+                '"samplesPerSecond":4.91,"etaSeconds":3796}',
+            ])
+            run = h.wait(lambda: (h.get_run(custom, namespace, name)["status"].get("progress") or {}).get("loss")
+                         and h.get_run(custom, namespace, name), 60, "training progress in status")
+            prog = run["status"]["progress"]
+            assert prog["epoch"] == 2 and prog["step"] == 1200 and prog["etaSeconds"] == 3796
+            assert prog["summary"] == "train epoch 2/5 step 1200/3045 27.9%"
+            tables.append(_table(kubeconfig, namespace, name))
+            assert "0.7312" in tables[-1] and "epoch 2/5" in tables[-1]
+            metrics = operator.metrics()
+            assert f'mathtune_train_loss{{namespace="{namespace}",run="{name}"}} 0.7312' in metrics
+        h.finish_stage(core, namespace, job, 0, h.result(stage))
+        h.wait(lambda: h.stage_row(h.get_run(custom, namespace, name), stage).get("state") == "Succeeded",
+               60, f"stage {stage} Succeeded in status")
+        tables.append(_table(kubeconfig, namespace, name))
+
+    run = h.wait(lambda: (lambda r: r if r["status"].get("phase") == "Succeeded" else None)(
+        h.get_run(custom, namespace, name)), 60, "run Succeeded")
+    status = run["status"]
+    assert status["stage"] == "Done"
+    assert [r["state"] for r in status["stages"]] == ["Succeeded"] * 7
+    assert all(r["attempts"] == 1 and r["jobName"] == f"{name}-{r['name']}" for r in status["stages"])
+    res = status["results"]
+    assert res["rows"]["deduped"] == 548942 and res["rows"]["classified"]["simplify"] == 45
+    assert res["tokenize"]["paddingShare"] == 0.83
+    assert res["trainableParams"] == 3407872 and res["lowParamRatio"] == pytest.approx(3407872 / 8033669120)
+    assert res["baseF1"] == 59.87 and res["epochs"]["1"]["f1"] == 60.41 and res["epochs"]["5"]["accuracy"] == 0.8475
+    assert res["bestEpoch"] == 5 and res["gatePassed"] is True and res["perType"]["mean"] == 0.91
+    assert res["artifacts"]["merged"] == "/data/runs/r/merge/full"
+    assert status["progress"]["loss"] == 0.2031
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert conds["Succeeded"]["status"] == "True" and conds["Ready"]["reason"] == "RunSucceeded"
+    assert all(conds[t]["status"] == "True" for t in
+               ("Prepared", "Tokenized", "Trained", "Merged", "Evaluated", "Predicted", "Reported"))
+    assert all(c["observedGeneration"] == run["metadata"]["generation"] for c in status["conditions"])
+
+    # The printer columns filled in as the run went.
+    header = tables[0].splitlines()[0].split()
+    assert header == ["NAME", "STAGE", "PROGRESS", "LOSS", "F1", "EM", "MATH-ACC", "AGE"]
+    final = tables[-1].splitlines()[1]
+    assert "Done" in final and "0.2031" in final and "55.1" in final and "40.2" in final and "0.8475" in final
+    assert any(" evaluate " in t or "merge" in t for t in tables[1:])
+
+    reasons = h.wait(lambda: (lambda r: r if "RunSucceeded" in r else None)(h.events_of(core, namespace, name)),
+                     30, "RunSucceeded event")
+    assert reasons.count("StageStarted") == 7 and reasons.count("StageSucceeded") == 7
+    jobs = h.jobs_of(batch, namespace, name)
+    assert sorted(j.metadata.name for j in jobs) == sorted(f"{name}-{s}" for s in STAGES)
+    for job in jobs:
+        assert job.metadata.owner_references[0].uid == run["metadata"]["uid"]
+    cm = core.read_namespaced_config_map(f"{name}-spec", namespace)
+    doc = json.loads(cm.data["spec.json"])
+    assert doc["spec"]["data"]["sample"]["quotas"]["mass"] == 1000 and doc["metadata"]["name"] == name
+    metrics = operator.metrics()
+    assert f'mathtune_run_status{{namespace="{namespace}",phase="Succeeded",run="{name}"}} 1.0' in metrics
+    assert 'mathtune_stage_duration_seconds_count{result="Succeeded",stage="train"}' in metrics
+    assert "Patching failed with inconsistencies" not in operator.logs()
