@@ -1,0 +1,124 @@
+"""The API server itself rejects bad MathFinetunes (CRD schema + CEL rules),
+with a message that names the field; and rejects changes to fields that may
+not change once a run exists."""
+import copy
+import json
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from . import helpers as h
+
+pytestmark = pytest.mark.integration
+
+
+def _set(doc, dotted, value):
+    node = doc
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    if value is _DELETE:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
+
+
+_DELETE = object()
+
+# (case id, dotted path to change, new value, text the error must contain)
+CASES = [
+    ("bad-family", "spec.model.family", "gpt-4", "spec.model.family"),
+    ("bad-profile", "spec.profile", "gpu", "spec.profile"),
+    ("npus-3", "spec.resources.npusPerNode", 3, "spec.resources.npusPerNode"),
+    ("nodes-0", "spec.resources.nodes", 0, "spec.resources.nodes"),
+    ("parallel-product", "spec.resources.parallel.dataParallel", 3, "spec.resources.parallel"),
+    ("rank-0", "spec.lora.rank", 0, "spec.lora.rank"),
+    ("dropout-1", "spec.lora.dropout", 1.0, "spec.lora.dropout"),
+    ("alpha-0", "spec.lora.alpha", 0, "spec.lora.alpha"),
+    ("no-target-modules", "spec.lora.targetModules", [], "spec.lora.targetModules"),
+    ("bad-target-module", "spec.lora.targetModules", ["w q"], "spec.lora.targetModules"),
+    ("epochs-0", "spec.training.epochs", 0, "spec.training.epochs"),
+    ("lr-end-above-lr", "spec.training.lrSchedule.lrEnd", 0.5, "spec.training.lrSchedule.lrEnd"),
+    ("ckpt-both", "spec.training.checkpoint.saveSteps", 100, "spec.training.checkpoint"),
+    ("bad-memory", "spec.training.maxDeviceMemory", "lots", "spec.training.maxDeviceMemory"),
+    ("bad-optimizer", "spec.training.optimizer.type", "SGD", "spec.training.optimizer.type"),
+    ("no-source-uri", "spec.data.source.uri", "", "spec.data.source.uri"),
+    ("bad-format", "spec.data.source.format", "parquet", "spec.data.source.format"),
+    ("bad-sha", "spec.data.source.sha256", "abc", "spec.data.source.sha256"),
+    ("quota-without-quotas", "spec.data.sample.mode", "quota", "spec.data.sample.quotas"),
+    ("fraction-above-1", "spec.data.sample.fraction", 1.5, "spec.data.sample.fraction"),
+    ("seq-length-word", "spec.data.seqLength", "long", "spec.data.seqLength"),
+    ("seq-length-small", "spec.data.seqLength", 4, "spec.data.seqLength"),
+    ("bad-template", "spec.data.template.name", "chatml", "spec.data.template.name"),
+    ("rule-without-matcher", "spec.data.classify.extraRules", [{"type": "my_type"}], "spec.data.classify.extraRules"),
+    ("gate-relative-above-1", "spec.evaluation.gate.f1", 53.88, "spec.evaluation.gate"),
+    ("eval-without-dataset", "spec.evaluation.dataset.uri", "", "spec.evaluation.dataset.uri"),
+    ("eval-epoch-beyond", "spec.evaluation.epochs", [9], "spec.evaluation.epochs"),
+    ("no-prediction", "spec.prediction", _DELETE, "spec.prediction"),
+    ("queue-without-volcano", "spec.scheduling.queue", "research", "spec.scheduling.queue"),
+    ("bad-pvc-name", "spec.storage.pvcName", "Not_A_Name", "spec.storage.pvcName"),
+    ("relative-data-path", "spec.storage.dataPath", "data", "spec.storage.dataPath"),
+    ("backoff-too-high", "spec.runPolicy.backoffLimit", 100, "spec.runPolicy.backoffLimit"),
+    ("negative-deadline", "spec.runPolicy.activeDeadlineSeconds", -1, "spec.runPolicy.activeDeadlineSeconds"),
+    ("tiny-on-ascend", "spec.profile", "ascend", "spec.model.family"),
+    ("cpu-model-parallel", "spec.resources.parallel", {"dataParallel": 1, "modelParallel": 2}, "spec.resources.parallel"),
+    ("tiny-heads", "spec.model.tiny.numHeads", 3, "spec.model.tiny.hiddenSize"),
+    ("long-name", "metadata.name", "a" * 41, "metadata.name"),
+    ("unknown-field", "spec.lora.rnak", 8, "rnak"),
+]
+
+
+@pytest.mark.parametrize("case,path,value,needle", CASES, ids=[c[0] for c in CASES])
+def test_invalid_resource_is_rejected_naming_the_field(case, path, value, needle, namespace, apis, crd):
+    doc = h.run_doc("run-cpu.yaml", f"bad-{case}"[:40])
+    _set(doc, path, value)
+    with pytest.raises(ApiException) as info:
+        # fieldValidation=Strict: unknown fields are errors, not silently dropped.
+        apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc,
+                                                       field_validation="Strict")
+    exc = info.value
+    assert exc.status == 422 or (exc.status == 400 and case == "unknown-field"), (exc.status, exc.body)
+    message = json.loads(exc.body)["message"]
+    assert needle in message, message
+
+
+def test_at_least_twenty_cases():
+    assert len(CASES) >= 20
+
+
+def test_the_valid_base_is_accepted(namespace, apis, crd):
+    """Every rejection above is due to its one change: the base passes."""
+    doc = h.run_doc("run-cpu.yaml", "good")
+    apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All")
+
+
+@pytest.mark.parametrize("path,value", [
+    ("spec.lora.rank", 16),
+    ("spec.training.epochs", 9),
+    ("spec.data.source.uri", "/data/other.jsonl"),
+    ("spec.resources.npusPerNode", 1),
+    ("spec.storage.size", "2Gi"),
+    ("spec.profile", "ascend"),
+], ids=["lora", "training", "data", "resources", "storage", "profile"])
+def test_changes_to_results_defining_fields_are_rejected_after_creation(path, value, namespace, apis, crd):
+    custom = apis["custom"]
+    h.create_run(custom, namespace, h.run_doc("run-cpu.yaml", "fixed"))
+    patch = {}
+    _set(patch, path, value)
+    with pytest.raises(ApiException) as info:
+        custom.patch_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, "fixed", patch)
+    message = json.loads(info.value.body)["message"]
+    top = path.split(".")[1]
+    assert f"spec.{top}" in message and "immutable" in message, message
+
+
+def test_changes_to_scheduling_images_and_run_policy_are_accepted(namespace, apis, crd):
+    custom = apis["custom"]
+    h.create_run(custom, namespace, h.run_doc("run-cpu.yaml", "mutable"))
+    out = custom.patch_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, "mutable", {"spec": {
+        "images": {"pipeline": "mathtune/pipeline-cpu:0.2.0"},
+        "scheduling": {"priorityClassName": "high"},
+        "runPolicy": {"backoffLimit": 4, "suspend": True}}})
+    assert out["spec"]["runPolicy"]["backoffLimit"] == 4 and out["spec"]["images"]["pipeline"].endswith("0.2.0")
+    # Defaults were applied by the API server.
+    assert out["spec"]["lora"]["targetModules"] == ["wq", "wv"] and out["spec"]["storage"]["dataPath"] == "/data"
