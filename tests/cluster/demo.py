@@ -17,6 +17,7 @@ real Prometheus at the operator's metrics.
 import argparse
 import base64
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -231,6 +232,74 @@ class Stack:
         return sorted((self.out / "pods" / "pvc" / ns).glob("*"))
 
 
+def shared_fixtures() -> Path:
+    """../shared/fixtures next to the checkout (or MATHTUNE_SHARED_FIXTURES)."""
+    path = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+    if not path.is_dir():
+        raise SystemExit(f"real fixtures not found at {path}: clone the project next to shared/ "
+                         f"or set MATHTUNE_SHARED_FIXTURES")
+    return path
+
+
+def _uris(node) -> List[str]:
+    if isinstance(node, dict):
+        return [u for k, v in node.items() for u in ([v] if k == "uri" and isinstance(v, str) else _uris(v))]
+    if isinstance(node, list):
+        return [u for v in node for u in _uris(v)]
+    return []
+
+
+def seed_work_volume(kubeconfig: Path, stack: "Stack", doc: dict, ns: str, timeout: float = 120) -> Path:
+    """Put the run's input files on its work volume before the run starts, as
+    a user would on a real cluster: the claim the operator will use is made
+    first (the operator then finds it), and every `uri` of the spec under
+    `<dataPath>/fixtures/` is filled from ../shared/fixtures, or by the
+    pipeline's demo-data tool for what is not there (a small SQuAD set)."""
+    from kubernetes import client, config
+
+    spec, name = doc["spec"], doc["metadata"]["name"]
+    storage = spec.get("storage") or {}
+    data_path = storage.get("dataPath", "/data").rstrip("/")
+    claim = storage.get("pvcName") or f"{name}-work"
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    core = client.CoreV1Api(api)
+    try:
+        core.create_namespaced_persistent_volume_claim(ns, {
+            "metadata": {"name": claim, "labels": {"mathtune.dev/run": name}},
+            "spec": {"accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": storage.get("size", "1Gi")}}}})
+    except client.exceptions.ApiException as exc:
+        if exc.status != 409:
+            raise
+    deadline = time.monotonic() + timeout
+    while core.read_namespaced_persistent_volume_claim(claim, ns).status.phase != "Bound":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"claim {ns}/{claim} not bound after {timeout}s (is the pod runner provisioning?)")
+        time.sleep(0.5)
+    volume = stack.runner.claim_path(ns, claim)
+    fixtures = shared_fixtures()
+    missing = []
+    for uri in _uris(spec):
+        if not uri.startswith(data_path + "/"):
+            continue
+        rel = uri[len(data_path) + 1:]
+        dest = volume / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        src = fixtures / rel.split("fixtures/", 1)[-1] if rel.startswith("fixtures/") else None
+        if src is not None and src.is_file():
+            shutil.copyfile(src, dest)
+        elif not dest.exists():
+            missing.append((uri, dest))
+    if missing:
+        subprocess.run([str(REPO / ".venv" / "bin" / "mathtune-pipeline"), "demo-data", "--out",
+                        str(volume / "fixtures"), "--fixtures", str(fixtures)], check=True)
+        still = [uri for uri, dest in missing if not dest.exists()]
+        if still:
+            raise RuntimeError(f"no input for {still}: neither in {fixtures} nor made by `mathtune-pipeline demo-data`")
+    say(f"work volume {ns}/{claim} seeded with the example's inputs ({volume})")
+    return volume
+
+
 def run_name_and_namespace(example: Path) -> (str, str):
     doc = yaml.safe_load(example.read_text())
     return doc["metadata"]["name"], doc["metadata"].get("namespace", "default")
@@ -278,6 +347,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         # every stage skip as already done.
         kubectl("delete", "mft", "-n", ns, name, "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
         kubectl("delete", "pvc", "-n", ns, f"{name}-work", "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
+        seed_work_volume(kubeconfig, stack, yaml.safe_load(example.read_text()), ns)
         shown = example.relative_to(REPO) if example.is_relative_to(REPO) else example
         say(f"kubectl apply -f {shown}")
         print(kubectl("apply", "-f", str(example), kubeconfig=kubeconfig).stdout.rstrip(), flush=True)

@@ -12,7 +12,7 @@ would do for them, on this machine:
    volume is a directory under the runner's root (`--root`):
      persistentVolumeClaim  the bound PersistentVolume's hostPath; the runner
                             provisions claims itself (StorageClass mathtune-local,
-                            the default, or no class) as <root>/pvc/<namespace>/<claim>/,
+                            the default, or no class) as <root>/pvc/<namespace>/<claim>-<uid>/,
                             shared by the claim's pods so stages see each other's output
      configMap / secret     <root>/pods/<namespace>/<pod>/volumes/<volume>/ (files written from the data)
      emptyDir, hostPath and
@@ -501,7 +501,9 @@ class PodRunner:
             if not self._ours_to_provision(pvc):
                 continue
             ns, name = pvc.metadata.namespace, pvc.metadata.name
-            path = self.root / "pvc" / ns / name
+            # One directory per claim object: a claim deleted and made again
+            # under the same name starts empty, never sees the old data.
+            path = self.root / "pvc" / ns / f"{name}-{pvc.metadata.uid[:8]}"
             path.mkdir(parents=True, exist_ok=True)
             storage = ((pvc.spec.resources.requests or {}) if pvc.spec.resources else {}).get("storage", "1Gi")
             body = {"apiVersion": "v1", "kind": "PersistentVolume",

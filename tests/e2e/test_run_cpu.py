@@ -65,6 +65,7 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
             rules = promtool.render_alert_rules(out / "alerts.yaml")
             prom = LocalPrometheus(out / "prom", {"mathtune-operator": [stack.operator.metrics_target],
                                                   "npu-exporter": [npu.target]}, [rules]).start()
+            demo.seed_work_volume(kubeconfig, stack, doc, ns)
             started = time.time()
             demo.kubectl("apply", "-f", str(run_file), kubeconfig=kubeconfig)
             deadline = time.monotonic() + RUN_TIMEOUT
