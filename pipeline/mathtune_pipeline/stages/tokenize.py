@@ -1,0 +1,155 @@
+"""`mathtune-pipeline tokenize`: prepared rows -> MindRecord shards in MindFormers' qa schema.
+
+Reads `<run-dir>/prepare/train.jsonl`, tokenizes prompt and response apart
+with the run's tokenizer (`spec.model.tokenizer`), lays each row out as
+`BOS prompt response EOS PAD...` of seq_length + 1 tokens with labels -100
+over BOS, prompt and padding, and writes `spec.data.shards` MindRecord files
+in parallel processes to `<run-dir>/tokenize/`, with a manifest holding the
+token-length histogram, the padding share and the truncated rows.
+
+Packing several samples into one row is not done: MindFormers' qa rows
+(input_ids, labels) get one causal mask per row, so packed samples would
+attend to each other. MindFormers 1.9 separates them only with
+`use_eod_attn_mask_compression` + `actual_seq_len`, which needs flash
+attention (Ascend only; the CPU profile must turn it off), and the contest's
+MindFormers r1.1 has no such path.
+
+Python API: `tokenize(spec, run_dir)`.
+"""
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Tuple
+
+import numpy as np
+
+from .. import __version__
+from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
+from ..errors import SpecError
+from ..data.mindrecord import shard_name
+from ..data.workers import Workers
+from ..data.seqlen import build_token_rows, choose_seq_length, length_stats
+from ..data.sources import fetch
+from ..data.tokenizer import load_tokenizer
+from .prepare import OUTPUT as PREPARED, STAGE as PREPARE_STAGE
+
+STAGE = "tokenize"
+FORMAT_VERSION = 1
+MAX_SHARDS = 256
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="redo the stage even if its inputs and config did not change")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="worker processes for tokenizing and writing (default: one per CPU)")
+
+
+def read_prepared(path: Path) -> Tuple[List[str], List[str]]:
+    """Prompts and responses of prepare's JSON lines (one parse for the whole file)."""
+    if not path.is_file():
+        raise SpecError(str(path), "the prepare stage's output (run `mathtune-pipeline prepare` first)")
+    lines = [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
+    try:
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+        return [r["prompt"] for r in rows], [r["response"] for r in rows]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SpecError(str(path), f"JSON lines with prompt and response ({exc})") from exc
+
+
+def _shards(config: Mapping[str, Any]) -> int:
+    shards = config.get("shards", 1)
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise SpecError("spec.data.shards", f"a whole number of files from 1 to {MAX_SHARDS}")
+    return shards
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, workers: int = 0) -> Dict[str, Any]:
+    started = time.monotonic()
+    run_dir = Path(run_dir)
+    data = spec.get("data") or {}
+    tok_cfg = ((spec.get("model") or {}).get("tokenizer")) or {}
+    shards = _shards(data)
+    setting, percentile = data.get("seqLength", 512), data.get("seqLengthPercentile", 100)
+    choose_seq_length(np.array([2]), setting, percentile)   # validate before any work
+    prepared_path = run_dir / PREPARE_STAGE / PREPARED
+    if not prepared_path.is_file():
+        raise SpecError(str(prepared_path), "the prepare stage's output (run `mathtune-pipeline prepare` first)")
+    data_path = (spec.get("storage") or {}).get("dataPath", "/data")
+    tok_path = fetch(tok_cfg.get("uri", ""), data_path, run_dir / "downloads", field="spec.model.tokenizer.uri")
+    fmt = tok_cfg.get("format", "hf-json")
+
+    input_digest = sha256_json({"rows": sha256_file(prepared_path), "tokenizer": sha256_file(tok_path)})
+    config_digest = sha256_json({"stage": STAGE, "formatVersion": FORMAT_VERSION, "tokenizerFormat": fmt,
+                                 "seqLength": setting, "seqLengthPercentile": percentile, "shards": shards})
+    stage_dir = run_dir / STAGE
+    if not force and is_current(stage_dir, input_digest, config_digest):
+        return _result(read_manifest(stage_dir), skipped=True)
+
+    tokenizer = load_tokenizer(tok_path, fmt)
+    prompts, responses = read_prepared(prepared_path)
+    with Workers(workers or _cpus(), tokenizer, prompts, responses) as pool:
+        del prompts, responses
+        rows = pool.tokenize()
+        tokenized = time.monotonic()
+        seq_length = choose_seq_length(rows.lengths, setting, percentile)
+        stats = length_stats(rows, seq_length)
+        # A row whose prompt fills it has no label left: it would teach nothing.
+        keep = np.flatnonzero(rows.prompt_lengths < seq_length + 1)
+        if len(keep) < len(rows):
+            rows = _subset(rows, keep)
+        if len(rows) == 0:
+            raise SpecError("spec.data.seqLength", f"room for at least one answer token (every prompt is longer than {seq_length})")
+        bounds = np.linspace(0, len(rows), shards + 1).astype(int)
+        with atomic_stage_dir(run_dir, STAGE) as tmp:
+            tasks = [(str(tmp / shard_name(i, shards)), rows.slice(bounds[i], bounds[i + 1]), seq_length,
+                      tokenizer.pad_id) for i in range(shards)]
+            written = pool.write(tasks)
+            files = [shard_name(i, shards) for i in range(shards)]
+            stats.update({"written": int(sum(written)), "shardRows": [int(n) for n in written],
+                          "seconds": round(time.monotonic() - started, 3),
+                          "tokenizeSeconds": round(tokenized - started, 3)})
+            manifest = write_manifest(
+                tmp, stage=STAGE, input_digest=input_digest, config_digest=config_digest,
+                outputs={"shards": [f"{STAGE}/{f}" for f in files], "dir": STAGE},
+                counts=stats,
+                extra={"tokenizer": {"uri": tok_cfg.get("uri"), "format": fmt, "engine": tokenizer.engine,
+                                     "bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id},
+                       "schema": {"input_ids": "int32[seqLength+1]", "labels": "int32[seqLength+1], -100 masked"},
+                       "packing": False, "pipelineVersion": __version__})
+    return _result(manifest)
+
+
+def _subset(rows, keep):
+    from ..data.seqlen import TokenRows
+
+    pieces = [rows.ids[rows.starts[i]: rows.starts[i] + rows.lengths[i]] for i in keep]
+    lengths = rows.lengths[keep]
+    starts = np.zeros(len(keep), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+    return TokenRows(ids, starts, lengths, rows.prompt_lengths[keep])
+
+
+def _result(manifest: Mapping[str, Any], skipped: bool = False) -> Dict[str, Any]:
+    c = manifest["counts"]
+    result = {"rows": c["written"], "seqLength": c["seqLength"], "truncated": c["truncated"],
+              "paddingShare": c["paddingShare"], "shards": len(manifest["outputs"]["shards"]),
+              "outputs": {"dir": manifest["outputs"]["dir"]}}
+    if c.get("noLabels"):
+        result["dropped"] = c["noLabels"]
+    if skipped:
+        result["skipped"] = True
+    return result
+
+
+def run(args: argparse.Namespace, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+    return tokenize(spec, Path(args.run_dir), force=args.force, workers=args.workers)

@@ -1,0 +1,152 @@
+"""`mathtune-pipeline tokenize` end to end on the real rows and the real Llama 3 tokenizer;
+shards read back with MindSpore's MindDataset, every label mask checked by decoding."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mathtune_pipeline.cli import main
+from mathtune_pipeline.data import llama3_convert as L3
+from mathtune_pipeline.data import types as T
+from mathtune_pipeline.data.mindrecord import read_shards
+from mathtune_pipeline.data.tokenizer import load_tokenizer
+
+pytestmark = pytest.mark.mindspore
+
+STEP_TYPES = sorted(set(T.CONTEST_TYPES) - {T.ENGLISH})
+
+
+def stage(name, tmp_path: Path, spec: dict, run_dir: Path):
+    spec_path = tmp_path / f"{name}.yaml"
+    spec_path.write_text(yaml.safe_dump({"spec": spec}))
+    result_file = tmp_path / f"{name}-result.json"
+    code = main([name, "--spec", str(spec_path), "--run-dir", str(run_dir), "--result-file", str(result_file)])
+    return code, json.loads(result_file.read_text())
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, contest_200_path):
+    """The 200 real rows through prepare (chain of thought, alpaca), shared by the tests here."""
+    tmp = tmp_path_factory.mktemp("prepared")
+    run_dir = tmp / "run"
+    code, result = stage("prepare", tmp, {"data": {
+        "source": {"uri": str(contest_200_path)},
+        "chainOfThought": {"enabled": True, "types": STEP_TYPES}}}, run_dir)
+    assert code == 0, result
+    rows = [json.loads(line) for line in (run_dir / "prepare" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    return run_dir, rows
+
+
+def tokenize_spec(uri, fmt="hf-json", seq_length=512, shards=2, percentile=100):
+    return {"model": {"tokenizer": {"uri": str(uri), "format": fmt}},
+            "data": {"seqLength": seq_length, "seqLengthPercentile": percentile, "shards": shards}}
+
+
+def shard_paths(run_dir: Path):
+    manifest = json.loads((run_dir / "tokenize" / "manifest.json").read_text())
+    return [run_dir / p for p in manifest["outputs"]["shards"]], manifest
+
+
+def check_rows(read, rows, tok, seq_length):
+    """Every row: BOS, prompt, response, EOS, padding; labels exactly the response and EOS."""
+    answers = {r["prompt"]: r["response"] for r in rows}
+    assert len(read) == len(rows)
+    for input_ids, labels in read:
+        assert input_ids.shape == labels.shape == (seq_length + 1,)
+        assert input_ids.dtype == labels.dtype == np.int32
+        assert input_ids[0] == tok.bos_id
+        kept = np.flatnonzero(labels != -100)
+        assert len(kept) and (kept == np.arange(kept[0], kept[-1] + 1)).all(), "labels must be one contiguous run"
+        assert (labels[kept] == input_ids[kept]).all()
+        assert labels[kept[-1]] == tok.eos_id
+        prompt = tok.decode(input_ids[1:kept[0]].tolist())
+        assert prompt in answers, prompt
+        assert tok.decode(labels[kept[:-1]].tolist()) == answers[prompt]
+        assert (input_ids[kept[-1] + 1:] == tok.pad_id).all()
+    return len(read)
+
+
+def test_real_rows_mindrecord_shards_and_exact_label_masks(tmp_path, prepared, llama3_tokenizer_json):
+    run_dir, rows = prepared
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), run_dir)
+    assert code == 0, result
+    assert result["rows"] == 200 and result["seqLength"] == 512 and result["shards"] == 2 and result["truncated"] == 0
+    paths, manifest = shard_paths(run_dir)
+    assert [p.name for p in paths] == ["train-00000-of-00002.mindrecord", "train-00001-of-00002.mindrecord"]
+    assert all(p.is_file() and Path(f"{p}.db").is_file() for p in paths)
+    back = read_shards(paths)
+    assert back["count"] == 200
+    tok = load_tokenizer(llama3_tokenizer_json, "hf-json")
+    check_rows(back["rows"], rows, tok, 512)
+    counts = manifest["counts"]
+    real = sum(int((ids != tok.pad_id).sum()) for ids, _ in back["rows"])
+    assert counts["tokens"] == real and counts["paddingShare"] == round(1 - real / (200 * 513), 4)
+    assert sum(counts["lengthHistogram"].values()) == 200 and counts["shardRows"] == [100, 100]
+    assert manifest["tokenizer"]["pad"] == 128002 and manifest["tokenizer"]["bos"] == 128000
+    # Unchanged input and config: skipped.
+    code, again = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), run_dir)
+    assert code == 0 and again.get("skipped") is True
+
+
+def test_auto_seq_length_percentile_and_the_tiktoken_file(tmp_path, prepared, llama3_tokenizer_json):
+    run_dir, rows = prepared
+    tok = load_tokenizer(llama3_tokenizer_json, "hf-json")
+    lengths = sorted(len(tok.encode(r["prompt"])) + len(tok.encode(r["response"])) + 2 for r in rows)
+    expected = math.ceil((lengths[-1] - 1) / 64) * 64
+    model = tmp_path / "tokenizer.model"
+    L3.hf_json_to_tiktoken(llama3_tokenizer_json, model)
+    code, result = stage("tokenize", tmp_path, tokenize_spec(model, "tiktoken", "auto", shards=1), run_dir)
+    assert code == 0, result
+    assert result["seqLength"] == expected and result["truncated"] == 0
+    assert lengths[-1] > expected - 64 + 1, "a smaller multiple of 64 would have fit"
+    paths, manifest = shard_paths(run_dir)
+    assert manifest["tokenizer"]["engine"].startswith("tiktoken (tokenizer.model)")
+    check_rows(read_shards(paths)["rows"], rows, tok, expected)
+
+    code, result = stage("tokenize", tmp_path, tokenize_spec(model, "tiktoken", "auto", shards=3, percentile=50),
+                         run_dir)
+    assert code == 0, result
+    median_fit = math.ceil((lengths[math.ceil(0.5 * len(lengths)) - 1] - 1) / 64) * 64
+    assert result["seqLength"] == median_fit
+    assert result["truncated"] == sum(1 for n in lengths if n > median_fit + 1)
+
+
+def test_sentencepiece_through_the_stage(tmp_path, prepared):
+    import sentencepiece as spm
+
+    run_dir, rows = prepared
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(r["prompt"] + "\n" + r["response"] for r in rows), encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=400,
+                                   model_type="bpe", character_coverage=1.0, minloglevel=2)
+    code, result = stage("tokenize", tmp_path, tokenize_spec(tmp_path / "sp.model", "sentencepiece", 256, 1), run_dir)
+    assert code == 0, result
+    paths, manifest = shard_paths(run_dir)
+    tok = load_tokenizer(tmp_path / "sp.model", "sentencepiece")
+    back = read_shards(paths)["rows"]
+    assert len(back) == 200
+    for input_ids, labels in back:
+        assert input_ids[0] == tok.bos_id and input_ids.shape == (257,)
+        kept = np.flatnonzero(labels != -100)
+        assert labels[kept[-1]] == tok.eos_id and (labels[kept] == input_ids[kept]).all()
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"seqLength": "long"}, "spec.data.seqLength"),
+    ({"shards": 0}, "spec.data.shards"),
+    ({"seqLength": "auto", "seqLengthPercentile": 0}, "spec.data.seqLengthPercentile"),
+])
+def test_bad_settings_exit_2_naming_the_field(tmp_path, prepared, llama3_tokenizer_json, data, field):
+    run_dir, _ = prepared
+    spec = tokenize_spec(llama3_tokenizer_json)
+    spec["data"].update(data)
+    code, result = stage("tokenize", tmp_path, spec, run_dir)
+    assert code == 2 and result["error"].startswith(field + ":"), result
+
+
+def test_without_prepare_output(tmp_path, llama3_tokenizer_json):
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), tmp_path / "empty-run")
+    assert code == 2 and "run `mathtune-pipeline prepare` first" in result["error"]
