@@ -11,7 +11,7 @@ import sys
 import traceback
 from typing import Dict, List, Optional
 
-from .errors import SpecError
+from .errors import SpecError, StageExit
 from .result import default_result_file, publish_result
 
 # stage name -> (module, one-line help). Order is the pipeline's order.
@@ -75,6 +75,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except SpecError as exc:
         result["error"] = str(exc)
         code = 2
+    except StageExit as exc:
+        result["error"] = str(exc)
+        code = exc.code
     except Exception as exc:  # noqa: BLE001 - any other failure is reported, then retried by the operator
         traceback.print_exc()
         result["error"] = f"{type(exc).__name__}: {exc}"

@@ -12,3 +12,16 @@ class SpecError(ValueError):
         super().__init__(f"{field}: {expected}")
         self.field = field
         self.expected = expected
+
+
+class StageExit(RuntimeError):
+    """A child process the stage ran (msrun) failed: the stage exits with its code.
+
+    Kept as the child's so the operator's retry rule sees the real cause: 1 for
+    a failed rank, >= 128 for a signal (OOM kill, preemption).
+    """
+
+    def __init__(self, what: str, code: int):
+        # A negative returncode is Python's "killed by signal N": the shell's 128 + N.
+        self.code = 128 - code if code < 0 else (code or 1)
+        super().__init__(f"{what} exited with code {self.code}")

@@ -8,6 +8,11 @@ Measured with MindSpore 2.9.0 + MindFormers 1.9.0 (REFERENCE §3):
   wrapper is `CpuTrainOneStepCell` (cpu_wrapper.py), which checks the grads
   with `isfinite`;
 - data parallel only (parallel_mode 0): semi-auto parallel is Ascend/GPU only;
+- two more, in the training worker (worker.py): MindFormers' `Barrier` op has
+  no CPU kernel (cpu_barrier.py), and the Trainer must be preceded by
+  `build_context`, or each rank trains alone with no gradient all-reduce
+  (measured: the two ranks' LoRA weights drifted apart; with it they are
+  bit-identical after every epoch);
 - no dataset sink, no recompute, no parallel optimizer, one dataset worker
   (the profile targets two cores).
 """
@@ -35,7 +40,7 @@ def cpu_profile(config: Dict[str, Any]) -> Dict[str, Any]:
     if "runner_wrapper" in cfg:
         cfg["runner_wrapper"]["type"] = CPU_WRAPPER
     parallel = cfg.setdefault("parallel", {})
-    parallel.update({"parallel_mode": 0, "full_batch": False, "enable_parallel_optimizer": False})
+    parallel.update({"full_batch": False, "enable_parallel_optimizer": False})
     cfg["recompute_config"] = {"recompute": False}
     if "runner_config" in cfg:
         cfg["runner_config"]["sink_mode"] = False

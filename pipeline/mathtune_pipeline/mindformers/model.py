@@ -3,11 +3,18 @@
 Imports of MindSpore/MindFormers happen inside the functions: rendering a
 config (the operator's tests, `prepare`) must not pay for them.
 """
+import os
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import numpy as np
 import yaml
+
+
+def use_output_dir(path: Union[str, Path]) -> None:
+    """Where MindFormers puts its logs and side files in this process (default ./output, the
+    working directory's). Read when MindFormers is first imported, so call this before."""
+    os.environ["LOCAL_DEFAULT_PATH"] = str(path)
 
 
 class _NoAliases(yaml.SafeDumper):

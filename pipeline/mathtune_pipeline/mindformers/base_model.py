@@ -1,0 +1,64 @@
+"""The base model's checkpoint: the spec's, or for `tiny-llama` one made here, seeded.
+
+The CPU profile has no pretrained weights. Its base model is MindFormers'
+LlamaForCausalLM with random weights drawn from `training.seed`, saved once
+under `<run-dir>/base/` so that train starts from it and evaluate scores the
+very same base model.
+"""
+import copy
+import os
+from pathlib import Path
+from typing import Any, Dict
+
+from ..artifacts import sha256_json
+from ..errors import SpecError
+from . import cpu, dialect, families, model, render
+
+TINY = "tiny-llama"
+
+
+def model_only_config(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """The MindFormers config of the bare model (no LoRA), adapted to this machine's profile."""
+    cfg = render.finetune_config(_one_card(spec), dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
+    cfg = dialect.adapt(cfg)
+    if spec["profile"] == "cpu":
+        cfg = cpu.cpu_profile(cfg)
+    cfg["model"]["model_config"].pop("pet_config", None)
+    return cfg
+
+
+def _one_card(spec: Dict[str, Any]) -> Dict[str, Any]:
+    one = copy.deepcopy(spec)
+    one["resources"] = {**one["resources"], "npusPerNode": 1, "nodes": 1,
+                        "parallel": {"dataParallel": 1, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}
+    return one
+
+
+def checkpoint_path(spec: Dict[str, Any], run_dir: os.PathLike) -> Path:
+    given = spec["model"]["checkpoint"]
+    if given:
+        return Path(given)
+    if spec["model"]["family"] != TINY:
+        raise SpecError("spec.model.checkpoint", f"the base model's checkpoint (only {TINY} is made with "
+                                                 f"random weights)")
+    mc = families.family(spec)["model_config"]
+    key = sha256_json({"model": mc, "seed": spec["training"]["seed"]})[:12]
+    return Path(run_dir) / "base" / f"{TINY}-{key}.ckpt"
+
+
+def ensure(spec: Dict[str, Any], run_dir: os.PathLike) -> Path:
+    """The base checkpoint, made first when it is a seeded tiny model not yet saved."""
+    path = checkpoint_path(spec, run_dir)
+    if path.exists():
+        return path
+    if spec["model"]["checkpoint"]:
+        raise SpecError("spec.model.checkpoint", f"an existing checkpoint file ({path} not found)")
+    import mindspore as ms
+
+    model.set_cpu_context(spec["training"]["seed"])
+    network = model.build_network(model.load_config(model_only_config(spec)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # save_checkpoint wants a .ckpt suffix
+    ms.save_checkpoint(network, str(tmp))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,35 @@
+"""The tokenize stage's MindRecord shards, as training reads them."""
+import re
+from pathlib import Path
+from typing import List, Union
+
+from ..errors import SpecError
+
+# FileWriter names one file `x.mindrecord`, N shards `x.mindrecord0..N-1`; `.db` files are their indexes.
+_SHARD = re.compile(r"\.mindrecord\d*$")
+
+
+def shards(data_dir: Union[str, Path]) -> List[Path]:
+    data_dir = Path(data_dir)
+    found = sorted(p for p in data_dir.glob("*") if _SHARD.search(p.name))
+    if not found:
+        raise SpecError(str(data_dir), "MindRecord shards written by the tokenize stage (run tokenize first)")
+    return found
+
+
+def count_rows(files: List[Path]) -> int:
+    import mindspore.dataset as ds
+
+    return ds.MindDataset([str(f) for f in files], shuffle=False).get_dataset_size()
+
+
+def steps_per_epoch(rows: int, batch_size: int, data_parallel: int) -> int:
+    """Steps MindFormers runs per epoch: each data-parallel rank reads ceil(rows / dp) rows,
+    in batches of `batch_size`, the last partial batch dropped (drop_remainder)."""
+    per_rank = -(-rows // data_parallel)
+    steps = per_rank // batch_size
+    if steps < 1:
+        raise SpecError("spec.training.batchSize", f"at most the rows each data-parallel rank reads "
+                                                   f"({rows} rows over {data_parallel} ranks = {per_rank}; "
+                                                   f"batchSize {batch_size})")
+    return steps

@@ -1,0 +1,182 @@
+"""train: LoRA fine-tune with MindFormers' Trainer, every rank started by msrun.
+
+Inputs: the tokenize stage's MindRecord shards, the base checkpoint. The
+MindFormers config is rendered from the spec (the seeds' own settings),
+adapted to the installed MindFormers and, for `profile: cpu`, to CPU.
+Training runs in `<run-dir>/train.work/` so a failed attempt leaves its
+complete checkpoints for `--resume auto`; when every rank has saved the last
+epoch, node 0 publishes `<run-dir>/train/` in one rename: checkpoints,
+strategy files, the configs, the worker logs and the parsed loss curve.
+While msrun runs, this node's first worker log is followed and each logged
+step is printed as a `mathtune-progress` line for the operator.
+"""
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..artifacts import atomic_stage_dir, is_current, sha256_file, sha256_json, write_manifest
+from ..errors import SpecError, StageExit
+from ..mindformers import base_model, checkpoints, counts, cpu, dialect, launch, records, render
+from ..mindformers import model as mf_model
+from ..progress import ProgressParser, Step
+from ..result import publish_progress
+
+STAGE = "train"
+WORKER = Path(__file__).resolve().parent.parent / "mindformers" / "worker.py"
+CHECKPOINT_WAIT_SECONDS = 600
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--node-rank", type=int, default=0, help="this node's index (multi-node)")
+    parser.add_argument("--master-addr", default=None,
+                        help="rank 0's address (host name or IP; resolved here); default this machine")
+    parser.add_argument("--master-port", type=int, default=None,
+                        help=f"rank 0's port (default {launch.DEFAULT_PORT} across nodes, a free one on one node)")
+    parser.add_argument("--resume", choices=("auto", "never"), default="never",
+                        help="auto: start from the last epoch every rank saved under the run dir")
+
+
+def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path) -> Dict[str, Any]:
+    """The MindFormers config this run trains with, and the numbers derived on the way. Pure."""
+    training, resources = spec["training"], spec["resources"]
+    dp = resources["parallel"]["dataParallel"]
+    steps = records.steps_per_epoch(rows, training["batchSize"], dp)
+    ckpt = training["checkpoint"]
+    save_steps = steps if ckpt["everyEpoch"] else ckpt["saveSteps"]
+    if not ckpt["everyEpoch"] and save_steps < 1:
+        raise SpecError("spec.training.checkpoint.saveSteps", "a positive step count when everyEpoch is false")
+    work = run_dir / "train.work"
+    seeds = render.finetune_config(spec, dataset_dir=str(run_dir / "tokenize"), load_checkpoint=str(base_checkpoint),
+                                   output_dir=str(work / "output"), save_checkpoint_steps=save_steps)
+    config = dialect.adapt(seeds)
+    if spec["profile"] == "cpu":
+        config = cpu.cpu_profile(config)
+    mc = config["model"]["model_config"]
+    return {"seeds_config": seeds, "config": config, "steps_per_epoch": steps, "save_steps": save_steps,
+            "ranks": resources["npusPerNode"] * resources["nodes"], "work": work,
+            "trainable": counts.lora_params(mc, mc["pet_config"]), "total": counts.base_params(mc)}
+
+
+def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int) -> Optional[int]:
+    """Point `config` at the last epoch every rank saved; returns that epoch (None: start afresh)."""
+    complete = checkpoints.complete_epochs(checkpoint_dir, ranks)
+    if not complete:
+        return None
+    epoch = max(complete)
+    # MindFormers resumes from the named file, with each rank's id put into the name.
+    config["load_checkpoint"] = str(checkpoint_dir)
+    config["resume_training"] = complete[epoch][0].name
+    return epoch
+
+
+def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+    run_dir = Path(args.run_dir)
+    mf_model.use_output_dir(run_dir / "train.work" / "mindformers")
+    shards = records.shards(run_dir / "tokenize")
+    base = base_model.ensure(spec, run_dir)
+    p = plan(spec, run_dir, records.count_rows(shards), base)
+    config, work, ranks = p["config"], p["work"], p["ranks"]
+    epochs = spec["training"]["epochs"]
+    input_digest = sha256_json({"shards": [sha256_file(s) for s in shards], "base": str(base)})
+    config_digest = sha256_json(p["seeds_config"])
+    if is_current(run_dir / STAGE, input_digest, config_digest):
+        print(f"train: {run_dir / STAGE} is current (same data and config): nothing to do", flush=True)
+        return _result_from(run_dir / STAGE)
+
+    checkpoint_dir = work / "output" / "checkpoint"
+    resumed = resume_from(config, checkpoint_dir, ranks) if args.resume == "auto" else None
+    if resumed is not None:
+        print(f"train: resuming after epoch {resumed} from {checkpoint_dir}", flush=True)
+    parser = ProgressParser()
+    if resumed is None or resumed < epochs:
+        _train(args, spec, config, work, parser)
+    if args.node_rank != 0:
+        return {"nodeRank": args.node_rank, "epochs": epochs}
+    complete = _wait_for_checkpoints(checkpoint_dir, ranks, epochs)
+    return _publish(run_dir, work, p, parser.steps, complete, input_digest, config_digest)
+
+
+def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parser: ProgressParser) -> None:
+    resources = spec["resources"]
+    nodes, local = resources["nodes"], resources["npusPerNode"]
+    if nodes > 1 and not args.master_addr:
+        raise SpecError("--master-addr", "rank 0's address on a multi-node run")
+    master = launch.resolve_master(args.master_addr) if args.master_addr else launch.LOCALHOST
+    port = args.master_port or (launch.DEFAULT_PORT if nodes > 1 else launch.free_port())
+    config_path = mf_model.write_config(config, work / f"finetune-node{args.node_rank}.yaml")
+    log_dir = work / f"msrun_log-node{args.node_rank}"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    command = launch.msrun_command(script=str(WORKER), script_args=["--config", str(config_path)],
+                                   local_workers=local, nodes=nodes, master_addr=master, master_port=port,
+                                   node_rank=args.node_rank, log_dir=str(log_dir))
+    print("train: " + " ".join(command), flush=True)
+
+    def on_line(line: str) -> None:
+        step: Optional[Step] = parser.feed(line)
+        if step is not None:
+            publish_progress(**step.progress_fields())
+
+    first_rank = args.node_rank * local
+    code = launch.run(command, follow=log_dir / f"worker_{first_rank}.log", on_line=on_line, cwd=str(work))
+    last = parser.flush()
+    if last is not None:
+        publish_progress(**last.progress_fields())
+    if code != 0:
+        for log in sorted(log_dir.glob("worker_*.log")):
+            print(f"--- last lines of {log}\n{launch.tail(log)}", flush=True)
+        raise StageExit("msrun", code)
+
+
+def _wait_for_checkpoints(checkpoint_dir: Path, ranks: int, epochs: int) -> Dict[int, Dict[int, Path]]:
+    """Every rank's last save: other nodes may still be writing theirs to the shared volume."""
+    deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
+    while True:
+        complete = checkpoints.complete_epochs(checkpoint_dir, ranks)
+        if complete and max(complete) >= epochs:
+            return complete
+        if time.monotonic() >= deadline:
+            found = checkpoints.scan(checkpoint_dir)
+            raise RuntimeError(f"{checkpoint_dir}: no epoch {epochs} checkpoint on all {ranks} ranks "
+                               f"(saved: { {e: sorted(r) for e, r in found.items()} })")
+        time.sleep(5)
+
+
+def _publish(run_dir: Path, work: Path, p: Dict[str, Any], steps: List[Step],
+             complete: Dict[int, Dict[int, Path]], input_digest: str, config_digest: str) -> Dict[str, Any]:
+    output = work / "output"
+    curve = [s.__dict__ for s in steps]
+    with atomic_stage_dir(run_dir, STAGE) as out:
+        shutil.move(str(output / "checkpoint"), str(out / "checkpoint"))
+        if (output / "strategy").is_dir():
+            shutil.move(str(output / "strategy"), str(out / "strategy"))
+        logs = out / "logs"
+        logs.mkdir()
+        for log in work.glob("msrun_log-node*/*.log"):
+            shutil.copy2(log, logs / f"{log.parent.name.split('-')[-1]}-{log.name}")
+        mf_model.write_config(p["config"], out / "finetune.yaml")
+        mf_model.write_config(p["seeds_config"], out / "finetune.seeds.yaml")
+        (out / "loss.json").write_text(json.dumps(curve, indent=1), encoding="utf-8")
+        saved = {str(e): {str(r): str(f.relative_to(output)) for r, f in files.items()}
+                 for e, files in complete.items()}
+        result = {
+            "epochs": max(complete),
+            "steps": p["steps_per_epoch"] * max(complete),
+            "stepsPerEpoch": p["steps_per_epoch"],
+            "finalLoss": steps[-1].loss if steps else None,
+            "trainableParams": p["trainable"],
+            "totalParams": p["total"],
+            "ranks": p["ranks"],
+            "checkpoints": sorted(complete),
+        }
+        write_manifest(out, stage=STAGE, input_digest=input_digest, config_digest=config_digest,
+                       outputs={"checkpoints": saved, "config": "finetune.yaml", "loss": "loss.json"},
+                       counts={"steps": len(steps), "epochs": max(complete)}, extra={"result": result})
+    shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def _result_from(stage_dir: Path) -> Dict[str, Any]:
+    manifest = json.loads((stage_dir / "manifest.json").read_text(encoding="utf-8"))
+    return manifest["result"]
