@@ -1,0 +1,81 @@
+"""tokenize at contest scale: seed 000's 97,450 prepared rows, the real Llama 3 tokenizer.
+
+Ours: `mathtune-pipeline tokenize` (seqLength 512, 2 shards written by 2
+processes). Baseline, measured in the same run: one process, tokenize row by
+row, write with FileWriter (baseline_tokenize_straightforward.py). Rows/s are
+end to end per process, imports included (MindSpore's import alone is seconds).
+Also the padding share of seed 000's recipe at seq_length 512 against `auto`.
+Goal (issue 3): >= 10,000 rows/s and >= 3x the baseline.
+"""
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.bench.common import (PIPELINE, REPO, SEED000_QUOTAS, env_with_pipeline, machine, measure,  # noqa: E402
+                                median_of, synth_file)
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+TOKENIZER = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")) / \
+    "tokenizers" / "llama3-tokenizer.json"
+
+
+def spec_file(path: Path, source: Path, seq_length, shards: int) -> Path:
+    path.write_text(yaml.safe_dump({"spec": {
+        "model": {"tokenizer": {"uri": str(TOKENIZER), "format": "hf-json"}},
+        "data": {"source": {"uri": str(source), "format": "contest-jsonl"},
+                 "sample": {"mode": "quota", "seed": 42, "quotas": SEED000_QUOTAS},
+                 "chainOfThought": {"enabled": True, "decimals": 2}, "template": {"name": "alpaca"},
+                 "seqLength": seq_length, "shards": shards}}}))
+    return path
+
+
+def main() -> int:
+    if not TOKENIZER.is_file():
+        raise SystemExit(f"missing the real Llama 3 tokenizer fixture: {TOKENIZER}")
+    env = env_with_pipeline()
+    source = synth_file()
+    print(f"# {machine()}")
+    with tempfile.TemporaryDirectory(prefix="bench-tokenize-") as tmp:
+        tmp = Path(tmp)
+        run_dir = tmp / "run"
+        spec512 = spec_file(tmp / "seq512.yaml", source, 512, 2)
+        measure(PIPELINE + ["prepare", "--spec", str(spec512), "--run-dir", str(run_dir)], env)
+        prepared = run_dir / "prepare" / "train.jsonl"
+        rows = sum(1 for _ in prepared.open(encoding="utf-8"))
+        ours_cmd = PIPELINE + ["tokenize", "--spec", str(spec512), "--run-dir", str(run_dir), "--force"]
+        base_cmd = [sys.executable, str(Path(__file__).with_name("baseline_tokenize_straightforward.py")), str(prepared),
+                    str(TOKENIZER), str(tmp / "baseline.mindrecord"), "512"]
+        ours, base = [], []
+        for _ in range(REPEATS):
+            base.append(measure(base_cmd, env))
+            ours.append(measure(ours_cmd, env))
+        manifest512 = json.loads((run_dir / "tokenize" / "manifest.json").read_text())
+        spec_auto = spec_file(tmp / "auto.yaml", source, "auto", 2)
+        measure(PIPELINE + ["tokenize", "--spec", str(spec_auto), "--run-dir", str(run_dir), "--force"], env)
+        manifest_auto = json.loads((run_dir / "tokenize" / "manifest.json").read_text())
+    o_wall, b_wall = median_of(ours, "seconds"), median_of(base, "seconds")
+    c512, cauto = manifest512["counts"], manifest_auto["counts"]
+    print(f"command (ours):     {' '.join(ours_cmd)}")
+    print(f"command (baseline): {' '.join(base_cmd)}")
+    print(f"rows {rows}; tokenizer engine {manifest512['tokenizer']['engine']}; 2 shards")
+    print(f"ours      {o_wall:6.2f} s  {rows / o_wall:8.0f} rows/s  peak RSS {max(r['rss_mib'] for r in ours):5.0f} MiB "
+          f"(tokenizing done at {c512['tokenizeSeconds']:.2f} s of {c512['seconds']:.2f} s in the last run)")
+    print(f"baseline  {b_wall:6.2f} s  {rows / b_wall:8.0f} rows/s  peak RSS {max(r['rss_mib'] for r in base):5.0f} MiB")
+    print(f"speed-up  {b_wall / o_wall:5.2f}x the straightforward baseline (median of {REPEATS})")
+    print(f"goals: >= 10,000 rows/s: {'met' if rows / o_wall >= 10000 else 'MISSED'}; "
+          f">= 3x: {'met' if b_wall / o_wall >= 3 else 'MISSED'}")
+    print(f"padding share, seed 000 recipe: seq_length 512 -> {c512['paddingShare']:.1%}; "
+          f"auto -> seq_length {cauto['seqLength']}, {cauto['paddingShare']:.1%} "
+          f"(token lengths p50 {c512['lengthPercentiles']['p50']}, p99 {c512['lengthPercentiles']['p99']}, "
+          f"max {c512['lengthPercentiles']['max']}; truncated at auto: {cauto['truncated']}); packing: not done "
+          f"(see stages/tokenize.py)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

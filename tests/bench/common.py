@@ -1,0 +1,62 @@
+"""Helpers shared by the benchmarks: run a command in its own process and measure
+its wall time and peak RSS (per child, via wait4), and the contest-scale inputs."""
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("MATHTUNE_CACHE", Path.home() / ".cache" / "mathtune")) / "bench"
+PIPELINE = [sys.executable, "-m", "mathtune_pipeline.cli"]
+SEED000_QUOTAS = {"english": 6000, "add": 6000, "subtract": 6000, "multiply": 6000, "divide": 6000, "sqrt": 6000,
+                  "power": 6000, "equation": 12000, "discount": 6000, "mean": 12000, "mass": 1000, "area": 6000,
+                  "sales": 6000, "simplify": 450, "function": 12000}
+
+
+def measure(cmd: Sequence[str], env=None) -> Dict[str, float]:
+    """Wall seconds and peak RSS (MiB) of one command, in its own process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(list(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    out = proc.stdout.read().decode(errors="replace")
+    err = proc.stderr.read().decode(errors="replace")
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-2000:]}\n{err[-4000:]}")
+    return {"seconds": wall, "rss_mib": usage.ru_maxrss / 1024, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "stdout": out}
+
+
+def median_of(runs: List[Dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def synth_file(rows: int = 809993, seed: int = 0) -> Path:
+    """The contest-scale synthetic train.json, generated once and cached."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"synth-{rows}-{seed}.json"
+    if not path.exists():
+        tmp = path.with_suffix(".partial")
+        subprocess.run(PIPELINE + ["synth", "--rows", str(rows), "--seed", str(seed), "--out", str(tmp)], check=True,
+                       env=env_with_pipeline())
+        tmp.replace(path)
+    return path
+
+
+def env_with_pipeline() -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "pipeline"), env.get("PYTHONPATH")]))
+    return env
+
+
+def machine() -> str:
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = float("nan")
+    return f"{cpus} CPUs available, load average {load:.1f} at start"
