@@ -1,7 +1,7 @@
 """kopf handlers, and nothing else: each one hands over to `runtime`."""
 import kopf
 
-from . import config, names, runtime
+from . import names, runtime
 from .cli import run  # noqa: F401 - the console script's entry point
 
 
@@ -10,13 +10,12 @@ def startup(settings: kopf.OperatorSettings, **_):
     runtime.configure(settings)
 
 
-@kopf.timer(names.GROUP, names.VERSION, names.PLURAL, interval=config.RECONCILE_INTERVAL, sharp=False)
-def reconcile(body, patch, logger, **_):
-    """One pass over the run: observe the current stage, record, act."""
-    runtime.reconcile_run(body, patch, logger)
+@kopf.on.cleanup()
+def cleanup(**_):
+    runtime.cleanup()
 
 
-@kopf.on.delete(names.GROUP, names.VERSION, names.PLURAL, optional=True)
-def deleted(name, namespace, **_):
-    """Its Jobs go with it (ownerReferences); only our metric series remain."""
-    runtime.forget_run(namespace, name)
+@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL)
+def run_event(event, name, namespace, meta, **_):
+    """A run appeared, changed or went away: the runner passes over it."""
+    runtime.RUNNER.seen(event.get("type"), namespace, name, int(meta.get("generation") or 0))

@@ -31,7 +31,45 @@ def volumes(apis):
 
 
 @pytest.fixture
-def operator(kubeconfig, namespace, crd, tmp_path):
+def drained(namespace, apis):
+    """Deletes the test's namespace and plays the kubelet for its pods.
+
+    Stage pods carry the Job controller's tracking finalizer, which a real
+    kubelet's pod shutdown lets the Job controller remove. kwok leaves a
+    deleted Running pod Running with its finalizer, and with the API server's
+    ordered namespace deletion (pods first) the namespace then never goes:
+    its Running pods would keep holding NPUs of the simulated nodes for the
+    rest of the session. So: delete the namespace, and drop the finalizers of
+    its pods until it is gone.
+    """
+    yield namespace
+    core = apis["core"]
+    try:
+        core.delete_namespace(namespace, propagation_policy="Background")
+    except client.exceptions.ApiException:
+        return
+
+    def gone():
+        try:
+            pods = core.list_namespaced_pod(namespace).items
+        except client.exceptions.ApiException:
+            return True
+        for pod in pods:
+            if pod.metadata.finalizers:
+                try:
+                    core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"finalizers": None}})
+                except client.exceptions.ApiException:
+                    pass
+        try:
+            core.read_namespace(namespace)
+            return False
+        except client.exceptions.ApiException as exc:
+            return exc.status == 404
+    helpers.wait(gone, 120, f"namespace {namespace} deleted", every=1)
+
+
+@pytest.fixture
+def operator(kubeconfig, drained, namespace, crd, tmp_path):
     op = helpers.Operator(kubeconfig, namespace, tmp_path).start()
     yield op
     op.stop()

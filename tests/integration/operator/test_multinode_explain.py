@@ -1,0 +1,65 @@
+"""Multi-node training as an Indexed Job behind a headless Service, and the
+CRD's documentation as kubectl explain shows it."""
+import pytest
+
+from tests.cluster import local
+
+from . import helpers as h
+
+pytestmark = pytest.mark.integration
+
+NPU = "huawei.com/Ascend910"
+
+
+def test_two_node_training_is_an_indexed_job_on_two_ascend_nodes(namespace, apis, operator, volumes):
+    core, batch, custom = apis["core"], apis["batch"], apis["custom"]
+    name = "twonode"
+    h.bind_work_volume(core, namespace, f"{name}-work", volumes)
+    doc = h.run_doc("seed000-llama3-quota-cot.yaml", name)
+    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": 2,
+                                "parallel": {"dataParallel": 4, "modelParallel": 4, "pipelineStage": 1}}
+    h.create_run(custom, namespace, doc)
+    for stage in ("prepare", "tokenize"):
+        h.finish_stage(core, namespace, f"{name}-{stage}", 0, h.result(stage))
+    job = h.wait(lambda: batch.read_namespaced_job(f"{name}-train", namespace) if any(
+        j.metadata.name == f"{name}-train" for j in h.jobs_of(batch, namespace, name)) else None, 60, "train Job")
+    assert job.spec.completion_mode == "Indexed" and job.spec.completions == 2 and job.spec.parallelism == 2
+    svc = core.read_namespaced_service(f"{name}-train", namespace)
+    assert svc.spec.cluster_ip == "None"
+
+    def both_running():
+        pods = [p for p in h.live_pods(core, namespace, f"{name}-train") if p.status.phase == "Running"]
+        return pods if len(pods) == 2 else None
+    pods = h.wait(both_running, 90, "2 training pods Running")
+    # 8 NPUs each: the scheduler must put them on different Ascend nodes.
+    assert sorted(p.spec.node_name for p in pods) == ["ascend-0", "ascend-1"]
+    by_rank = {p.metadata.annotations["batch.kubernetes.io/job-completion-index"]: p for p in pods}
+    for rank, pod in by_rank.items():
+        assert pod.spec.subdomain == f"{name}-train" and pod.spec.hostname == f"{name}-train-{rank}"
+        c = pod.spec.containers[0]
+        assert c.resources.limits[NPU] == "8"
+        args = c.args
+        assert args[args.index("--master-addr") + 1] == f"{name}-train-0.{name}-train.{namespace}.svc"
+        assert args[args.index("--node-rank") + 1] == "$(MATHTUNE_NODE_RANK)"
+        env = {e.name: e for e in c.env}
+        assert "job-completion-index" in env["MATHTUNE_NODE_RANK"].value_from.field_ref.field_path
+    # Rank 1 ends first with its own (partial) result; the run takes rank 0's.
+    h.podsim.complete_pod(core, namespace, by_rank["1"].metadata.name, 0,
+                          h.json.dumps({"stage": "train", "ok": True, "epochs": 5}))
+    h.podsim.complete_pod(core, namespace, by_rank["0"].metadata.name, 0, h.json.dumps(h.result("train")))
+    run = h.wait(lambda: (lambda r: r if h.stage_row(r, "train").get("state") == "Succeeded" else None)(
+        h.get_run(custom, namespace, name)), 60, "train Succeeded")
+    assert run["status"]["results"]["trainableParams"] == 3407872
+
+
+def test_kubectl_explain_reads_well(kubeconfig, crd):
+    out = h.wait(lambda: (lambda p: p.stdout if p.returncode == 0 else None)(
+        local.kubectl("explain", "mathfinetune.spec.lora", kubeconfig=kubeconfig, check=False)),
+        30, "kubectl explain to know the CRD")
+    assert "LoRA: low-rank adapters" in out
+    for field in ("rank", "alpha", "dropout", "targetModules"):
+        assert f"  {field}\t" in out, out
+    assert "Default: 8." in out and "Immutable once the run exists." in out
+    top = local.kubectl("explain", "mathfinetune.spec", kubeconfig=kubeconfig).stdout
+    for field in ("runPolicy", "scheduling", "storage", "evaluation", "resources", "profile"):
+        assert field in top
