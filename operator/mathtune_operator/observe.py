@@ -104,3 +104,17 @@ def outcome(job: dict, pods: List[dict]) -> dict:
         return out
     out.update(state=RETRYING if failed else RUNNING, message=pod_message)
     return out
+
+
+def unschedulable(pods: List[dict]) -> Optional[str]:
+    """Why a stage pod is not placed, in the scheduler's words (e.g. '0/4
+    nodes are available: 2 Insufficient huawei.com/Ascend910, ...'), or None."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") != "Pending":
+            continue
+        for cond in status.get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                return f"pod {(pod.get('metadata') or {}).get('name')} cannot be scheduled: " \
+                       f"{cond.get('message') or cond.get('reason') or 'Unschedulable'}"
+    return None

@@ -191,6 +191,15 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
             phase, message = st.SUSPENDED, f"stage {stage} suspended"
         else:
             message = f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})"
+            why = observe.unschedulable(pods)
+            if why:
+                # The question users ask most of NPU jobs: why is it Pending?
+                blocked = {"reason": "Unschedulable", "message": why}
+                if row.get("message") != why:
+                    event("Warning", "Unschedulable", f"stage {stage}: {why}")
+                row["message"] = why
+            elif row.get("message", "").startswith("pod ") and "cannot be scheduled" in row.get("message", ""):
+                row.pop("message")
             running = [p["metadata"]["name"] for p in pods if (p.get("status") or {}).get("phase") == "Running"]
             metrics.stage_pods(ns, run, stage, running)
             if stage in plan.PROGRESS_STAGES:

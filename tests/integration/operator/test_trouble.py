@@ -159,3 +159,15 @@ def test_delete_removes_jobs_and_pods_and_keeps_the_claim(namespace, apis, opera
     assert pvc.metadata.deletion_timestamp is None and pvc.status.phase == "Bound"
     operator.start()
     assert f'run="{name}"' not in operator.metrics()
+
+
+def test_pending_stage_says_why(namespace, apis, operator, volumes):
+    core, custom = apis["core"], apis["custom"]
+    name = "nowhere"
+    _start(apis, namespace, volumes, name, scheduling={"nodeSelector": {"pool": "does-not-exist"}})
+    run = h.wait(lambda: (lambda r: r if h.condition(r, "Ready").get("reason") == "Unschedulable" else None)(
+        _run(custom, namespace, name)), 60, "Ready=False Unschedulable")
+    message = h.condition(run, "Ready")["message"]
+    assert "cannot be scheduled" in message and "node affinity/selector" in message, message
+    assert h.condition(run, "Ready")["status"] == "False"
+    assert "Unschedulable" in h.events_of(core, namespace, name)

@@ -259,3 +259,22 @@ def test_metrics_exposition_passes_promtool(world, tmp_path):
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), proc.stdout + proc.stderr
     metrics.forget_run("ns1", "run-cpu")
     assert b'run="run-cpu"' not in metrics.exposition()
+
+
+def test_unschedulable_pod_is_explained(world):
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    why = "0/4 nodes are available: 2 Insufficient huawei.com/Ascend910, 2 node(s) didn't match Pod's node affinity"
+    fake.pods["run-cpu-prepare"] = [{"metadata": {"name": "run-cpu-prepare-x"}, "status": {
+        "phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                            "message": why}]}}]
+    out = step(run, fake, metrics, throttle)
+    conds = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "Unschedulable"
+    assert why in conds["Ready"]["message"] and why in run["status"]["stages"][0]["message"]
+    assert [e.reason for e in out.events] == ["Unschedulable"]
+    assert step(run, fake, metrics, throttle).events == []  # said once, not every pass
+    fake.pods["run-cpu-prepare"] = [{"metadata": {"name": "run-cpu-prepare-x"}, "status": {"phase": "Running"}}]
+    step(run, fake, metrics, throttle)
+    conds = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conds["Ready"]["status"] == "True" and "message" not in run["status"]["stages"][0]
