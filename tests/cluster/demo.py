@@ -242,7 +242,10 @@ def shared_fixtures() -> Path:
 
 
 def _uris(node) -> List[str]:
+    """Every `uri` of a spec, leaving out sections turned off (enabled: false)."""
     if isinstance(node, dict):
+        if node.get("enabled") is False:
+            return []
         return [u for k, v in node.items() for u in ([v] if k == "uri" and isinstance(v, str) else _uris(v))]
     if isinstance(node, list):
         return [u for v in node for u in _uris(v)]
@@ -311,15 +314,19 @@ def phase_of(kubeconfig: Path, ns: str, name: str) -> str:
 
 
 def watch_run(kubeconfig: Path, ns: str, name: str, timeout: float, echo=print) -> str:
-    """Prints `kubectl get mft` whenever it changes; returns the final phase."""
+    """Prints `kubectl get mft` whenever it changes (AGE aside); returns the final phase."""
     deadline = time.monotonic() + timeout
     last = None
+    header_shown = False
     while True:
         table = kubectl("get", "mft", "-n", ns, name, kubeconfig=kubeconfig, check=False).stdout.rstrip()
-        if table and table != last:
-            rows = table.splitlines()
-            echo(("\n".join(rows) if last is None else rows[-1]))
-            last = table
+        rows = table.splitlines()
+        if len(rows) >= 2:
+            # The last column is AGE: it changes every second, the run does not.
+            key = rows[-1].rsplit(None, 1)[0]
+            if key != last:
+                echo("\n".join(rows) if not header_shown else rows[-1])
+                header_shown, last = True, key
         phase = phase_of(kubeconfig, ns, name)
         if phase in ("Succeeded", "Failed"):
             return phase

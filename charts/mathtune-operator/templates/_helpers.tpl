@@ -104,10 +104,11 @@ fails when a rule is added or dropped without saying why.
 {{- end -}}
 
 {{- define "mathtune-operator.runRules" -}}
-# Runs: watched by kopf, annotated with its handler state (under mathtune.dev/).
+# Runs: watched by kopf (on.event: no finalizer, no annotations, so no
+# patch); read by the reconcile loop before each pass.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes]
-  verbs: [list, watch, patch]
+  verbs: [get, list, watch]
 # Run status: conditions, stage table, progress, results.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes/status]
@@ -137,7 +138,7 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [""]
   resources: [services]
   verbs: [create]
-# Events on runs (kubectl describe mft).
+# Events on runs (kubectl describe mft); kopf posts its handler errors too.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
