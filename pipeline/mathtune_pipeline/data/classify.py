@@ -17,24 +17,27 @@ from . import types as T
 _OPERATORS = {"+": T.ADD, "-": T.SUBTRACT, "*": T.MULTIPLY, "/": T.DIVIDE}
 
 
-def _is_cjk(ch: str) -> bool:
-    return "\u4e00" <= ch <= "\u9fff"
-
-
 def classify_builtin(q: str) -> str:
     """Seed 000's rules on one bare question (no prompt template around it)."""
-    if not q or not _is_cjk(q[0]):
+    if not q or not "\u4e00" <= q[0] <= "\u9fff":
         return T.ENGLISH
     if q.startswith("计算"):
+        # The contest's own spacing first, one split for all six shapes:
+        # `计算 A op B 等于多少？` (A and B may be negative: `- -1709.92`, so the
+        # operator is the middle word, not the first '-'), `计算 A 的 n 次方？`,
+        # `计算 A 的平方根？`.
+        parts = q.split(" ")
+        if len(parts) == 5:
+            if parts[4] == "等于多少？" and parts[2] in _OPERATORS:
+                return _OPERATORS[parts[2]]
+            if parts[2] == "的" and parts[4] == "次方？":
+                return T.POWER
+        elif len(parts) == 3 and parts[2] == "的平方根？":
+            return T.SQRT
         if q.endswith("的平方根？"):
             return T.SQRT
         if q.endswith("次方？"):
             return T.POWER
-        # `计算 A op B 等于多少？`: the operator is the middle word (A and B may be
-        # negative, `- -1709.92`, so the first '-' is not necessarily the operator).
-        parts = q[2:].replace("等于多少？", "").split()
-        if len(parts) == 3 and parts[1] in _OPERATORS:
-            return _OPERATORS[parts[1]]
         # Seed 000 strips the spaces first: `计算A+B等于多少？`.
         return _operator_without_spaces(q)
     if q.startswith("解方程"):

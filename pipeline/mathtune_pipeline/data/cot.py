@@ -28,6 +28,7 @@ COMPUTABLE_TYPES: FrozenSet[str] = frozenset(T.CONTEST_TYPES) - {T.ENGLISH}
 
 _PREC = 60
 _NUM = r"(-?\d+(?:\.\d+)?)"
+_NUMBER = re.compile(_NUM)
 _ARITH = re.compile(r"^计算\s*" + _NUM + r"\s*([-+*/])\s*" + _NUM + r"\s*等于多少？?$")
 _SQRT = re.compile(r"^计算\s*" + _NUM + r"\s*的平方根？?$")
 _POWER = re.compile(r"^计算\s*" + _NUM + r"\s*的\s*(\d+)\s*次方？?$")
@@ -179,7 +180,7 @@ class ChainOfThought:
         if not m:
             return None
         items = [x.strip() for x in m.group(1).split(",") if x.strip()]
-        if not items or not all(re.fullmatch(_NUM, x) for x in items):
+        if not items or not all(map(_NUMBER.fullmatch, items)):
             return None
         total = sum(Decimal(x) for x in items)
         value = self._r(total / len(items))

@@ -103,22 +103,45 @@ def _parse_chunk(chunk: List[bytes]) -> Optional[Tuple[List[str], List[str]]]:
     return problems, solutions
 
 
-def load_contest_jsonl(data: bytes, drop_repeats: bool = True) -> Rows:
+@dataclass
+class Lines:
+    """A contest file split into lines, byte-identical repeats dropped (first kept)."""
+    all: List[bytes]        # every line, for line numbers of bad rows
+    unique: List[bytes]     # non-blank lines to parse, in first-occurrence order
+    read: int               # non-blank lines
+    wrapped: bool           # some row holds an alpaca prompt around its question
+
+
+def split_lines(data: bytes, drop_repeats: bool = True) -> Lines:
     wrapped = b"### Instruction:" in data
     lines = (data.replace(b"\r\n", b"\n") if b"\r\n" in data else data).split(b"\n")
-    del data
-    rows = Rows()
     # dict, not set: first-occurrence order keeps every later step reproducible
     # (the order of a set of bytes changes with PYTHONHASHSEED).
     unique = list(dict.fromkeys(lines)) if drop_repeats else list(lines)
-    blank = [ln for ln in unique if not ln.strip()] if drop_repeats else []
     if drop_repeats:
+        blank = [ln for ln in unique if not ln.strip()]
         for junk in blank:
             unique.remove(junk)
-        rows.read = len(lines) - sum(lines.count(junk) for junk in blank)
+        read = len(lines) - sum(lines.count(junk) for junk in blank)
     else:
         unique = [ln for ln in unique if ln.strip()]
-        rows.read = len(unique)
+        read = len(unique)
+    return Lines(lines, unique, read, wrapped)
+
+
+def bad_line_numbers(lines: Lines, bad: Dict[bytes, str], rows: "Rows") -> None:
+    """Count every occurrence of each bad line and note where the first few are."""
+    for number, line in enumerate(lines.all, 1):
+        why = bad.get(line)
+        if why is not None:
+            rows.add_bad(number, why)
+
+
+def load_contest_jsonl(data: bytes, drop_repeats: bool = True) -> Rows:
+    lines = split_lines(data, drop_repeats)
+    del data
+    rows = Rows(read=lines.read)
+    unique = lines.unique
     bad_lines: Dict[bytes, str] = {}
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start:start + _CHUNK]
@@ -137,12 +160,9 @@ def load_contest_jsonl(data: bytes, drop_repeats: bool = True) -> Rows:
     rows.input = [""] * len(rows.instruction)
     if bad_lines:
         # One pass for exact counts and line numbers; only paid when bad rows exist.
-        for number, line in enumerate(lines, 1):
-            why = bad_lines.get(line)
-            if why is not None:
-                rows.add_bad(number, why)
+        bad_line_numbers(lines, bad_lines, rows)
     rows.repeats_dropped = rows.read - len(rows.instruction) - rows.bad
-    if wrapped:
+    if lines.wrapped:
         _unwrap_all(rows)
     return rows
 

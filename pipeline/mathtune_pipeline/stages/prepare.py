@@ -18,7 +18,9 @@ import time
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
 
 from .. import __version__
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
@@ -26,9 +28,11 @@ from ..errors import SpecError
 from ..data import types as T
 from ..data.classify import Classifier, count_types, parse_rules
 from ..data.cot import COMPUTABLE_TYPES, SEED000_STEP_TYPES, ChainOfThought
-from ..data.dedupe import dedupe
-from ..data.loaders import FORMATS, Rows, load
-from ..data.sample import sample
+from ..data.dedupe import dedupe, first_by_fingerprint
+from ..data.loaders import FORMATS, Rows, bad_line_numbers, load, split_lines
+from ..data.parallel import SHARED, cpus, fork_map
+from ..data.sample import sample, validate as validate_sample
+from ..data.scan import materialize, scan_lines
 from ..data.sources import fetch
 from ..data.templates import Template
 
@@ -36,6 +40,8 @@ STAGE = "prepare"
 OUTPUT = "train.jsonl"
 # Bumped when the output for the same input and config changes (part of the config digest).
 FORMAT_VERSION = 1
+SCAN_CHUNK = 20000       # rows per bulk JSON parse: a bad row costs a line-by-line re-read of this many
+RENDER_CHUNK = 5000      # below this many chosen rows a second process costs more than it saves
 # Settings under spec.data that tokenize reads, not prepare: changing them must not redo prepare.
 _TOKENIZE_ONLY = ("seqLength", "seqLengthPercentile", "shards")
 
@@ -45,11 +51,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass
+class Settings:
+    """spec.data, validated once: every bad field is reported before any work."""
+    rules: list
+    known_types: List[str]
+    cot_enabled: bool
+    decimals: int
+    step_types: Optional[set]
+    template: Template
+    dedupe: bool
+    sample: Mapping[str, Any]
+
+
+@dataclass
+class Table:
+    """The rows after dedupe and classification, their text fetched only when chosen."""
+    kinds: List[str]
+    fetch: Callable[[Sequence[int]], Tuple[List[str], List[str], List[str]]]   # -> instruction, input, output
+    counts: Dict[str, Any]
+
+
+@dataclass
 class Prepared:
-    """The rows to write and what every step counted."""
-    types: List[str] = field(default_factory=list)
-    prompts: List[str] = field(default_factory=list)
-    responses: List[str] = field(default_factory=list)
+    """The output's JSON lines (in blocks) and what every step counted."""
+    blocks: List[str] = field(default_factory=list)
     counts: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -59,7 +84,9 @@ def _int(value: Any, where: str, low: int) -> int:
     return value
 
 
-def _cot_settings(config: Mapping[str, Any], known_types: set) -> Tuple[bool, int, Optional[set]]:
+def settings(config: Mapping[str, Any]) -> Settings:
+    rules = parse_rules((config.get("classify") or {}).get("extraRules"))
+    known = list(T.CONTEST_TYPES) + [T.OTHER, T.CHOICE] + sorted({r.type for r in rules} - set(T.CONTEST_TYPES))
     cot = config.get("chainOfThought") or {}
     enabled = cot.get("enabled", False)
     if not isinstance(enabled, bool):
@@ -70,80 +97,151 @@ def _cot_settings(config: Mapping[str, Any], known_types: set) -> Tuple[bool, in
     chosen = cot.get("types") or []
     if not isinstance(chosen, list) or not all(isinstance(t, str) for t in chosen):
         raise SpecError("spec.data.chainOfThought.types", "a list of type names")
-    unknown = sorted(set(chosen) - known_types)
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        raise SpecError("spec.data.chainOfThought.types", f"known types ({', '.join(sorted(known_types))}); got {unknown[0]!r}")
-    return enabled, decimals, (set(chosen) if chosen else None)
-
-
-def prepare_rows(rows: Rows, config: Mapping[str, Any], fmt: str = "contest-jsonl") -> Prepared:
-    """Dedupe, classify, sample, chain of thought and template over loaded rows."""
-    counts: Dict[str, Any] = {"read": rows.read, "bad": rows.bad,
-                              "badExamples": [{"line": n, "why": why} for n, why in rows.bad_examples],
-                              "unwrapped": rows.unwrapped}
-    rules = parse_rules((config.get("classify") or {}).get("extraRules"))
-    known = set(T.CONTEST_TYPES) | {r.type for r in rules} | {T.CHOICE, T.OTHER}
-    enabled, decimals, step_types = _cot_settings(config, known)
+        raise SpecError("spec.data.chainOfThought.types", f"known types ({', '.join(sorted(known))}); got {unknown[0]!r}")
     template_cfg = config.get("template") or {}
     template = Template(template_cfg.get("name", "alpaca"), template_cfg.get("systemPrompt", "") or "")
-
     do_dedupe = config.get("dedupe", True)
     if not isinstance(do_dedupe, bool):
         raise SpecError("spec.data.dedupe", "true or false")
-    duplicates = rows.repeats_dropped + (dedupe(rows) if do_dedupe else 0)
-    counts["duplicates"] = duplicates
+    sample_cfg = config.get("sample") or {}
+    validate_sample(sample_cfg)
+    return Settings(rules, known, enabled, decimals, set(chosen) if chosen else None, template, do_dedupe, sample_cfg)
+
+
+def _base_counts(read: int, bad: int, bad_examples, unwrapped: int) -> Dict[str, Any]:
+    return {"read": read, "bad": bad, "badExamples": [{"line": n, "why": why} for n, why in bad_examples],
+            "unwrapped": unwrapped}
+
+
+def table_from_rows(rows: Rows, s: Settings, fmt: str) -> Table:
+    """Small sources (alpaca JSON, MMLU CSV, tests): everything in memory, in this process."""
+    counts = _base_counts(rows.read, rows.bad, rows.bad_examples, rows.unwrapped)
+    counts["duplicates"] = rows.repeats_dropped + (dedupe(rows) if s.dedupe else 0)
     counts["deduped"] = len(rows)
+    kinds = Classifier(s.rules, fallback_type=T.CHOICE if fmt == "mmlu-csv" else None).classify_all(rows.instruction)
 
-    classifier = Classifier(rules, fallback_type=T.CHOICE if fmt == "mmlu-csv" else None)
-    kinds = classifier.classify_all(rows.instruction)
-    counts["classified"] = count_types(kinds)
-    counts["other"] = counts["classified"].get(T.OTHER, 0)
+    def fetch(indices):
+        return ([rows.instruction[i] for i in indices], [rows.input[i] for i in indices],
+                [rows.output[i] for i in indices])
 
-    chosen, sampled = sample(kinds, config.get("sample") or {})
-    counts["sampled"] = len(chosen)
-    counts["sampledByType"] = dict(sorted(sampled.items()))
+    return Table(kinds, fetch, counts)
 
-    cot = ChainOfThought(decimals, step_types) if enabled else None
+
+def _scan_task(bounds: Tuple[int, int]):
+    shared = SHARED
+    unique, classifier, codes, unwrap = shared["unique"], shared["classifier"], shared["codes"], shared["unwrap"]
+    parts = [scan_lines(unique[a:min(a + SCAN_CHUNK, bounds[1])], classifier, codes, unwrap)
+             for a in range(bounds[0], bounds[1], SCAN_CHUNK)]
+    bad = {bounds[0] + (a - bounds[0]) + i: why
+           for a, part in zip(range(bounds[0], bounds[1], SCAN_CHUNK), parts) for i, why in part[3].items()}
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), bad, sum(p[4] for p in parts))
+
+
+def table_from_contest(raw: bytes, s: Settings, processes: int) -> Table:
+    """Contest JSON lines at 810k rows: repeats dropped as bytes, then parse, classify and
+    fingerprint in forked workers (scan.py), dedupe on fingerprints, text parsed again
+    only for the rows finally chosen."""
+    lines = split_lines(raw, drop_repeats=s.dedupe)
+    unique = lines.unique
+    codes = {name: i for i, name in enumerate(s.known_types)}
+    classifier = Classifier(s.rules)
+    step = max(SCAN_CHUNK, -(-len(unique) // max(1, processes)))
+    tasks = [(a, min(a + step, len(unique))) for a in range(0, len(unique), step)]
+    parts = fork_map(_scan_task, tasks, processes,
+                     {"unique": unique, "classifier": classifier, "codes": codes, "unwrap": lines.wrapped})
+    empty = np.zeros(0, dtype=np.int64)
+    type_codes = np.concatenate([p[0] for p in parts]) if parts else empty
+    prints = np.concatenate([p[1] for p in parts]) if parts else empty
+    valid = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=bool)
+    bad_rows = Rows()
+    bad_lines = {unique[i]: why for p in parts for i, why in p[3].items()}
+    if bad_lines:
+        bad_line_numbers(lines, bad_lines, bad_rows)
+
+    def pairs_of(indices):
+        problems, solutions = materialize([unique[i] for i in indices], lines.wrapped)
+        return list(zip(problems, solutions))
+
+    keep = first_by_fingerprint(prints, valid, pairs_of) if s.dedupe else np.flatnonzero(valid)
+    counts = _base_counts(lines.read, bad_rows.bad, bad_rows.bad_examples, sum(p[4] for p in parts))
+    counts["deduped"] = len(keep)
+    counts["duplicates"] = lines.read - bad_rows.bad - len(keep)
+    names = s.known_types
+    kinds = [names[c] for c in type_codes[keep].tolist()]
+
+    def fetch(indices):
+        problems, solutions = materialize([unique[keep[i]] for i in indices], lines.wrapped)
+        return problems, [""] * len(problems), solutions
+
+    return Table(kinds, fetch, counts)
+
+
+def _render_task(bounds: Tuple[int, int]):
+    shared = SHARED
+    chosen, kinds, s = shared["chosen"][bounds[0]:bounds[1]], shared["kinds"], shared["settings"]
+    order = sorted(set(chosen))
+    instructions, inputs, outputs = shared["fetch"](order)
+    text = {i: (q, x, a) for i, q, x, a in zip(order, instructions, inputs, outputs)}
+    cot = ChainOfThought(s.decimals, s.step_types) if s.cot_enabled else None
     solved: Dict[int, Optional[str]] = {}
-    cot_counts = {"recomputed": 0, "kept": 0, "failed": 0}
-    out = Prepared(counts=counts)
-    render = template.render
+    tally = {"recomputed": 0, "kept": 0, "failed": 0}
+    render, enc = s.template.render, encode_basestring
+    lines = []
     for i in chosen:
-        kind, question, input_text, answer = kinds[i], rows.instruction[i], rows.input[i], rows.output[i]
+        kind = kinds[i]
+        question, input_text, answer = text[i]
         if cot is not None and kind in COMPUTABLE_TYPES:
             if i not in solved:
                 solved[i] = cot.solve(kind, question)
-            new = solved[i]
-            if new is None:
-                cot_counts["failed"] += 1   # the question did not parse: its own answer is kept
+            if solved[i] is None:
+                tally["failed"] += 1   # the question did not parse: its own answer is kept
             else:
-                answer = new
-                cot_counts["recomputed"] += 1
+                answer = solved[i]
+                tally["recomputed"] += 1
         else:
-            cot_counts["kept"] += 1
+            tally["kept"] += 1
         prompt, response = render(question, input_text, answer)
-        out.types.append(kind)
-        out.prompts.append(prompt)
-        out.responses.append(response)
-    counts["chainOfThought"] = {"enabled": enabled, "decimals": decimals,
-                                "stepTypes": sorted(step_types if step_types is not None else SEED000_STEP_TYPES)
-                                if enabled else [], **cot_counts}
-    counts["template"] = template.name
-    return out
+        # One `%` per row with the C string encoder: json.dumps per dict is ~3x slower.
+        lines.append('{"type": %s, "prompt": %s, "response": %s}' % (enc(kind), enc(prompt), enc(response)))
+    return "\n".join(lines) + "\n" if lines else "", tally
+
+
+def finish(table: Table, s: Settings, processes: int = 1) -> Prepared:
+    """Sample, then chain of thought and template over the chosen rows, in forked workers."""
+    counts = dict(table.counts)
+    counts["classified"] = count_types(table.kinds)
+    counts["other"] = counts["classified"].get(T.OTHER, 0)
+    chosen, sampled = sample(table.kinds, s.sample)
+    counts["sampled"] = len(chosen)
+    counts["sampledByType"] = dict(sorted(sampled.items()))
+    step = max(RENDER_CHUNK, -(-len(chosen) // max(1, processes)))
+    tasks = [(a, min(a + step, len(chosen))) for a in range(0, len(chosen), step)]
+    parts = fork_map(_render_task, tasks, processes,
+                     {"chosen": chosen, "kinds": table.kinds, "settings": s, "fetch": table.fetch})
+    tally = {"recomputed": 0, "kept": 0, "failed": 0}
+    for _, part in parts:
+        for key in tally:
+            tally[key] += part[key]
+    counts["chainOfThought"] = {"enabled": s.cot_enabled, "decimals": s.decimals,
+                                "stepTypes": sorted(s.step_types if s.step_types is not None else SEED000_STEP_TYPES)
+                                if s.cot_enabled else [], **tally}
+    counts["template"] = s.template.name
+    return Prepared([text for text, _ in parts], counts)
+
+
+def prepare_rows(rows: Rows, config: Mapping[str, Any], fmt: str = "contest-jsonl", processes: int = 1) -> Prepared:
+    """Dedupe, classify, sample, chain of thought and template over loaded rows."""
+    s = settings(config)
+    return finish(table_from_rows(rows, s, fmt), s, processes)
 
 
 def write_rows(prepared: Prepared, path: Path) -> None:
-    # One `%` per row with the C string encoder: json.dumps per dict is ~3x slower at 100k rows.
-    enc = encode_basestring
     with open(path, "w", encoding="utf-8") as fh:
-        batch = []
-        for kind, prompt, response in zip(prepared.types, prepared.prompts, prepared.responses):
-            batch.append('{"type": %s, "prompt": %s, "response": %s}' % (enc(kind), enc(prompt), enc(response)))
-            if len(batch) == 20000:
-                fh.write("\n".join(batch) + "\n")
-                batch = []
-        if batch:
-            fh.write("\n".join(batch) + "\n")
+        for block in prepared.blocks:
+            fh.write(block)
 
 
 def read_rows(path: Path) -> List[Dict[str, str]]:
@@ -180,6 +278,7 @@ def prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dict
     max_bad = data_config.get("maxBadRows", -1)
     if not isinstance(max_bad, int) or isinstance(max_bad, bool) or max_bad < -1:
         raise SpecError("spec.data.maxBadRows", "-1 (never fail) or a number of rows >= 0")
+    s = settings(data_config)   # every bad field reported before any download or parse
     run_dir = Path(run_dir)
     data_path = (spec.get("storage") or {}).get("dataPath", "/data")
     started = time.monotonic()
@@ -196,16 +295,21 @@ def prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dict
         hasher.join()  # a skip is possible: know before doing the work
         if is_current(stage_dir, _input_digest(digest["sha256"]), cfg_digest):
             return _result(previous, skipped=True)
-    rows = load(raw, fmt, drop_repeats=data_config.get("dedupe", True) is True)
+    processes = cpus()
+    if fmt == "contest-jsonl":
+        table = table_from_contest(raw, s, processes)
+    else:
+        table = table_from_rows(load(raw, fmt), s, fmt)
     del raw
     hasher.join()
     input_digest = _input_digest(digest["sha256"])
-    if 0 <= max_bad < rows.bad:
-        where = ", ".join(str(n) for n, _ in rows.bad_examples)
-        first_why = rows.bad_examples[0][1] if rows.bad_examples else ""
-        raise SpecError(str(source.get("uri")), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {rows.bad}, "
+    bad = table.counts["bad"]
+    if 0 <= max_bad < bad:
+        where = ", ".join(str(b["line"]) for b in table.counts["badExamples"])
+        first_why = table.counts["badExamples"][0]["why"] if table.counts["badExamples"] else ""
+        raise SpecError(str(source.get("uri")), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
                                                 f"first at lines {where} ({first_why})")
-    prepared = prepare_rows(rows, data_config, fmt)
+    prepared = finish(table, s, processes)
     with atomic_stage_dir(run_dir, STAGE) as tmp:
         write_rows(prepared, tmp / OUTPUT)
         counts = prepared.counts
