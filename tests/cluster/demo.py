@@ -115,7 +115,8 @@ class Operator:
     """mathtune-operator as a local process with the chart's flags, its health
     and metrics endpoints moved to loopback ports."""
 
-    def __init__(self, args: List[str], kubeconfig: Path, log_path: Path, bin_dir: Path = REPO / ".venv" / "bin"):
+    def __init__(self, args: List[str], kubeconfig: Path, log_path: Path, bin_dir: Path = REPO / ".venv" / "bin",
+                 env: Optional[Dict[str, str]] = None):
         self.health_port, self.metrics_port = free_port(), free_port()
         argv = []
         for a in args:
@@ -128,7 +129,7 @@ class Operator:
             argv.insert(0, "mathtune-operator")
         argv[0] = str(bin_dir / argv[0])
         self.argv = argv
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "MATHTUNE_METRICS_ADDRESS": "127.0.0.1"}
+        self.env = {**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)}
         self.log_path = log_path
         self.proc: Optional[subprocess.Popen] = None
 
@@ -172,11 +173,14 @@ class Stack:
     watch_namespace: None = cluster scope (the demo); a name = the chart's
     namespace scope, with the release, the operator and the pod runner all
     confined to that namespace (the tests, which share the cluster).
+    run_pods=False leaves stage pods to the caller (tests that play them).
     """
 
     def __init__(self, kubeconfig: Path, out: Path, release: str = RELEASE, namespace: str = SYSTEM_NS,
-                 watch_namespace: Optional[str] = None):
+                 watch_namespace: Optional[str] = None, run_pods: bool = True,
+                 operator_env: Optional[Dict[str, str]] = None):
         self.kubeconfig, self.out = kubeconfig, Path(out)
+        self.run_pods, self.operator_env = run_pods, operator_env
         self.release, self.namespace, self.watch_namespace = release, namespace, watch_namespace
         self.operator: Optional[Operator] = None
         self.runner = None
@@ -197,9 +201,11 @@ class Stack:
         say(f"starting the operator here as ServiceAccount {self.namespace}/{self.release}-mathtune-operator "
             f"(log: {self.out / 'operator.log'})")
         self.operator = Operator(chart_operator_args(self.kubeconfig, self.release, self.namespace), sa,
-                                 self.out / "operator.log")
+                                 self.out / "operator.log", env=self.operator_env)
         try:
             self.operator.start()
+            if not self.run_pods:
+                return self
             say(f"starting the local pod runner (volumes under {self.out / 'pods'}, log: {self.out / 'podrunner.log'})")
             handler = logging.FileHandler(self.out / "podrunner.log", mode="w")
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
