@@ -1,11 +1,12 @@
 """The tokenize stage's worker processes: tokenize row ranges, then write shards.
 
 Both jobs are CPU-bound Python-and-native work, so they are spread over
-processes, one per CPU. The pool is forked after the parent has loaded the
-tokenizer and read the rows, so each worker inherits them (copy-on-write)
-instead of receiving them through a pipe; only the compact token arrays travel
-back. tiktoken's own threaded batch encoder was measured ~3x slower than one
-thread per process on these short rows (GIL hand-offs per row).
+processes, one per CPU. The tokenizing pool is forked after the parent has
+loaded the tokenizer and read the rows, so each worker inherits them
+(copy-on-write) instead of receiving them through a pipe; only the compact
+token arrays travel back. tiktoken's own threaded batch encoder was measured
+~3x slower than one thread per process on these short rows (GIL hand-offs per
+row).
 """
 import multiprocessing
 import os
@@ -42,33 +43,77 @@ def concat(parts: Sequence[TokenRows]) -> TokenRows:
     return TokenRows(ids, starts, lengths, np.concatenate([p.prompt_lengths for p in parts]) if parts else lengths)
 
 
-class Workers:
-    def __init__(self, processes: int, tokenizer: Any, prompts: List[str], responses: List[str]):
-        _JOB.update(tokenizer=tokenizer, prompts=prompts, responses=responses)
-        self.processes = max(1, processes)
-        self.rows = len(prompts)
-        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-        self._pool: Optional[Any] = context.Pool(self.processes) if self.processes > 1 else None
+def _writer_main(conn) -> None:
+    """A writer process: import MindSpore at once, then write the shards it is sent."""
+    try:
+        import mindspore.mindrecord  # noqa: F401 - the seconds this takes overlap the parent's work
+        tasks = conn.recv()
+        conn.send(("ok", [_write(t) for t in tasks]))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
 
-    def tokenize(self, chunk_rows: int = 5000) -> TokenRows:
-        ranges = [(s, min(s + chunk_rows, self.rows)) for s in range(0, self.rows, chunk_rows)]
-        parts = self._pool.map(_tokenize_range, ranges, chunksize=1) if self._pool else list(map(_tokenize_range, ranges))
-        return concat(parts)
+
+class Workers:
+    """Writer processes started first (they spend their first seconds importing
+    MindSpore while the parent loads the tokenizer and reads the rows), and a
+    pool forked later for tokenizing, which inherits the rows.
+
+    The writers are plain processes with a pipe each, not a Pool: a Pool runs
+    handler threads in the parent, and the parent forks again afterwards."""
+
+    def __init__(self, writers: int, tokenizers: int):
+        self.processes = max(1, tokenizers)
+        self._context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        self._writers = []
+        for _ in range(max(1, writers)):
+            parent_end, child_end = self._context.Pipe()
+            proc = self._context.Process(target=_writer_main, args=(child_end,), daemon=True)
+            proc.start()
+            child_end.close()
+            self._writers.append((proc, parent_end))
+
+    def tokenize(self, tokenizer: Any, prompts: List[str], responses: List[str], chunk_rows: int = 5000) -> TokenRows:
+        _JOB.update(tokenizer=tokenizer, prompts=prompts, responses=responses)
+        try:
+            rows = len(prompts)
+            ranges = [(s, min(s + chunk_rows, rows)) for s in range(0, rows, chunk_rows)]
+            if self.processes == 1 or len(ranges) == 1:
+                return concat(list(map(_tokenize_range, ranges)))
+            with self._context.Pool(self.processes) as pool:
+                return concat(pool.map(_tokenize_range, ranges, chunksize=1))
+        finally:
+            _JOB.clear()
 
     def write(self, tasks: Sequence[Tuple[str, TokenRows, int, int]]) -> List[int]:
-        _JOB.clear()   # the rows' text is no longer needed
-        if self._pool is None or len(tasks) == 1:
-            return [_write(t) for t in tasks] if self._pool is None else self._pool.map(_write, tasks, chunksize=1)
-        return self._pool.map(_write, tasks, chunksize=1)
+        """Shard i goes to writer i mod N; returns the rows written per shard, in shard order."""
+        plan = [list(range(w, len(tasks), len(self._writers))) for w in range(len(self._writers))]
+        for (proc, conn), indices in zip(self._writers, plan):
+            conn.send([tasks[i] for i in indices])
+        written = [0] * len(tasks)
+        for (proc, conn), indices in zip(self._writers, plan):
+            try:
+                status, value = conn.recv()
+            except EOFError:
+                raise RuntimeError(f"a shard writer process died (exit code {proc.exitcode})") from None
+            if status != "ok":
+                raise RuntimeError(f"writing shards {indices}: {value}")
+            for i, n in zip(indices, value):
+                written[i] = n
+        return written
+
+    def close(self) -> None:
+        for proc, conn in self._writers:
+            conn.close()
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join()
+        self._writers = []
 
     def __enter__(self) -> "Workers":
         return self
 
-    def __exit__(self, exc_type, *_: Any) -> None:
-        _JOB.clear()
-        if self._pool is not None:
-            if exc_type is None:
-                self._pool.close()
-            else:
-                self._pool.terminate()
-            self._pool.join()
+    def __exit__(self, *_: Any) -> None:
+        self.close()

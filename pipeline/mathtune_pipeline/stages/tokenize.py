@@ -94,11 +94,13 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
     if not force and is_current(stage_dir, input_digest, config_digest):
         return _result(read_manifest(stage_dir), skipped=True)
 
-    tokenizer = load_tokenizer(tok_path, fmt)
-    prompts, responses = read_prepared(prepared_path)
-    with Workers(workers or _cpus(), tokenizer, prompts, responses) as pool:
+    # Writers first: they import MindSpore while this process loads and reads.
+    processes = workers or _cpus()
+    with Workers(writers=min(shards, processes), tokenizers=processes) as pool:
+        tokenizer = load_tokenizer(tok_path, fmt)
+        prompts, responses = read_prepared(prepared_path)
+        rows = pool.tokenize(tokenizer, prompts, responses)
         del prompts, responses
-        rows = pool.tokenize()
         tokenized = time.monotonic()
         seq_length = choose_seq_length(rows.lengths, setting, percentile)
         stats = length_stats(rows, seq_length)
