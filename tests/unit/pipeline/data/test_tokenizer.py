@@ -83,3 +83,19 @@ def test_bad_tokenizer_settings_name_the_field(tmp_path, llama3_tokenizer_json):
     with pytest.raises(SpecError) as err:
         load_tokenizer(junk, "tiktoken")
     assert err.value.field == "spec.model.tokenizer.uri"
+
+
+def test_other_tokenizer_json_is_encoded_by_the_tokenizers_library(tmp_path, contest_200):
+    from tokenizers import models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator([r["solution"] for r in contest_200],
+                            trainers.BpeTrainer(vocab_size=200, special_tokens=["<unk>", "<s>", "</s>", "<pad>"]))
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    loaded = load_tokenizer(path, "hf-json")
+    assert loaded.engine == "tokenizers"
+    assert (loaded.bos_id, loaded.eos_id, loaded.pad_id) == (1, 2, 3)
+    sample = [r["solution"] for r in contest_200[:20]]
+    assert loaded.encode_batch(sample) == [e.ids for e in tok.encode_batch(sample, add_special_tokens=False)]
