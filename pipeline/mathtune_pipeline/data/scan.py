@@ -49,8 +49,8 @@ def scan_lines(lines: Sequence[bytes], classifier: Classifier, type_codes: Dict[
                 if inner:
                     problems[i] = inner
                     unwrapped += 1
-    codes[:] = [type_codes[k] for k in classifier.classify_all(problems)]
-    prints[:] = [hash(pair) for pair in zip(problems, solutions)]
+    codes[:] = np.fromiter(map(type_codes.__getitem__, classifier.classify_all(problems)), dtype=np.uint16, count=n)
+    prints[:] = np.fromiter(map(hash, zip(problems, solutions)), dtype=np.int64, count=n)
     return codes, prints, valid, bad, unwrapped
 
 
