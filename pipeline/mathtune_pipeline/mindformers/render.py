@@ -76,8 +76,14 @@ def check_parallel(spec: Dict[str, Any]) -> None:
 
 def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: str,
                     output_dir: str = "./output", save_checkpoint_steps: int,
-                    use_parallel: Optional[bool] = None) -> Dict[str, Any]:
-    """The MindFormers finetune config for `spec`, in the seeds' vocabulary."""
+                    use_parallel: Optional[bool] = None, seq_length: Optional[int] = None,
+                    special_tokens: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    """The MindFormers finetune config for `spec`, in the seeds' vocabulary.
+
+    `seq_length` and `special_tokens` are the tokenized data's (its manifest),
+    when known: the spec may say `seqLength: auto`, and the tiny model takes
+    its tokenizer's ids.
+    """
     fam = families.family(spec)
     training = spec["training"]
     resources = spec["resources"]
@@ -102,7 +108,12 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
     checkpoint_cb.update({"integrated_save": False, "async_save": False})
 
     model_config = dict(fam["model_config"])
-    model_config["seq_length"] = spec["data"]["seqLength"]
+    model_config["seq_length"] = seq_length if seq_length is not None else spec["data"]["seqLength"]
+    if not isinstance(model_config["seq_length"], int) or model_config["seq_length"] < 1:
+        raise SpecError("spec.data.seqLength", f"a token count (got {model_config['seq_length']!r}; "
+                                               f"'auto' is resolved by the tokenize stage)")
+    if special_tokens and spec["model"]["family"] == "tiny-llama":
+        model_config.update(special_tokens)
     model_config["pet_config"] = pet_config(spec)
     par = resources["parallel"]
     train_dataset = _dataset(dataset_dir, ["input_ids", "labels"], True, True, 1)

@@ -38,7 +38,8 @@ def add_arguments(parser) -> None:
                         help="auto: start from the last epoch every rank saved under the run dir")
 
 
-def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path) -> Dict[str, Any]:
+def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path,
+         data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The MindFormers config this run trains with, and the numbers derived on the way. Pure."""
     training, resources = spec["training"], spec["resources"]
     dp = resources["parallel"]["dataParallel"]
@@ -48,8 +49,10 @@ def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path) 
     if not ckpt["everyEpoch"] and save_steps < 1:
         raise SpecError("spec.training.checkpoint.saveSteps", "a positive step count when everyEpoch is false")
     work = run_dir / "train.work"
+    data = data or {}
     seeds = render.finetune_config(spec, dataset_dir=str(run_dir / "tokenize"), load_checkpoint=str(base_checkpoint),
-                                   output_dir=str(work / "output"), save_checkpoint_steps=save_steps)
+                                   output_dir=str(work / "output"), save_checkpoint_steps=save_steps,
+                                   seq_length=data.get("seqLength"), special_tokens=data.get("tokens"))
     config = dialect.adapt(seeds)
     if spec["profile"] == "cpu":
         config = cpu.cpu_profile(config)
@@ -76,7 +79,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     mf_model.use_output_dir(run_dir / "train.work" / "mindformers")
     shards = records.shards(run_dir / "tokenize")
     base = base_model.ensure(spec, run_dir)
-    p = plan(spec, run_dir, records.count_rows(shards), base)
+    p = plan(spec, run_dir, records.count_rows(shards), base, records.layout(run_dir / "tokenize"))
     config, work, ranks = p["config"], p["work"], p["ranks"]
     epochs = spec["training"]["epochs"]
     input_digest = sha256_json({"shards": [sha256_file(s) for s in shards], "base": str(base)})

@@ -1,0 +1,124 @@
+"""The models evaluate and predict score (the base model, each merged epoch) and how they generate.
+
+Both stages load the same things: the training config the run used
+(`train/finetune.yaml`) turned into a one-card inference config, the run's
+tokenizer, and per candidate a checkpoint with every weight in it (the base
+checkpoint, or merge's `epoch_<e>/merged.ckpt`). Generation is greedy: on
+CPU through the model's own forward (inference.py); on Ascend through
+MindFormers' `generate` with `use_past` (incremental decoding, NPU kernels),
+which cannot run on this machine.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import yaml
+
+from ..artifacts import read_manifest, sha256_file, sha256_json
+from ..data.sources import fetch
+from ..data.tokenizer import TextTokenizer, load_tokenizer
+from ..errors import SpecError
+from . import base_model, inference
+from . import model as mf_model
+
+BATCH = 8
+
+
+@dataclass
+class Candidate:
+    key: str          # "base" or the epoch number as text, the result JSON's keys
+    checkpoint: Path
+
+    @property
+    def label(self) -> str:
+        return "base model" if self.key == "base" else f"epoch {self.key}"
+
+
+def train_config(run_dir: Path) -> Dict[str, Any]:
+    path = run_dir / "train" / "finetune.yaml"
+    if not path.is_file():
+        raise SpecError(str(path), "the train stage's config (run train first)")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def epochs_merged(run_dir: Path, wanted: Sequence[int] = ()) -> List[Candidate]:
+    manifest = read_manifest(run_dir / "merge")
+    if not manifest or manifest.get("stage") != "merge":
+        raise SpecError(str(run_dir / "merge"), "a finished merge stage (run merge first)")
+    saved = {int(e): run_dir / v["merged"] for e, v in manifest["outputs"]["epochs"].items()}
+    if wanted:
+        absent = sorted(set(wanted) - set(saved))
+        if absent:
+            raise SpecError("spec.evaluation.epochs", f"epochs that training saved ({sorted(saved)}; not {absent})")
+        saved = {e: p for e, p in saved.items() if e in wanted}
+    return [Candidate(str(e), p) for e, p in sorted(saved.items())]
+
+
+def base_candidate(spec: Dict[str, Any], run_dir: Path) -> Candidate:
+    path = base_model.checkpoint_path(spec, run_dir)
+    if not path.is_file():
+        raise SpecError("spec.model.checkpoint", f"the base checkpoint ({path} not found)")
+    return Candidate("base", path)
+
+
+def tokenizer_for(spec: Dict[str, Any], run_dir: Path) -> (TextTokenizer, Path):
+    tok = spec["model"]["tokenizer"]
+    path = fetch(tok["uri"], spec["storage"]["dataPath"], run_dir / "downloads", field="spec.model.tokenizer.uri")
+    return load_tokenizer(path, tok["format"]), path
+
+
+def base_cache_key(candidate: Candidate, *parts: Any) -> str:
+    """A base model's scores depend only on its weights and what it was asked: reusable across runs."""
+    stat = candidate.checkpoint.stat()
+    weights = sha256_file(candidate.checkpoint) if stat.st_size < (256 << 20) else \
+        f"{candidate.checkpoint.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    return sha256_json({"weights": weights, "parts": parts})
+
+
+def cache_dir(run_dir: Path) -> Path:
+    """Shared by the runs of one work volume: `<dataPath>/runs/.cache/`."""
+    return Path(run_dir).resolve().parent / ".cache"
+
+
+class Generator:
+    """Greedy continuations of prompts by one candidate after another."""
+
+    def __init__(self, spec: Dict[str, Any], run_dir: Path):
+        self.spec = spec
+        self.config = inference.inference_config(train_config(run_dir), with_lora=False)
+        self.tokenizer, self.tokenizer_path = tokenizer_for(spec, run_dir)
+        mc = self.config["model"]["model_config"]
+        self.on_cpu = spec["profile"] == "cpu"
+        mc["use_past"] = not self.on_cpu  # incremental decoding where MindFormers' generate runs
+        self.seq_length = int(mc["seq_length"])
+        if self.tokenizer.vocab_size > int(mc["vocab_size"]):
+            raise SpecError("spec.model.tiny.vocabSize", f"at least the tokenizer's {self.tokenizer.vocab_size} ids")
+
+    def encode(self, prompts: Sequence[str]) -> List[List[int]]:
+        """As tokenize lays rows out: BOS, then the prompt's tokens."""
+        return [[self.tokenizer.bos_id] + ids for ids in self.tokenizer.encode_batch(list(prompts))]
+
+    def generate(self, candidate: Candidate, prompts: Sequence[str], max_new_tokens: int,
+                 progress: Optional[Callable[[int, int], None]] = None) -> List[str]:
+        ids = self.encode(prompts)
+        network = inference.load(self.config, candidate.checkpoint, seed=self.spec["training"]["seed"])
+        texts: List[str] = []
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start:start + BATCH]
+            if self.on_cpu:
+                new = inference.greedy(network, chunk, seq_length=self.seq_length, max_new_tokens=max_new_tokens,
+                                       eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, batch_size=BATCH)
+            else:
+                new = _generate_on_npu(network, chunk, max_new_tokens, self.tokenizer.eos_id, self.tokenizer.pad_id)
+            texts.extend(self.tokenizer.decode(t) for t in new)
+            if progress:
+                progress(len(texts), len(ids))
+        return texts
+
+
+def _generate_on_npu(network, prompts: List[List[int]], max_new_tokens: int, eos_id: int, pad_id: int):
+    """MindFormers' own generate (use_past, NPU kernels). Not runnable on CPU: the boundary of the tests."""
+    outputs = network.generate(prompts, max_new_tokens=max_new_tokens, min_new_tokens=1, do_sample=False,
+                               eos_token_id=eos_id, pad_token_id=pad_id)
+    return [list(out[len(prompt):]) for out, prompt in zip(outputs, prompts)]
+

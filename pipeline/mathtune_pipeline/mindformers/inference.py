@@ -1,0 +1,107 @@
+"""A MindFormers model loaded for inference, its logits, and greedy generation on CPU.
+
+MindFormers 1.9's `generate()` does not run on CPU (greedy needs the
+`ArgMaxExt` kernel, sampling `TopkExt`, `use_past` an fp16/bf16
+`ApplyRotaryPosEmb`; REFERENCE §3). The model's own forward in predict mode
+does: given a padded (batch, seq_length) input and each row's real length
+(`batch_valid_length`) it returns the logits at each row's last real token
+only (MindFormers' pre-gather), so a step costs one vocabulary row per
+sequence, not seq_length of them. Greedy decoding is then a loop: feed the
+padded sequences, take the argmax, append, repeat. Without a KV cache
+each step recomputes the whole sequence, which a tiny model affords; on
+Ascend the evaluate/predict stages use MindFormers' generate with `use_past`.
+"""
+import copy
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Union
+
+import numpy as np
+
+from . import lora_merge, model
+
+
+def inference_config(train_config: Dict[str, Any], *, with_lora: bool) -> Dict[str, Any]:
+    """The training config on one card in predict mode; LoRA kept only to run an unmerged checkpoint."""
+    cfg = copy.deepcopy(train_config)
+    cfg["use_parallel"] = False
+    cfg["parallel_config"].update({"data_parallel": 1, "model_parallel": 1, "pipeline_stage": 1})
+    mc = cfg["model"]["model_config"]
+    mc["use_past"] = False
+    mc["batch_size"] = 1
+    if not with_lora:
+        mc.pop("pet_config", None)
+    return cfg
+
+
+def load(config: Dict[str, Any], checkpoint: Union[str, Path], seed: int = 0):
+    """Build the model of `config` and load every one of its weights from `checkpoint` (strict)."""
+    import mindspore as ms
+
+    if config.get("context", {}).get("device_target") == "CPU":
+        model.set_cpu_context(seed)
+    network = model.build_network(model.load_config(config))
+    missing, _ = ms.load_param_into_net(network, ms.load_checkpoint(str(checkpoint)))
+    missing = [m for m in missing if not lora_merge.is_training_state(m)]
+    if missing:
+        raise ValueError(f"{checkpoint} lacks weights the model needs: {missing[:5]}"
+                         f"{' ...' if len(missing) > 5 else ''}")
+    network.set_train(False)
+    return network
+
+
+def logits(network, input_ids: np.ndarray) -> np.ndarray:
+    """(batch, seq_length, vocab) float32 logits of already padded int32 ids."""
+    import mindspore as ms
+
+    out = network(ms.Tensor(np.asarray(input_ids, dtype=np.int32)))
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    return first.astype(ms.float32).asnumpy()
+
+
+def last_logits(network, input_ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """(batch, vocab) float32 logits at each row's last real position (`lengths` = real tokens per row)."""
+    import mindspore as ms
+
+    out = network(ms.Tensor(np.asarray(input_ids, dtype=np.int32)),
+                  batch_valid_length=ms.Tensor(np.asarray(lengths, dtype=np.int32)))
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    return first.astype(ms.float32).asnumpy().reshape(len(input_ids), -1)
+
+
+def greedy(network, prompts: Sequence[Sequence[int]], *, seq_length: int, max_new_tokens: int,
+           eos_id: int, pad_id: int, batch_size: int = 8) -> List[List[int]]:
+    """The new tokens greedy decoding adds to each prompt (eos excluded; stops at eos or the window's end).
+
+    A prompt longer than the window keeps its last tokens (the question ends
+    there), leaving room for `max_new_tokens`.
+    """
+    results: List[List[int]] = []
+    keep = max(1, seq_length - max_new_tokens)
+    for start in range(0, len(prompts), batch_size):
+        chunk = [list(p)[-keep:] for p in prompts[start:start + batch_size]]
+        rows = len(chunk)
+        # Each batch is padded to batch_size so the compiled graph keeps one shape.
+        ids = np.full((batch_size, seq_length), pad_id, dtype=np.int32)
+        lengths = np.ones(batch_size, dtype=np.int64)
+        for i, prompt in enumerate(chunk):
+            ids[i, :len(prompt)] = prompt
+            lengths[i] = max(len(prompt), 1)
+        new: List[List[int]] = [[] for _ in range(rows)]
+        done = np.zeros(batch_size, dtype=bool)
+        done[rows:] = True
+        for _ in range(max_new_tokens):
+            if done.all():
+                break
+            picks = last_logits(network, ids, lengths).argmax(axis=-1)
+            for i in range(rows):
+                if done[i]:
+                    continue
+                token = int(picks[i])
+                if token == eos_id or lengths[i] >= seq_length:
+                    done[i] = True
+                    continue
+                new[i].append(token)
+                ids[i, lengths[i]] = token
+                lengths[i] += 1
+        results.extend(new)
+    return results

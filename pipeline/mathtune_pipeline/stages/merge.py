@@ -1,0 +1,64 @@
+"""merge: each saved epoch's distributed checkpoint -> a complete one -> LoRA merged, adapter apart.
+
+Reads `<run-dir>/train/` (its manifest names every rank's file per epoch),
+writes `<run-dir>/merge/epoch_<e>/merged.ckpt` (base weights with
+W += B·A·alpha/rank, no LoRA left: what evaluate and predict load) and
+`adapter.ckpt` (the LoRA weights only, the small deliverable).
+"""
+import json
+from pathlib import Path
+from typing import Any, Dict
+
+from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
+from ..errors import SpecError
+from ..mindformers import checkpoint_io, lora_merge, transform
+
+STAGE = "merge"
+
+
+def add_arguments(parser) -> None:
+    pass
+
+
+def train_outputs(run_dir: Path) -> Dict[str, Any]:
+    manifest = read_manifest(run_dir / "train")
+    if not manifest or manifest.get("stage") != "train":
+        raise SpecError(str(run_dir / "train"), "a finished train stage (manifest.json missing)")
+    return manifest
+
+
+def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+    run_dir = Path(args.run_dir)
+    train = train_outputs(run_dir)
+    lora = spec["lora"]
+    scaling = lora["alpha"] / lora["rank"]
+    epochs = {int(e): {int(r): run_dir / "train" / f for r, f in ranks.items()}
+              for e, ranks in train["outputs"]["checkpoints"].items()}
+    input_digest = sha256_json({"train": train["inputDigest"], "trainConfig": train["configDigest"]})
+    config_digest = sha256_json({"scaling": scaling})
+    if is_current(run_dir / STAGE, input_digest, config_digest):
+        return read_manifest(run_dir / STAGE)["result"]
+    with atomic_stage_dir(run_dir, STAGE) as out:
+        merged_files = {}
+        for epoch, rank_files in sorted(epochs.items()):
+            edir = out / f"epoch_{epoch}"
+            complete = transform.complete_checkpoint(rank_files, run_dir / "train" / "strategy",
+                                                     edir / "complete.ckpt")
+            dtypes = checkpoint_io.dtypes_of(complete)
+            merged, adapter = lora_merge.merge(checkpoint_io.read(complete), scaling)
+            if not adapter:
+                raise ValueError(f"{complete}: no LoRA weights in the trained checkpoint")
+            checkpoint_io.write(merged, edir / "merged.ckpt", dtypes)
+            checkpoint_io.write(adapter, edir / "adapter.ckpt", dtypes)
+            complete.unlink()  # the merged file holds all of it that inference needs
+            merged_files[str(epoch)] = {"merged": f"{STAGE}/epoch_{epoch}/merged.ckpt",
+                                        "adapter": f"{STAGE}/epoch_{epoch}/adapter.ckpt",
+                                        "loraTensors": len(adapter)}
+            print(f"merge: epoch {epoch}: {len(adapter) // 2} LoRA pairs folded in (scaling {scaling})", flush=True)
+        result = {"epochs": sorted(epochs), "adapter": f"{STAGE}/epoch_{{epoch}}/adapter.ckpt",
+                  "merged": f"{STAGE}/epoch_{{epoch}}/merged.ckpt", "scaling": scaling}
+        (out / "lora.json").write_text(json.dumps({"lora_rank": lora["rank"], "lora_alpha": lora["alpha"],
+                                                   "target_modules": lora["targetModules"]}), encoding="utf-8")
+        write_manifest(out, stage=STAGE, input_digest=input_digest, config_digest=config_digest,
+                       outputs={"epochs": merged_files}, counts={"epochs": len(epochs)}, extra={"result": result})
+    return result
