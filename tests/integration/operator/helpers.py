@@ -201,9 +201,9 @@ def events_of(core: client.CoreV1Api, namespace: str, name: str) -> List[str]:
 RESULTS = {
     "prepare": {"rows": {"read": 809993, "bad": 0, "deduped": 548942, "sampled": 97450, "other": 0,
                          "classified": {"english": 9993, "add": 90113, "subtract": 89366, "multiply": 89902,
-                                        "divide": 89966, "sqrt": 39227, "power": 39207, "linear_equation": 40080,
+                                        "divide": 89966, "sqrt": 39227, "power": 39207, "equation": 40080,
                                         "discount": 6275, "mean": 19709, "mass": 100, "area": 8665,
-                                        "sales": 6266, "simplify": 45, "function_value": 20028}},
+                                        "sales": 6266, "simplify": 45, "function": 20028}},
                 "outputs": {"train": "prepare/train.jsonl"}},
     "tokenize": {"rows": 97450, "seqLength": 512, "truncated": 0, "paddingShare": 0.83, "shards": 1},
     "train": {"epochs": 5, "steps": 15225, "finalLoss": 0.2031, "trainableParams": 3407872,

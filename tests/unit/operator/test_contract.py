@@ -40,3 +40,13 @@ def test_pipeline_cli_accepts_every_rendered_command(label, run):
             assert parsed.resume == "auto"
             if run["spec"]["resources"]["nodes"] > 1:
                 assert parsed.node_rank == 1 and parsed.master_addr.startswith(f"{run['metadata']['name']}-train-0.")
+
+
+def test_example_quotas_use_the_pipelines_problem_types():
+    """A quota for a type the classifier never produces would silently sample nothing."""
+    from mathtune_pipeline.data import types
+
+    for path in sorted(EXAMPLES.glob("*.yaml")):
+        quotas = run_from(path)["spec"]["data"]["sample"].get("quotas") or {}
+        unknown = set(quotas) - set(types.CONTEST_TYPES)
+        assert not unknown, f"{path.name}: {sorted(unknown)} are not types the pipeline classifies"

@@ -8,8 +8,8 @@ from mathtune_operator import observe, progress, results
 REAL_PREPARE = {"stage": "prepare", "ok": True, "rows": {
     "read": 809993, "bad": 0, "deduped": 548942, "sampled": 97450, "other": 0,
     "classified": {"english": 9993, "add": 90113, "subtract": 89366, "multiply": 89902, "divide": 89966,
-                   "sqrt": 39227, "power": 39207, "linear_equation": 40080, "discount": 6275, "mean": 19709,
-                   "mass": 100, "area": 8665, "sales": 6266, "simplify": 45, "function_value": 20028}}}
+                   "sqrt": 39227, "power": 39207, "equation": 40080, "discount": 6275, "mean": 19709,
+                   "mass": 100, "area": 8665, "sales": 6266, "simplify": 45, "function": 20028}}}
 
 
 def test_parse_plain_result_and_log_tail():
