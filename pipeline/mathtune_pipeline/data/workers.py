@@ -48,9 +48,16 @@ def _writer_main(conn) -> None:
     try:
         import mindspore.mindrecord  # noqa: F401 - the seconds this takes overlap the parent's work
         tasks = conn.recv()
-        conn.send(("ok", [_write(t) for t in tasks]))
+    except (EOFError, OSError):
+        return   # the parent gave up before sending work (an error upstream): nothing to do
+    try:
+        reply = ("ok", [_write(t) for t in tasks])
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        reply = ("error", f"{type(exc).__name__}: {exc}")
+    try:
+        conn.send(reply)
+    except OSError:
+        pass
     finally:
         conn.close()
 
@@ -103,17 +110,20 @@ class Workers:
                 written[i] = n
         return written
 
-    def close(self) -> None:
+    def close(self, abandon: bool = False) -> None:
+        """Wait for the writers to exit; `abandon` (an error upstream) stops them at once."""
         for proc, conn in self._writers:
             conn.close()
-            proc.join(timeout=30)
-            if proc.is_alive():
+            if abandon:
                 proc.terminate()
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.kill()
                 proc.join()
         self._writers = []
 
     def __enter__(self) -> "Workers":
         return self
 
-    def __exit__(self, *_: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type, *_: Any) -> None:
+        self.close(abandon=exc_type is not None)

@@ -99,6 +99,8 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
     with Workers(writers=min(shards, processes), tokenizers=processes) as pool:
         tokenizer = load_tokenizer(tok_path, fmt)
         prompts, responses = read_prepared(prepared_path)
+        if not prompts:
+            raise SpecError(str(prepared_path), "at least one prepared row (prepare chose none: see its manifest)")
         rows = pool.tokenize(tokenizer, prompts, responses)
         del prompts, responses
         tokenized = time.monotonic()

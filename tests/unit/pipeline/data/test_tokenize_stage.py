@@ -150,3 +150,12 @@ def test_bad_settings_exit_2_naming_the_field(tmp_path, prepared, llama3_tokeniz
 def test_without_prepare_output(tmp_path, llama3_tokenizer_json):
     code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), tmp_path / "empty-run")
     assert code == 2 and "run `mathtune-pipeline prepare` first" in result["error"]
+
+
+def test_no_prepared_rows(tmp_path, llama3_tokenizer_json):
+    run_dir = tmp_path / "run"
+    (run_dir / "prepare").mkdir(parents=True)
+    (run_dir / "prepare" / "train.jsonl").write_text("")
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), run_dir)
+    assert code == 2 and "at least one prepared row" in result["error"]
+    assert not (run_dir / "tokenize").exists()
