@@ -171,3 +171,38 @@ def test_pending_stage_says_why(namespace, apis, operator, volumes):
     assert "cannot be scheduled" in message and "node affinity/selector" in message, message
     assert h.condition(run, "Ready")["status"] == "False"
     assert "Unschedulable" in h.events_of(core, namespace, name)
+
+
+def test_refused_job_creation_is_reported_then_recovers(namespace, apis, operator, volumes):
+    """A ResourceQuota that allows no Jobs: the API server refuses the stage's
+    Job; conditions and an Event say so; once the quota goes, the run starts."""
+    core, batch, custom = apis["core"], apis["batch"], apis["custom"]
+    core.create_namespaced_resource_quota(namespace, {"metadata": {"name": "no-jobs"},
+                                                      "spec": {"hard": {"count/jobs.batch": "0"}}})
+    name = "refused"
+    _start(apis, namespace, volumes, name)
+    run = h.wait(lambda: (lambda r: r if h.condition(r, "Ready").get("reason") == "CreateJobFailed" else None)(
+        _run(custom, namespace, name)), 60, "Ready=False CreateJobFailed")
+    ready = h.condition(run, "Ready")
+    assert ready["status"] == "False"
+    assert f"{name}-prepare" in ready["message"] and "403" in ready["message"], ready["message"]
+    assert run["status"]["observedGeneration"] == run["metadata"]["generation"]
+    assert "CreateJobFailed" in h.events_of(core, namespace, name)
+    assert 'mathtune_reconcile_errors_total{reason="CreateJobFailed"}' in operator.metrics()
+    core.delete_namespaced_resource_quota("no-jobs", namespace)
+    h.running_pod(core, namespace, f"{name}-prepare", timeout=90)
+    run = h.wait(lambda: (lambda r: r if h.condition(r, "Ready").get("status") == "True" else None)(
+        _run(custom, namespace, name)), 60, "Ready=True")
+    assert len(h.jobs_of(batch, namespace, name)) == 1
+
+
+def test_ttl_deletes_the_jobs_after_the_run_ends(namespace, apis, operator, volumes):
+    core, batch, custom = apis["core"], apis["batch"], apis["custom"]
+    name = "shortlived"
+    _start(apis, namespace, volumes, name, runPolicy={"ttlSecondsAfterFinished": 2})
+    h.finish_stage(core, namespace, f"{name}-prepare", 2, {"stage": "prepare", "ok": False, "error": "bad input"})
+    run = h.wait(lambda: (lambda r: r if r["status"].get("jobsDeletedAt") else None)(_run(custom, namespace, name)),
+                 60, "jobsDeletedAt")
+    assert run["status"]["phase"] == "Failed"  # results and conditions stay
+    h.wait(lambda: not h.jobs_of(batch, namespace, name), 60, "Jobs deleted")
+    assert "JobsDeleted" in h.events_of(core, namespace, name)
