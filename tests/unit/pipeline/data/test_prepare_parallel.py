@@ -5,6 +5,7 @@ import json
 import random
 
 import numpy as np
+import pytest
 
 from mathtune_pipeline.data.dedupe import first_by_fingerprint
 from mathtune_pipeline.data.loaders import load
@@ -29,12 +30,14 @@ def messy_contest_file() -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def test_fast_path_equals_the_plain_path(monkeypatch):
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_fast_path_equals_the_plain_path(monkeypatch, dedupe):
     raw = messy_contest_file()
     config = {"sample": {"mode": "quota", "seed": 9, "quotas": {k: 40 for k in T.CONTEST_TYPES}},
-              "chainOfThought": {"enabled": True}}
+              "chainOfThought": {"enabled": True}, "dedupe": dedupe}
     s = P.settings(config)
-    plain = P.finish(P.table_from_rows(load(raw, "contest-jsonl"), s, "contest-jsonl"), s, processes=1)
+    plain = P.finish(P.table_from_rows(load(raw, "contest-jsonl", drop_repeats=dedupe), s, "contest-jsonl"), s,
+                     processes=1)
     # Small chunks: several workers, several bulk parses each, bad rows inside some of them.
     monkeypatch.setattr(P, "SCAN_CHUNK", 97)
     monkeypatch.setattr(P, "RENDER_CHUNK", 50)
@@ -44,6 +47,7 @@ def test_fast_path_equals_the_plain_path(monkeypatch):
     c = fast.counts
     assert c["bad"] == 5 and len(c["badExamples"]) == 5 and c["unwrapped"] == 20   # a blank line is no row
     assert c["read"] == c["deduped"] + c["duplicates"] + c["bad"]
+    assert (c["duplicates"] > 40) == dedupe
     assert len(fast.blocks) > 1, "the render step should have been split over workers"
 
 
