@@ -30,7 +30,7 @@ from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file
 from ..errors import SpecError
 from ..data.mindrecord import shard_name
 from ..data.workers import Workers
-from ..data.seqlen import build_token_rows, choose_seq_length, length_stats
+from ..data.seqlen import choose_seq_length, length_stats
 from ..data.sources import fetch
 from ..data.tokenizer import load_tokenizer
 from .prepare import OUTPUT as PREPARED, STAGE as PREPARE_STAGE
