@@ -13,6 +13,10 @@ class SpecError(ValueError):
         self.field = field
         self.expected = expected
 
+    def __reduce__(self):
+        # Raised in worker processes too: pickle with both arguments, not the joined message.
+        return (type(self), (self.field, self.expected))
+
 
 class StageExit(RuntimeError):
     """A child process the stage ran (msrun) failed: the stage exits with its code.

@@ -8,6 +8,7 @@ token arrays travel back. tiktoken's own threaded batch encoder was measured
 ~3x slower than one thread per process on these short rows (GIL hand-offs per
 row).
 """
+import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, List, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import SpecError
 from .mindrecord import write_shard
 from .seqlen import TokenRows, build_token_rows
 
@@ -25,9 +27,18 @@ _JOB: dict = {}
 def _tokenize_range(bounds: Tuple[int, int]) -> TokenRows:
     start, stop = bounds
     tok = _JOB["tokenizer"]
-    prompts = tok.encode_batch(_JOB["prompts"][start:stop], 1)
-    responses = tok.encode_batch(_JOB["responses"][start:stop], 1)
-    return build_token_rows(prompts, responses, tok.bos_id, tok.eos_id)
+    prompts, responses = parse_prepared(_JOB["lines"][start:stop], _JOB["source"], start)
+    return build_token_rows(tok.encode_batch(prompts, 1), tok.encode_batch(responses, 1), tok.bos_id, tok.eos_id)
+
+
+def parse_prepared(lines: Sequence[bytes], source: str, first: int = 0) -> Tuple[List[str], List[str]]:
+    """Prompts and responses of prepared JSON lines (one parse per slice)."""
+    try:
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+        return [r["prompt"] for r in rows], [r["response"] for r in rows]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SpecError(source, f"JSON lines with prompt and response (rows {first + 1}..{first + len(lines)}: "
+                                f"{exc})") from None
 
 
 def _write(task: Tuple[str, TokenRows, int, int]) -> int:
@@ -81,10 +92,11 @@ class Workers:
             child_end.close()
             self._writers.append((proc, parent_end))
 
-    def tokenize(self, tokenizer: Any, prompts: List[str], responses: List[str], chunk_rows: int = 5000) -> TokenRows:
-        _JOB.update(tokenizer=tokenizer, prompts=prompts, responses=responses)
+    def tokenize(self, tokenizer: Any, lines: List[bytes], source: str, chunk_rows: int = 5000) -> TokenRows:
+        """Token rows of prepared JSON lines; each worker parses and tokenizes its own ranges."""
+        _JOB.update(tokenizer=tokenizer, lines=lines, source=source)
         try:
-            rows = len(prompts)
+            rows = len(lines)
             ranges = [(s, min(s + chunk_rows, rows)) for s in range(0, rows, chunk_rows)]
             if self.processes == 1 or len(ranges) == 1:
                 return concat(list(map(_tokenize_range, ranges)))

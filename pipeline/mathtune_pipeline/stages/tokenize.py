@@ -17,7 +17,6 @@ MindFormers r1.1 has no such path.
 Python API: `tokenize(spec, run_dir)`.
 """
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from .. import __version__
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError
 from ..data.mindrecord import shard_name
-from ..data.workers import Workers
+from ..data.workers import Workers, parse_prepared
 from ..data.seqlen import choose_seq_length, length_stats
 from ..data.sources import fetch
 from ..data.tokenizer import load_tokenizer
@@ -47,15 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def read_prepared(path: Path) -> Tuple[List[str], List[str]]:
-    """Prompts and responses of prepare's JSON lines (one parse for the whole file)."""
+    """Prompts and responses of prepare's JSON lines (Python API; the stage parses in its workers)."""
+    return parse_prepared(prepared_lines(path), str(path))
+
+
+def prepared_lines(path: Path) -> List[bytes]:
     if not path.is_file():
         raise SpecError(str(path), "the prepare stage's output (run `mathtune-pipeline prepare` first)")
-    lines = [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
-    try:
-        rows = json.loads(b"[" + b",".join(lines) + b"]")
-        return [r["prompt"] for r in rows], [r["response"] for r in rows]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SpecError(str(path), f"JSON lines with prompt and response ({exc})") from exc
+    return [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
 
 
 def _shards(config: Mapping[str, Any]) -> int:
@@ -98,11 +96,11 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
     processes = workers or _cpus()
     with Workers(writers=min(shards, processes), tokenizers=processes) as pool:
         tokenizer = load_tokenizer(tok_path, fmt)
-        prompts, responses = read_prepared(prepared_path)
-        if not prompts:
+        lines = prepared_lines(prepared_path)
+        if not lines:
             raise SpecError(str(prepared_path), "at least one prepared row (prepare chose none: see its manifest)")
-        rows = pool.tokenize(tokenizer, prompts, responses)
-        del prompts, responses
+        rows = pool.tokenize(tokenizer, lines, str(prepared_path))
+        del lines
         tokenized = time.monotonic()
         seq_length = choose_seq_length(rows.lengths, setting, percentile)
         stats = length_stats(rows, seq_length)

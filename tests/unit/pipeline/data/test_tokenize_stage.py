@@ -159,3 +159,15 @@ def test_no_prepared_rows(tmp_path, llama3_tokenizer_json):
     code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), run_dir)
     assert code == 2 and "at least one prepared row" in result["error"]
     assert not (run_dir / "tokenize").exists()
+
+
+def test_a_corrupt_prepared_row_is_a_clear_error_from_a_worker(tmp_path, llama3_tokenizer_json):
+    run_dir = tmp_path / "run"
+    (run_dir / "prepare").mkdir(parents=True)
+    rows = [json.dumps({"type": "add", "prompt": f"计算 {i} + 1 等于多少？", "response": f"{i + 1}"}, ensure_ascii=False)
+            for i in range(6000)]
+    rows[5500] = '{"type": "add", "prompt": "cut off'
+    (run_dir / "prepare" / "train.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), run_dir)
+    assert code == 2, result
+    assert "train.jsonl: JSON lines with prompt and response (rows 5001..6000" in result["error"]
