@@ -27,7 +27,11 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], processes: int, sha
     try:
         if processes <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
             return [fn(task) for task in tasks]
-        with multiprocessing.get_context("fork").Pool(min(processes, len(tasks))) as pool:
-            return pool.map(fn, tasks, chunksize=1)
+        # The parent works too: it runs the first task while the children run the rest,
+        # so N tasks on N CPUs fork N - 1 children.
+        with multiprocessing.get_context("fork").Pool(min(processes, len(tasks)) - 1) as pool:
+            pending = [pool.apply_async(fn, (task,)) for task in tasks[1:]]
+            first = fn(tasks[0])
+            return [first] + [p.get() for p in pending]
     finally:
         SHARED.clear()
