@@ -18,16 +18,13 @@ import numpy as np
 
 from ..errors import SpecError
 from .mindrecord import write_shard
+from .parallel import SHARED, fork_map
 from .seqlen import TokenRows, build_token_rows
-
-# What the forked workers inherit: set by the parent just before the fork.
-_JOB: dict = {}
-
 
 def _tokenize_range(bounds: Tuple[int, int]) -> TokenRows:
     start, stop = bounds
-    tok = _JOB["tokenizer"]
-    prompts, responses = parse_prepared(_JOB["lines"][start:stop], _JOB["source"], start)
+    tok = SHARED["tokenizer"]
+    prompts, responses = parse_prepared(SHARED["lines"][start:stop], SHARED["source"], start)
     return build_token_rows(tok.encode_batch(prompts, 1), tok.encode_batch(responses, 1), tok.bos_id, tok.eos_id)
 
 
@@ -92,18 +89,12 @@ class Workers:
             child_end.close()
             self._writers.append((proc, parent_end))
 
-    def tokenize(self, tokenizer: Any, lines: List[bytes], source: str, chunk_rows: int = 5000) -> TokenRows:
-        """Token rows of prepared JSON lines; each worker parses and tokenizes its own ranges."""
-        _JOB.update(tokenizer=tokenizer, lines=lines, source=source)
-        try:
-            rows = len(lines)
-            ranges = [(s, min(s + chunk_rows, rows)) for s in range(0, rows, chunk_rows)]
-            if self.processes == 1 or len(ranges) == 1:
-                return concat(list(map(_tokenize_range, ranges)))
-            with self._context.Pool(self.processes) as pool:
-                return concat(pool.map(_tokenize_range, ranges, chunksize=1))
-        finally:
-            _JOB.clear()
+    def tokenize(self, tokenizer: Any, lines: List[bytes], source: str) -> TokenRows:
+        """Token rows of prepared JSON lines; each process parses and tokenizes one range."""
+        step = -(-len(lines) // self.processes)
+        ranges = [(s, min(s + step, len(lines))) for s in range(0, len(lines), step)]
+        return concat(fork_map(_tokenize_range, ranges, self.processes,
+                               {"tokenizer": tokenizer, "lines": lines, "source": source}))
 
     def write(self, tasks: Sequence[Tuple[str, TokenRows, int, int]]) -> List[int]:
         """Shard i goes to writer i mod N; returns the rows written per shard, in shard order."""
