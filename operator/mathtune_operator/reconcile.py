@@ -140,6 +140,18 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
             message = f"stage {stage} started"
             break
 
+        owners = [o.get("uid") for o in (job.get("metadata") or {}).get("ownerReferences") or []]
+        if meta.get("uid") not in owners:
+            # Same name, earlier run (deleted and re-created before garbage
+            # collection finished): never take its results; wait for it to go.
+            blocked = {"reason": "WaitingForOldJob",
+                       "message": f"Job {job_name} belongs to an earlier run named {run}; waiting for it to be "
+                                  f"deleted (delete it by hand if it is not garbage-collected)"}
+            if row.get("message") != blocked["message"]:
+                event("Warning", "WaitingForOldJob", blocked["message"])
+            row.update(state=st.PENDING, message=blocked["message"])
+            message = blocked["message"]
+            break
         job_finished = observe.outcome(job, [])["state"] in (observe.SUCCEEDED, observe.FAILED)
         if not job_finished and bool((job.get("spec") or {}).get("suspend")) != suspend:
             cluster.set_job_suspend(ns, job_name, suspend)

@@ -278,3 +278,20 @@ def test_unschedulable_pod_is_explained(world):
     step(run, fake, metrics, throttle)
     conds = {c["type"]: c for c in run["status"]["conditions"]}
     assert conds["Ready"]["status"] == "True" and "message" not in run["status"]["stages"][0]
+
+
+def test_a_job_of_an_earlier_run_with_the_same_name_is_never_adopted(world):
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
+    fake.jobs["run-cpu-prepare"]["metadata"]["ownerReferences"][0]["uid"] = "uid-of-an-older-run"
+    out = step(run, fake, metrics, throttle)
+    row = run["status"]["stages"][0]
+    assert row["state"] == "Pending" and "earlier run" in row["message"]
+    assert "results" not in run["status"] or "rows" not in run["status"]["results"]
+    assert [e.reason for e in out.events] == ["WaitingForOldJob"]
+    conds = {c["type"]: c for c in run["status"]["conditions"]}
+    assert conds["Ready"]["reason"] == "WaitingForOldJob"
+    del fake.jobs["run-cpu-prepare"]  # garbage collection finished
+    step(run, fake, metrics, throttle)
+    assert run["status"]["stages"][0]["state"] == "Running" and "message" not in run["status"]["stages"][0]
