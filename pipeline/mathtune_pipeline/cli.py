@@ -28,6 +28,7 @@ STAGES: Dict[str, str] = {
 TOOLS: Dict[str, str] = {
     "synth": "write a contest-scale synthetic train.json for benchmarks",
     "run-local": "run every stage in order on this machine",
+    "demo-data": "write the CPU example's missing inputs (a small SQuAD-form set; fixtures copied)",
 }
 
 

@@ -1,0 +1,112 @@
+"""The pure parts of the stages: msrun's command line, the gate and the choice of epoch,
+localizing a spec for run-local, the SQuAD-form loaders, the demo data."""
+import json
+
+import pytest
+
+from mathtune_pipeline.errors import SpecError, StageExit
+from mathtune_pipeline.mindformers import checkpoints, launch, records
+from mathtune_pipeline.scoring import squad_data
+from mathtune_pipeline.spec import with_defaults
+from mathtune_pipeline.stages import demo_data, report, run_local
+
+
+def test_msrun_command_single_and_multi_node():
+    cmd = launch.msrun_command(script="w.py", script_args=["--config", "c.yaml"], local_workers=4, nodes=2,
+                               master_addr="10.0.0.5", master_port=8118, node_rank=1, log_dir="/logs")
+    assert cmd[-3:] == ["w.py", "--config", "c.yaml"]
+    flags = cmd[:-3]
+    for flag in ("--worker_num=8", "--local_worker_num=4", "--master_addr=10.0.0.5", "--master_port=8118",
+                 "--node_rank=1", "--log_dir=/logs", "--join=True"):
+        assert flag in flags
+    with pytest.raises(SpecError) as err:
+        launch.msrun_command(script="w.py", script_args=[], local_workers=4, nodes=2, master_addr="x",
+                             master_port=1, node_rank=2, log_dir="/l")
+    assert err.value.field == "--node-rank"
+
+
+def test_master_address_resolution():
+    assert launch.resolve_master("10.1.2.3") == "10.1.2.3"
+    assert launch.resolve_master("localhost") == "127.0.0.1"
+    with pytest.raises(SpecError) as err:
+        launch.resolve_master("no-such-host.invalid", timeout=0.1, interval=0.05)
+    assert err.value.field == "--master-addr"
+
+
+def test_stage_exit_codes():
+    assert StageExit("msrun", 1).code == 1
+    assert StageExit("msrun", -9).code == 137   # killed by SIGKILL: retried by the operator
+    assert StageExit("msrun", 0).code == 1
+
+
+def test_steps_per_epoch():
+    assert records.steps_per_epoch(64, 4, 2) == 8
+    assert records.steps_per_epoch(65, 4, 2) == 8     # ceil(65/2) = 33 rows per rank, last batch dropped
+    assert records.steps_per_epoch(200, 32, 1) == 6
+    with pytest.raises(SpecError) as err:
+        records.steps_per_epoch(10, 8, 2)
+    assert err.value.field == "spec.training.batchSize"
+
+
+def test_checkpoint_scan_complete_epochs(tmp_path):
+    for rank, names in {0: ["m_rank_0-1_8.ckpt", "m_rank_0-2_8.ckpt", "m_rank_0_1-3_8.ckpt"],
+                        1: ["m_rank_1-1_8.ckpt", "m_rank_1-2_8.ckpt"]}.items():
+        d = tmp_path / f"rank_{rank}"
+        d.mkdir()
+        for name in names + ["meta.json"]:
+            (d / name).write_text("x")
+    assert sorted(checkpoints.scan(tmp_path)) == [1, 2, 3]
+    assert sorted(checkpoints.complete_epochs(tmp_path, 2)) == [1, 2]
+    assert checkpoints.last_complete(tmp_path, 2) == 2
+    assert checkpoints.last_complete(tmp_path / "none", 2) is None
+
+
+def test_gate_and_best_epoch():
+    squad = {"1": {"f1": 60, "em": 45}, "2": {"f1": 50, "em": 30}, "3": {"f1": 58, "em": 44}}
+    need = report.thresholds({"mode": "relative", "f1": 0.9, "em": 0.9}, {"f1": 59.87, "em": 44.17})
+    assert need == pytest.approx({"f1": 53.883, "em": 39.753})  # the contest's pass line
+    # Epoch 2 has the best accuracy but lost the original capability.
+    got = report.choose(["1", "2", "3"], squad, {"1": 0.5, "2": 0.9, "3": 0.7}, need)
+    assert got == {"best": "3", "passed": ["1", "3"]}
+    assert report.choose(["1"], {"1": {"f1": 1, "em": 1}}, {}, need) == {"best": None, "passed": []}
+    assert report.thresholds({"mode": "absolute", "f1": 50, "em": 30}, {"f1": 0, "em": 0}) == {"f1": 50, "em": 30}
+    with pytest.raises(SpecError):
+        report.thresholds({"mode": "median", "f1": 1, "em": 1}, {"f1": 0, "em": 0})
+
+
+def test_run_local_moves_work_volume_paths(tmp_path):
+    spec = with_defaults({"model": {"tokenizer": {"uri": "/data/fixtures/tok.json"}, "checkpoint": "/data/m.ckpt"},
+                          "data": {"source": {"uri": "s3://bucket/train.json"}},
+                          "evaluation": {"dataset": {"uri": "/data/fixtures/squad/dev-small.jsonl"}}})
+    local = run_local.localize(spec, tmp_path)
+    assert local["model"]["tokenizer"]["uri"] == str(tmp_path / "fixtures/tok.json")
+    assert local["model"]["checkpoint"] == str(tmp_path / "m.ckpt")
+    assert local["data"]["source"]["uri"] == "s3://bucket/train.json"
+    assert local["storage"]["dataPath"] == str(tmp_path)
+    assert spec["storage"]["dataPath"] == "/data"  # the input is left alone
+
+
+def test_demo_squad_set_loads_and_is_span_based(tmp_path):
+    path = tmp_path / "squad" / "dev-small.jsonl"
+    n = demo_data.write_squad_small(path)
+    examples = squad_data.load(path, "squad-jsonl")
+    assert len(examples) == n >= 20
+    assert all(e["answers"][0] in e["context"] for e in examples)
+    assert squad_data.prompt(examples[0]).endswith("### Response:")
+    assert len(squad_data.load(path, "squad-jsonl", max_samples=5)) == 5
+
+
+def test_squad_json_keeps_the_first_question_of_each_paragraph(tmp_path):
+    doc = {"data": [{"title": "t", "paragraphs": [
+        {"context": "A B", "qas": [{"question": "q1", "answers": [{"text": "A"}]},
+                                   {"question": "q2", "answers": [{"text": "B"}]}]},
+        {"context": "C", "qas": [{"question": "q3", "answers": [{"text": "C"}]}]}]}]}
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(doc))
+    assert [e["question"] for e in squad_data.load(path, "squad-json")] == ["q1", "q3"]
+    path.write_text("{}")
+    with pytest.raises(SpecError) as err:
+        squad_data.load(path, "squad-json")
+    assert err.value.field == "spec.evaluation.dataset.uri"
+    with pytest.raises(SpecError):
+        squad_data.load(path, "csv")
