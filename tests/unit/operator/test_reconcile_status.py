@@ -295,3 +295,19 @@ def test_a_job_of_an_earlier_run_with_the_same_name_is_never_adopted(world):
     del fake.jobs["run-cpu-prepare"]  # garbage collection finished
     step(run, fake, metrics, throttle)
     assert run["status"]["stages"][0]["state"] == "Running" and "message" not in run["status"]["stages"][0]
+
+
+def test_a_pass_whose_status_patch_was_lost_is_repeated_safely(world):
+    """The operator dies after creating a Job but before status is written:
+    the next pass sees the old status, finds the Job and creates nothing."""
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
+    before = json.loads(json.dumps(run["status"]))
+    step(run, fake, metrics, throttle)  # prepare recorded, tokenize Job created ...
+    assert "run-cpu-tokenize" in fake.jobs
+    run["status"] = before  # ... but that status never reached the API server
+    out = step(run, fake, metrics, throttle)
+    assert sorted(fake.jobs) == ["run-cpu-prepare", "run-cpu-tokenize"]
+    assert [e.reason for e in out.events] == ["StageSucceeded"]  # no second StageStarted
+    assert [r["state"] for r in run["status"]["stages"][:2]] == ["Succeeded", "Running"]
