@@ -53,7 +53,7 @@ def write_mindrecord(directory: Path, rows: int = ROWS, seq: int = SEQ) -> Path:
 def write_spec(path: Path, **overrides) -> Path:
     spec = json.loads(json.dumps(SPEC))
     for key, value in overrides.items():
-        spec[key] = {**spec[key], **value}
+        spec[key] = {**spec.get(key, {}), **value}
     path.write_text(yaml.safe_dump({"apiVersion": "mathtune.dev/v1alpha1", "kind": "MathFinetune",
                                     "metadata": {"name": "t"}, "spec": spec}))
     return path

@@ -1,0 +1,95 @@
+"""evaluate, predict and report on the CPU training's merged checkpoints: real generation, real scores."""
+import json
+
+import pytest
+import yaml
+
+from mathtune_pipeline.scoring import math_accuracy, squad
+from mathtune_pipeline.stages import demo_data
+
+from .conftest import last_json, run_stage, write_spec
+
+pytestmark = pytest.mark.mindspore
+
+
+def _tokenizer(path):
+    """A small BPE tokenizer.json (ids < the tiny model's 512), trained here with `tokenizers`."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    text = [c + " " + q + " " + a for c, q, a in demo_data.PASSAGES] + ["计算 1 + 2 等于多少？ 3"] * 5
+    tok.train_from_iterator(text, trainer)
+    tok.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def scored(trained, tmp_path_factory, shared_fixtures):
+    run_dir, _, _ = trained
+    data = tmp_path_factory.mktemp("data")
+    squad_file = data / "squad.jsonl"
+    demo_data.write_squad_small(squad_file)
+    spec = write_spec(
+        run_dir / "score.yaml",
+        model={"tokenizer": {"uri": str(_tokenizer(data / "tokenizer.json")), "format": "hf-json"}},
+        evaluation={"dataset": {"uri": str(squad_file), "format": "squad-jsonl"}, "maxSamples": 10,
+                    "maxNewTokens": 6, "gate": {"mode": "absolute", "f1": 0.0, "em": 0.0}},
+        prediction={"dataset": {"uri": str(shared_fixtures / "contest" / "data_200_random.jsonl"),
+                                "format": "contest-jsonl"}, "maxSamples": 10, "maxNewTokens": 8})
+    if not (run_dir / "merge").exists():
+        assert run_stage("merge", spec, run_dir).returncode == 0
+    out = {}
+    for stage in ("evaluate", "predict", "report"):
+        proc = run_stage(stage, spec, run_dir)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        out[stage] = (last_json(proc.stdout), proc.stdout)
+    return run_dir, spec, out
+
+
+def test_evaluate_scores_base_and_every_epoch(scored):
+    run_dir, _, out = scored
+    result, stdout = out["evaluate"]
+    assert set(result["epochs"]) == {"1", "2"} and result["count"] == 10
+    assert result["baseSource"] in ("computed", "cache")
+    # The scores are the metric applied to the answers written beside them.
+    for key in ("2",):
+        rows = [json.loads(l) for l in (run_dir / "evaluate" / f"{key}.jsonl").read_text().splitlines()]
+        again = squad.score([r["prediction"] for r in rows], [r["answers"] for r in rows])
+        assert (again["f1"], again["em"]) == (result["epochs"][key]["f1"], result["epochs"][key]["em"])
+    assert any(l.startswith("mathtune-progress ") and '"stage":"evaluate"' in l for l in stdout.splitlines())
+
+
+def test_base_scores_are_computed_once_and_reused(scored):
+    run_dir, spec, _ = scored
+    proc = run_stage("evaluate", spec, run_dir)
+    assert proc.returncode == 0
+    again = last_json(proc.stdout)
+    assert again["baseSource"] == "cache"
+    assert again["base"] == json.loads((run_dir / "evaluate" / "scores.json").read_text())["base"]
+
+
+def test_predict_writes_mindformers_form_and_scores_per_type(scored):
+    run_dir, _, out = scored
+    result, _ = out["predict"]
+    assert result["kind"] == "math" and result["count"] == 10 and set(result["epochs"]) == {"1", "2"}
+    texts = math_accuracy.read_predict_output(run_dir / "predict" / "2" / "predictions.txt")
+    assert len(texts) == 10 and all("### Response:" in t for t in texts)  # prompt echoed, as MindFormers does
+    full = json.loads((run_dir / "predict" / "scores.json").read_text())
+    assert full["2"]["count"] == 10 and abs(full["2"]["accuracy"] - result["epochs"]["2"]["accuracy"]) < 1e-4
+    assert set(full["2"]["perType"]) <= {"add", "subtract", "multiply", "divide", "power", "sqrt", "equation",
+                                         "mean", "discount", "area", "function", "mass", "sales"}
+
+
+def test_report_picks_an_epoch_and_draws(scored):
+    run_dir, _, out = scored
+    result, _ = out["report"]
+    assert result["gatePassed"] and result["bestEpoch"] in (1, 2)
+    assert result["lowParamRatio"] == pytest.approx(result["trainableParams"] / result["totalParams"])
+    for name in ("loss", "accuracyPerType", "squadGate"):
+        png = run_dir / result["artifacts"][name]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((run_dir / "report" / "results.json").read_text())
+    assert saved["bestEpoch"] == result["bestEpoch"] and set(saved["epochs"]) == {"1", "2"}
