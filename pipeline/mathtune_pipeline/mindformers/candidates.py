@@ -18,7 +18,7 @@ from ..artifacts import read_manifest, sha256_file, sha256_json
 from ..data.sources import fetch
 from ..data.tokenizer import TextTokenizer, load_tokenizer
 from ..errors import SpecError
-from . import base_model, inference
+from . import base_model, inference, render
 from . import model as mf_model
 
 BATCH = 8
@@ -85,11 +85,13 @@ class Generator:
 
     def __init__(self, spec: Dict[str, Any], run_dir: Path):
         self.spec = spec
-        self.config = inference.inference_config(train_config(run_dir), with_lora=False)
+        self.on_cpu = spec["profile"] == "cpu"
+        # Incremental decoding (use_past) where MindFormers' generate runs; the
+        # checkpoint is each candidate's, given when it is loaded.
+        self.config = render.inference_config(train_config(run_dir), run_mode="predict", load_checkpoint="",
+                                              max_new_tokens=1, use_past=not self.on_cpu)
         self.tokenizer, self.tokenizer_path = tokenizer_for(spec, run_dir)
         mc = self.config["model"]["model_config"]
-        self.on_cpu = spec["profile"] == "cpu"
-        mc["use_past"] = not self.on_cpu  # incremental decoding where MindFormers' generate runs
         self.seq_length = int(mc["seq_length"])
         if self.tokenizer.vocab_size > int(mc["vocab_size"]):
             raise SpecError("spec.model.tiny.vocabSize", f"at least the tokenizer's {self.tokenizer.vocab_size} ids")

@@ -11,26 +11,12 @@ padded sequences, take the argmax, append, repeat. Without a KV cache
 each step recomputes the whole sequence, which a tiny model affords; on
 Ascend the evaluate/predict stages use MindFormers' generate with `use_past`.
 """
-import copy
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 import numpy as np
 
 from . import lora_merge, model
-
-
-def inference_config(train_config: Dict[str, Any], *, with_lora: bool) -> Dict[str, Any]:
-    """The training config on one card in predict mode; LoRA kept only to run an unmerged checkpoint."""
-    cfg = copy.deepcopy(train_config)
-    cfg["use_parallel"] = False
-    cfg["parallel_config"].update({"data_parallel": 1, "model_parallel": 1, "pipeline_stage": 1})
-    mc = cfg["model"]["model_config"]
-    mc["use_past"] = False
-    mc["batch_size"] = 1
-    if not with_lora:
-        mc.pop("pet_config", None)
-    return cfg
 
 
 def load(config: Dict[str, Any], checkpoint: Union[str, Path], seed: int = 0):

@@ -183,11 +183,13 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
 
 
 def inference_config(finetune: Dict[str, Any], *, run_mode: str, load_checkpoint: str,
-                     max_new_tokens: int, use_past: bool) -> Dict[str, Any]:
-    """The eval/predict config of the same model: one card, no LoRA wrapper, generation settings.
+                     max_new_tokens: int, use_past: bool, keep_lora: bool = False) -> Dict[str, Any]:
+    """The eval/predict config of a finetune config's model: one card, generation settings.
 
-    The checkpoint given is a merged one (LoRA folded in), so no pet_config; SQuAD
-    eval needs `min_new_tokens: 1` or most answers come back empty (REFERENCE §3).
+    The checkpoint given is normally a merged one (LoRA folded in), so no
+    pet_config (`keep_lora` runs an unmerged training checkpoint). SQuAD eval
+    needs `min_new_tokens: 1` or most answers come back empty (REFERENCE §3).
+    Works on a config in either MindFormers vocabulary (dialect.py).
     """
     if run_mode not in ("eval", "predict"):
         raise ValueError(f"run_mode must be eval or predict, not {run_mode}")
@@ -198,7 +200,8 @@ def inference_config(finetune: Dict[str, Any], *, run_mode: str, load_checkpoint
     cfg["parallel"]["parallel_mode"] = 0
     cfg["parallel"]["full_batch"] = False
     model_config = cfg["model"]["model_config"]
-    model_config.pop("pet_config", None)
+    if not keep_lora:
+        model_config.pop("pet_config", None)
     model_config.update({"use_past": use_past, "max_new_tokens": max_new_tokens, "min_new_tokens": 1,
                          "do_sample": False})
     if run_mode == "eval":

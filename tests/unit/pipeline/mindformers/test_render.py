@@ -133,3 +133,23 @@ def test_full_size_configs_load_in_mindformers(family, tmp_path):
     assert loaded.model.model_config.pet_config.target_modules == ".*wq|.*wv|.*wk"
     assert loaded.runner_config.epochs == 5 and loaded.optimizer.type == "AdamW"
     assert loaded.model.arch.type == "LlamaForCausalLM"
+
+
+@pytest.mark.parametrize("run_mode", ["eval", "predict"])
+def test_eval_and_predict_configs(run1_spec, run_mode, tmp_path):
+    from mathtune_pipeline.mindformers import model
+
+    finetune = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
+    got = render.inference_config(finetune, run_mode=run_mode, load_checkpoint="/m/merged.ckpt",
+                                  max_new_tokens=20, use_past=True)
+    mc = got["model"]["model_config"]
+    assert got["run_mode"] == run_mode and got["load_checkpoint"] == "/m/merged.ckpt"
+    assert got["use_parallel"] is False and got["parallel_config"]["model_parallel"] == 1
+    assert "pet_config" not in mc  # a merged checkpoint: LoRA is in the weights
+    assert (mc["use_past"], mc["max_new_tokens"], mc["min_new_tokens"], mc["do_sample"]) == (True, 20, 1, False)
+    assert (got.get("metric") == {"type": "EmF1Metric"}) == (run_mode == "eval")
+    assert "pet_config" in finetune["model"]["model_config"]  # the finetune config is left alone
+    loaded = model.load_config(model.write_config(dialect.adapt(got), tmp_path / f"{run_mode}.yaml"))
+    assert loaded.model.model_config.max_new_tokens == 20
+    with pytest.raises(ValueError):
+        render.inference_config(finetune, run_mode="train", load_checkpoint="", max_new_tokens=1, use_past=False)

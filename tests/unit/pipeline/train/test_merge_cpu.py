@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mathtune_pipeline.mindformers import checkpoint_io, checkpoints, inference, lora_merge
+from mathtune_pipeline.mindformers import checkpoint_io, checkpoints, inference, lora_merge, render
 
 from .conftest import last_json, run_stage
 
@@ -31,14 +31,19 @@ def test_every_epoch_merged_with_its_adapter(merged):
         assert len(adapter) == 2 * 2 * 2  # layers x (wq, wv) x (A, B)
 
 
+def _config(train_config, keep_lora):
+    return render.inference_config(train_config, run_mode="predict", load_checkpoint="", max_new_tokens=1,
+                                   use_past=False, keep_lora=keep_lora)
+
+
 def test_merged_logits_equal_the_lora_models(merged):
     run_dir, _ = merged
     config = yaml.safe_load((run_dir / "train" / "finetune.yaml").read_text())
     trained_ckpt = checkpoints.scan(run_dir / "train" / "checkpoint")[2][0]
-    lora_net = inference.load(inference.inference_config(config, with_lora=True), trained_ckpt)
-    merged_net = inference.load(inference.inference_config(config, with_lora=False),
+    lora_net = inference.load(_config(config, keep_lora=True), trained_ckpt)
+    merged_net = inference.load(_config(config, keep_lora=False),
                                 run_dir / "merge" / "epoch_2" / "merged.ckpt")
-    base_net = inference.load(inference.inference_config(config, with_lora=False),
+    base_net = inference.load(_config(config, keep_lora=False),
                               next((run_dir / "base").glob("*.ckpt")))
     ids = np.random.default_rng(0).integers(3, 500, size=(4, 32)).astype(np.int32)
     want, got, base = (inference.logits(n, ids) for n in (lora_net, merged_net, base_net))
