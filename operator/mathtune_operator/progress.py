@@ -48,10 +48,19 @@ def to_status(stage: str, line: dict, now_iso: str) -> dict:
     if percent is not None:
         out["percent"] = round(max(0.0, min(100.0, percent)), 1)
     parts = [stage]
-    if epoch is not None and epochs:
-        parts.append(f"epoch {epoch}/{epochs}")
-    if step is not None and steps:
-        parts.append(f"step {step}/{steps}")
+    if stage == "train":
+        if epoch is not None and epochs:
+            parts.append(f"epoch {epoch}/{epochs}")
+        if step is not None and steps:
+            parts.append(f"step {step}/{steps}")
+    else:
+        # evaluate/predict: `epoch` counts models scored, `step` questions answered.
+        if isinstance(line.get("model"), str) and line["model"]:
+            parts.append(line["model"][:40])
+        if epoch is not None and epochs:
+            parts.append(f"model {epoch}/{epochs}")
+        if step is not None and steps:
+            parts.append(f"question {step}/{steps}")
     if percent is not None:
         parts.append(f"{out['percent']:.1f}%")
     out["summary"] = " ".join(parts)

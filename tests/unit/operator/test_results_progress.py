@@ -100,3 +100,11 @@ def test_outcome_of_jobs():
     assert seen["state"] == "Retrying" and seen["attempts"] == 2 and seen["message"] == "OOM"
     assert observe.outcome(_job(suspend=True), [])["state"] == "Suspended"
     assert observe.outcome(_job(), [_pod("b", "Running")])["state"] == "Running"
+
+
+def test_evaluate_progress_counts_models_and_questions():
+    line = progress.newest('mathtune-progress {"stage":"evaluate","model":"epoch 2","epoch":3,"epochs":6,'
+                           '"step":10,"steps":20}')
+    out = progress.to_status("evaluate", line, "2026-01-01T00:00:00Z")
+    assert out["summary"] == "evaluate epoch 2 model 3/6 question 10/20 41.7%"
+    assert out["percent"] == pytest.approx(100 * (2 * 20 + 10) / 120, abs=0.1)
