@@ -4,7 +4,8 @@ Gate (`evaluation.gate`): relative mode passes an epoch whose SQuAD F1 and EM
 are at least the given fractions of the base model's (the contest's rule:
 90%); absolute mode compares with fixed scores. Among passing epochs the best
 has the highest math (or choice) accuracy, ties broken by F1, then the earlier
-epoch. Writes `<run-dir>/report/results.json` and three PNG plots: the loss
+epoch. When no epoch passes, the best of all is still reported (its scores
+are what a user needs to see), with `gatePassed: false`. Writes `<run-dir>/report/results.json` and three PNG plots: the loss
 curve, accuracy per problem type (base vs best epoch), F1/EM per epoch
 against the gate.
 """
@@ -42,14 +43,15 @@ def thresholds(gate: Dict[str, Any], base: Dict[str, float]) -> Dict[str, float]
 
 def choose(epochs: List[str], squad: Dict[str, Dict[str, float]], accuracy: Dict[str, float],
            need: Optional[Dict[str, float]]) -> Dict[str, Any]:
-    """{"best": epoch or None, "passed": [epochs]}: pure, so the rule is tested on its own."""
+    """{"best": epoch, "passed": [epochs], "gatePassed": bool}: pure, so the rule is tested on its own."""
     passed = [e for e in epochs if need is None or
               (e in squad and squad[e]["f1"] >= need["f1"] and squad[e]["em"] >= need["em"])]
 
     def rank(e: str):
         return (accuracy.get(e, 0.0), squad.get(e, {}).get("f1", 0.0), -int(e))
 
-    return {"best": max(passed, key=rank) if passed else None, "passed": passed}
+    pool = passed or epochs
+    return {"best": max(pool, key=rank) if pool else None, "passed": passed, "gatePassed": bool(passed)}
 
 
 def _plots(out: Path, loss: List[Dict], evaluation, need, prediction, best: Optional[str]) -> Dict[str, str]:
@@ -121,7 +123,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         artifacts = _plots(out, loss, evaluation, need, prediction, best)
         result = {
             "bestEpoch": int(best) if best is not None else None,
-            "gatePassed": best is not None,
+            "gatePassed": picked["gatePassed"],
             "gate": need,
             "passedEpochs": [int(e) for e in picked["passed"]],
             "f1": evaluation["epochs"][best]["f1"] if evaluation and best else None,
@@ -138,6 +140,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
             "artifacts": {**artifacts, "results": f"{STAGE}/results.json",
                           "adapter": f"merge/epoch_{best}/adapter.ckpt" if best else None,
                           "merged": f"merge/epoch_{best}/merged.ckpt" if best else None},
+            "reason": None if picked["gatePassed"] else
+            "no epoch kept the original capability: bestEpoch is the best of those that failed the gate",
         }
         (out / "results.json").write_text(json.dumps({**result, "epochs": {
             e: {"squad": (evaluation or {}).get("epochs", {}).get(e), "accuracy": accuracy.get(e)} for e in epochs}},

@@ -67,8 +67,12 @@ def test_gate_and_best_epoch():
     assert need == pytest.approx({"f1": 53.883, "em": 39.753})  # the contest's pass line
     # Epoch 2 has the best accuracy but lost the original capability.
     got = report.choose(["1", "2", "3"], squad, {"1": 0.5, "2": 0.9, "3": 0.7}, need)
-    assert got == {"best": "3", "passed": ["1", "3"]}
-    assert report.choose(["1"], {"1": {"f1": 1, "em": 1}}, {}, need) == {"best": None, "passed": []}
+    assert got == {"best": "3", "passed": ["1", "3"], "gatePassed": True}
+    # None passes: the best of all is still named, and the gate reported failed.
+    none = report.choose(["1", "2"], {"1": {"f1": 1, "em": 1}, "2": {"f1": 2, "em": 1}}, {"1": 0.2, "2": 0.1}, need)
+    assert none == {"best": "1", "passed": [], "gatePassed": False}
+    # Without evaluation there is no gate: the best accuracy wins.
+    assert report.choose(["1", "2"], {}, {"1": 0.2, "2": 0.3}, None)["best"] == "2"
     assert report.thresholds({"mode": "absolute", "f1": 50, "em": 30}, {"f1": 0, "em": 0}) == {"f1": 50, "em": 30}
     with pytest.raises(SpecError):
         report.thresholds({"mode": "median", "f1": 1, "em": 1}, {"f1": 0, "em": 0})
