@@ -19,7 +19,6 @@ from ..data.sources import fetch
 from ..data.tokenizer import TextTokenizer, load_tokenizer
 from ..errors import SpecError
 from . import base_model, inference, render
-from . import model as mf_model
 
 BATCH = 8
 

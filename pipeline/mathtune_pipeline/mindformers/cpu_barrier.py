@@ -11,7 +11,6 @@ calls the barriers in the same order, which is what makes n agree.
 `barrier` by name at import time.
 """
 import itertools
-import os
 import time
 from pathlib import Path
 

@@ -1,5 +1,4 @@
 """merge, proved numerically on the CPU training's own checkpoints."""
-import json
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
 """The MindFormers log parser, exact on a real 4-card fine-tune log and on MindFormers 1.9's format."""
-import re
 
 from mathtune_pipeline import progress
 

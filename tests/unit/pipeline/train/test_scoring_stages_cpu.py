@@ -2,7 +2,6 @@
 import json
 
 import pytest
-import yaml
 
 from mathtune_pipeline.scoring import math_accuracy, squad
 from mathtune_pipeline.stages import demo_data
