@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..artifacts import atomic_stage_dir, is_current, sha256_file, sha256_json, write_manifest
+from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError, StageExit
 from ..mindformers import base_model, checkpoints, counts, cpu, dialect, launch, records, render
 from ..mindformers import model as mf_model
@@ -62,6 +62,14 @@ def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path,
             "trainable": counts.lora_params(mc, mc["pet_config"]), "total": counts.base_params(mc)}
 
 
+def _data_digest(data_dir: Path, shards: List[Path]) -> str:
+    """What the shards hold: tokenize's own digests when it wrote a manifest (no second pass over them)."""
+    manifest = read_manifest(data_dir)
+    if manifest and manifest.get("inputDigest") and manifest.get("configDigest"):
+        return manifest["inputDigest"] + manifest["configDigest"]
+    return sha256_json([sha256_file(s) for s in shards])
+
+
 def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int) -> Optional[int]:
     """Point `config` at the last epoch every rank saved; returns that epoch (None: start afresh)."""
     complete = checkpoints.complete_epochs(checkpoint_dir, ranks)
@@ -82,7 +90,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     p = plan(spec, run_dir, records.count_rows(shards), base, records.layout(run_dir / "tokenize"))
     config, work, ranks = p["config"], p["work"], p["ranks"]
     epochs = spec["training"]["epochs"]
-    input_digest = sha256_json({"shards": [sha256_file(s) for s in shards], "base": str(base)})
+    input_digest = sha256_json({"data": _data_digest(run_dir / "tokenize", shards), "base": str(base)})
     config_digest = sha256_json(p["seeds_config"])
     if is_current(run_dir / STAGE, input_digest, config_digest):
         print(f"train: {run_dir / STAGE} is current (same data and config): nothing to do", flush=True)
