@@ -3,6 +3,9 @@
 The counts below were read off by hand: every miss of the non-arithmetic
 types was checked against the question (e.g. sqrt(6974.95) = 83.52, the
 fine-tuned model says 83.98; -33x + 79 = 0 gives 2.39, it says -2.39).
+The base model's 18 hits were read too: 17 state the right result; one (row
+117, "126.99 的 1 次方是 161.99 126.99 的") is luck of the last-number rule,
+its cut-off output re-echoes the question's 126.99, which is the answer.
 """
 import json
 
