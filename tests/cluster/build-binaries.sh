@@ -125,7 +125,8 @@ build_helm() {
 
 main() {
   local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=(etcd kwok helm kubernetes)
+  local start=$SECONDS
   for t in "${what[@]}"; do "build_$t"; done
-  log "binaries ready under $CACHE/bin"
+  log "binaries ready under $CACHE/bin ($(( SECONDS - start ))s)"
 }
 main "$@"
