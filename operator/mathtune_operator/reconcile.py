@@ -179,6 +179,12 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
             row.pop("message", None)
             if stage == "train":
                 _train_done(new, result)
+            elif stage in plan.PROGRESS_STAGES and (new.get("progress") or {}).get("stage") == stage:
+                # The last line read may predate the end: do not leave "50%" behind.
+                prog = dict(new["progress"])
+                prog.update(percent=100.0, summary=f"{stage} done")
+                prog.pop("etaSeconds", None)
+                new["progress"] = prog
             _observe_duration(metrics, stage, "Succeeded", row)
             event("Normal", "StageSucceeded", f"stage {stage}: {summary}")
             continue

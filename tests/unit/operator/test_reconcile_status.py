@@ -134,7 +134,12 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     assert out.events == [] and len(fake.jobs) == 1
     fake.logs["run-cpu-train-0"] = ('mathtune-progress {"epoch":1,"epochs":2,"step":10,"steps":25,"loss":2.5,'
                                     '"samplesPerSecond":3.5,"etaSeconds":60}\n')
+    fake.logs["run-cpu-evaluate-0"] = 'mathtune-progress {"stage":"evaluate","epoch":1,"epochs":3,"step":5,"steps":20}\n'
     for stage in ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]:
+        if stage == "evaluate":
+            step(run, fake, metrics, throttle)
+            assert run["status"]["progress"]["summary"] == "evaluate model 1/3 question 5/20 8.3%"
+            assert run["status"]["progress"]["loss"] == 1.25  # training's, kept for the LOSS column
         if stage == "train":
             step(run, fake, metrics, throttle)
             prog = run["status"]["progress"]
@@ -149,6 +154,7 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     assert res["rows"]["classified"] == {"add": 120, "mean": 80} and res["bestEpoch"] == 2
     assert res["lowParamRatio"] == pytest.approx(0.04096) and res["mathAccuracy"] == 0.2
     assert status["progress"]["loss"] == 1.25  # the final loss stays for the LOSS column
+    assert status["progress"]["summary"] == "evaluate done" and status["progress"]["percent"] == 100.0
     conds = {c["type"]: c for c in status["conditions"]}
     assert conds["Succeeded"]["status"] == "True" and conds["Ready"]["reason"] == "RunSucceeded"
     assert conds["Trained"]["status"] == "True" and conds["Failed"]["status"] == "False"
