@@ -100,6 +100,11 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     resumed = resume_from(config, checkpoint_dir, ranks) if args.resume == "auto" else None
     if resumed is not None:
         print(f"train: resuming after epoch {resumed} from {checkpoint_dir}", flush=True)
+    else:
+        # A fresh start: an earlier attempt's files must not pass for this run's epochs.
+        local = spec["resources"]["npusPerNode"]
+        for rank in range(args.node_rank * local, (args.node_rank + 1) * local):
+            shutil.rmtree(checkpoint_dir / f"rank_{rank}", ignore_errors=True)
     parser = ProgressParser()
     if resumed is None or resumed < epochs:
         _train(args, spec, config, work, parser)
