@@ -1,12 +1,12 @@
 """The tokenize stage's worker processes: tokenize row ranges, then write shards.
 
 Both jobs are CPU-bound Python-and-native work, so they are spread over
-processes, one per CPU. The tokenizing pool is forked after the parent has
-loaded the tokenizer and read the rows, so each worker inherits them
-(copy-on-write) instead of receiving them through a pipe; only the compact
-token arrays travel back. tiktoken's own threaded batch encoder was measured
-~3x slower than one thread per process on these short rows (GIL hand-offs per
-row).
+processes, one per CPU. Tokenizing forks (parallel.fork_map) after the parent
+has loaded the tokenizer and read the file, so each process inherits the lines
+(copy-on-write), parses and tokenizes its own range, and sends back only
+compact token arrays. tiktoken's own threaded batch encoder was measured ~3x
+slower than one thread per process on these short rows (GIL hand-offs per row).
+The shard writers are started before all that, so MindSpore's import overlaps it.
 """
 import json
 import multiprocessing
