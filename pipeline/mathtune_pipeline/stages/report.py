@@ -93,6 +93,7 @@ def _plots(out: Path, loss: List[Dict], evaluation, need, prediction, best: Opti
                     color=color, label=metric.upper())
             if need is not None:
                 ax.axhline(need[metric], color=color, ls="--", lw=1, label=f"{metric.upper()} gate")
+        ax.set_xticks([int(e) for e in epochs])
         ax.set(xlabel="epoch", ylabel="score", title="SQuAD F1/EM against the gate")
         ax.legend(fontsize=8)
         fig.tight_layout()

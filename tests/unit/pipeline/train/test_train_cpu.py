@@ -94,3 +94,18 @@ def test_missing_tokenized_data_is_a_spec_error(tmp_path):
     proc = run_stage("train", spec, tmp_path / "run")
     assert proc.returncode == 2
     assert "tokenize" in last_json(proc.stdout)["error"]
+
+
+def test_fresh_start_ignores_an_earlier_attempts_checkpoints(trained, tmp_path):
+    """Without --resume, files an earlier attempt left (here a bogus epoch 3) are not published as this run's."""
+    run_dir, spec, _ = trained
+    again = tmp_path / "again"
+    write_mindrecord(again / "tokenize")
+    for rank in (0, 1):
+        stale = again / "train.work" / "output" / "checkpoint" / f"rank_{rank}"
+        stale.mkdir(parents=True)
+        (stale / f"tiny_llama_rank_{rank}-3_8.ckpt").write_bytes(_ckpt(run_dir, 2, rank).read_bytes())
+    proc = run_stage("train", spec, again)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert last_json(proc.stdout)["checkpoints"] == [1, 2]
+    assert sorted(checkpoints.scan(again / "train" / "checkpoint")) == [1, 2]
