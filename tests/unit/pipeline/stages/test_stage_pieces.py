@@ -114,3 +114,45 @@ def test_squad_json_keeps_the_first_question_of_each_paragraph(tmp_path):
     assert err.value.field == "spec.evaluation.dataset.uri"
     with pytest.raises(SpecError):
         squad_data.load(path, "csv")
+
+
+def test_train_plan_ascend_runs_the_seeds_config_as_is(tmp_path):
+    """On Ascend the Trainer gets the seeds' config, only renamed for MindFormers 1.9; no CPU pieces."""
+    from mathtune_pipeline.mindformers import dialect, render
+    from mathtune_pipeline.stages import train
+
+    spec = with_defaults({"model": {"family": "llama3-8b", "checkpoint": "/data/llama3-8B.ckpt"},
+                          "data": {"seqLength": 512}, "training": {"epochs": 5, "batchSize": 32},
+                          "resources": {"npusPerNode": 4, "nodes": 1, "parallel": {
+                              "dataParallel": 1, "modelParallel": 4, "pipelineStage": 1, "microBatchNum": 1}}})
+    p = train.plan(spec, tmp_path, rows=97450, base_checkpoint=tmp_path / "llama3-8B.ckpt",
+                   data={"seqLength": 512})
+    cfg = p["config"]
+    assert p["steps_per_epoch"] == 97450 // 32 == 3045   # seed 000's save_checkpoint_steps
+    assert cfg == dialect.adapt(p["seeds_config"])
+    assert cfg["context"]["device_target"] == "Ascend" and cfg["runner_wrapper"]["type"] == "MFTrainOneStepCell"
+    assert cfg["callbacks"][1]["save_checkpoint_steps"] == 3045
+    assert cfg["model"]["model_config"]["use_flash_attention"] is True
+    assert p["trainable"] == 3_407_872 and p["ranks"] == 4
+    assert p["seeds_config"]["train_dataset"]["data_loader"]["dataset_dir"] == str(tmp_path / "tokenize")
+
+
+def test_train_plan_cpu_profile(tmp_path):
+    from mathtune_pipeline.stages import train
+
+    spec = with_defaults({"profile": "cpu", "model": {"family": "tiny-llama"}, "data": {"seqLength": "auto"},
+                          "training": {"batchSize": 4},
+                          "resources": {"npusPerNode": 2, "nodes": 1, "parallel": {
+                              "dataParallel": 2, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
+    tokens = {"bos_token_id": 128000, "eos_token_id": 128001, "pad_token_id": 128002}
+    p = train.plan(spec, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt",
+                   data={"seqLength": 128, "tokens": tokens})
+    cfg, mc = p["config"], p["config"]["model"]["model_config"]
+    assert p["steps_per_epoch"] == 25
+    assert cfg["context"]["device_target"] == "CPU" and cfg["runner_wrapper"]["type"] == "CpuTrainOneStepCell"
+    assert mc["seq_length"] == 128 and {k: mc[k] for k in tokens} == tokens   # from tokenize's manifest
+    assert mc["compute_dtype"] == "float32" and mc["use_flash_attention"] is False
+    assert cfg["parallel"]["parallel_mode"] == 0 and cfg["runner_config"]["sink_mode"] is False
+    with pytest.raises(SpecError) as err:  # "auto" is for tokenize to resolve
+        train.plan(spec, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt")
+    assert err.value.field == "spec.data.seqLength"
