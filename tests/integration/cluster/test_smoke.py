@@ -119,3 +119,24 @@ def test_rbac_is_enforced(k8s_api, namespace):
         "spec": {"user": f"system:serviceaccount:{namespace}:nobody",
                  "resourceAttributes": {"namespace": namespace, "verb": "list", "resource": "pods"}}})
     assert review.status.allowed is False
+
+
+def test_a_deleted_running_job_pod_goes_away(k8s_api, namespace):
+    """As with a kubelet: the pod is stopped, the Job controller drops its
+    tracking finalizer, and the pod is gone (not stuck Terminating)."""
+    batch, core = client.BatchV1Api(k8s_api), client.CoreV1Api(k8s_api)
+    job = _job("held")
+    job["spec"]["template"]["metadata"] = {"labels": {"mathtune.dev/stage": "smoke"}}  # kwok never completes it
+    batch.create_namespaced_job(namespace, job)
+    pod = _wait(lambda: [p for p in _pods_of(core, namespace, "held") if p.status.phase == "Running"],
+                what="pod Running")[0]
+    core.delete_namespaced_pod(pod.metadata.name, namespace)
+
+    def gone():
+        try:
+            core.read_namespaced_pod(pod.metadata.name, namespace)
+            return False
+        except client.exceptions.ApiException as exc:
+            return exc.status == 404
+
+    _wait(gone, what="deleted pod removed")
