@@ -74,6 +74,9 @@ def test_operator_is_scraped_through_a_run_and_every_panel_has_data(kubeconfig, 
                           f'mathtune_quality_gate_passed{{namespace="{namespace}"}}',
                           f'mathtune_predict_accuracy{{namespace="{namespace}"}}'):
                 h.wait(lambda: prom.query(final), 60, f"{final} scraped")
+            # A range query steps from its start; the newest samples must be
+            # older than its last step, not inside the final second.
+            time.sleep(2)
             ended = time.time()
             assert up_while_running
             span = f"{int(ended - started) + 60}s"
