@@ -88,7 +88,14 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
                 if phase in ("Succeeded", "Failed"):
                     break
                 time.sleep(3)
-            # Two more scrapes so the final state is in Prometheus.
+            # "After the run": its final series scraped, then one more step so
+            # the queried range ends after them.
+            if phase == "Succeeded":
+                for final in (f'mathtune_run_status{{namespace="{ns}",phase="Succeeded"}} == 1',
+                              f'mathtune_quality_gate_passed{{namespace="{ns}"}}'):
+                    deadline = time.monotonic() + 60
+                    while not prom.query(final) and time.monotonic() < deadline:
+                        time.sleep(1)
             time.sleep(3)
             ended = time.time()
             mft = json.loads(demo.kubectl("get", "mft", "-n", ns, name, "-o", "json", kubeconfig=kubeconfig).stdout)
