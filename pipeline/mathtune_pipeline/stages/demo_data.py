@@ -2,7 +2,9 @@
 
 Writes `DIR/squad/dev-small.jsonl`, a small evaluation set in SQuAD's form
 (context, question, answers) from passages written for this project (no
-SQuAD text is shipped), and, with `--fixtures`, copies the real contest rows
+SQuAD text is shipped), `DIR/contest/train-synth.jsonl`, contest-shaped
+training rows made by `synth` (so the real rows stay held out for predict),
+and, with `--fixtures`, copies the real contest rows
 and the Llama 3 tokenizer the example names (`DIR/contest/...`,
 `DIR/tokenizers/...`) from the shared fixtures. Files already there are kept.
 """
@@ -11,6 +13,9 @@ import shutil
 from pathlib import Path
 
 SQUAD_SMALL = "squad/dev-small.jsonl"
+TRAIN_SYNTH = "contest/train-synth.jsonl"
+# Enough rows for every contest shape to appear; few enough to train in minutes on CPU.
+TRAIN_SYNTH_ROWS = 300
 FROM_FIXTURES = ("contest/data_200_random.jsonl", "contest/predictions_200_base.txt",
                  "contest/predictions_200_finetuned.txt", "tokenizers/llama3-tokenizer.json")
 
@@ -94,6 +99,12 @@ def run(args) -> int:
     target = out / SQUAD_SMALL
     if not target.exists():
         print(f"demo-data: {target}: {write_squad_small(target)} SQuAD-form examples")
+    train = out / TRAIN_SYNTH
+    if not train.exists():
+        from ..data.synth import write_synth
+
+        train.parent.mkdir(parents=True, exist_ok=True)
+        print(f"demo-data: {train}: {write_synth(train, total=TRAIN_SYNTH_ROWS, seed=0)} synthetic contest rows")
     if args.fixtures:
         source = Path(args.fixtures)
         for rel in FROM_FIXTURES:
