@@ -15,6 +15,8 @@ that differ only in formatting.
 import csv
 import io
 import json
+
+import orjson
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -89,12 +91,16 @@ def _contest_row(line: bytes) -> Tuple[Optional[Tuple[str, str]], str]:
 
 
 def _parse_chunk(chunk: List[bytes]) -> Optional[Tuple[List[str], List[str]]]:
-    """Both columns of a chunk with no bad row, else None."""
+    """Both columns of a chunk with no bad row, else None.
+
+    orjson parses ~2x faster than `json`; where the two could disagree (invalid
+    UTF-8, lone surrogates, NaN, huge integers) orjson refuses the chunk and
+    the caller re-reads it line by line with `json`, so results are `json`'s."""
     try:
-        objs = json.loads(b"[" + b",".join(chunk) + b"]")
+        objs = orjson.loads(b"[" + b",".join(chunk) + b"]")
         problems = [o["problem"] for o in objs]
         solutions = [o["solution"] for o in objs]
-    except (ValueError, TypeError, KeyError, IndexError):
+    except (ValueError, TypeError, KeyError, IndexError):   # orjson.JSONDecodeError is a ValueError
         return None
     if set(map(type, problems)) != {str} or set(map(type, solutions)) != {str}:
         return None
