@@ -445,7 +445,8 @@ def status_schema():
     results = obj("What the stages reported.", {
         "rows": obj("Rows kept at each prepare step.", {
             "read": i("Rows read."), "bad": i("Rows that could not be parsed."),
-            "deduped": i("Rows after dedupe."), "sampled": i("Rows in the training set."),
+            "deduped": i("Rows after dedupe."), "duplicates": i("Rows dropped as repeats of a (problem, solution) pair."),
+            "sampled": i("Rows in the training set."),
             "other": i("Rows no rule classified."),
             "classified": smap("Rows per problem type after dedupe.", {"type": "integer"}, max_props=256),
         }, default=False),
@@ -463,6 +464,8 @@ def status_schema():
         "baseF1": num("Base model SQuAD F1."), "baseEm": num("Base model SQuAD EM."),
         "epochs": smap("Scores per epoch (key: the epoch).", epoch_scores, max_props=1000),
         "bestEpoch": i("The chosen epoch: the best math accuracy among those that pass the gate."),
+        "passedEpochs": arr("Epochs whose F1/EM pass the original-capability gate.", i("An epoch."), max_items=1000),
+        "baseAccuracy": num("Math (or choice) accuracy of the base model (0-1), the fine-tune's yardstick."),
         "f1": num("SQuAD F1 of the chosen (or best so far) epoch."),
         "em": num("SQuAD EM of the chosen (or best so far) epoch."),
         "mathAccuracy": num("Math (or choice) accuracy of the chosen (or best so far) epoch (0-1)."),

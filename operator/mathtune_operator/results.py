@@ -72,7 +72,8 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
         rows = result.get("rows") or {}
         classified = {str(k): _int(v) for k, v in (rows.get("classified") or {}).items() if _int(v) is not None}
         out["rows"] = _clean({"read": _int(rows.get("read")), "bad": _int(rows.get("bad")),
-                              "deduped": _int(rows.get("deduped")), "sampled": _int(rows.get("sampled")),
+                              "deduped": _int(rows.get("deduped")), "duplicates": _int(rows.get("duplicates")),
+                              "sampled": _int(rows.get("sampled")),
                               "other": _int(rows.get("other")), "classified": classified or None})
         summary = (f"read {rows.get('read', '?')}, bad {rows.get('bad', 0)}, deduped {rows.get('deduped', '?')}, "
                    f"{len(classified)} types, sampled {rows.get('sampled', '?')}")
@@ -132,7 +133,11 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
                            "gatePassed": result.get("gatePassed") if isinstance(result.get("gatePassed"), bool)
                            else None,
                            "trainableParams": trainable, "totalParams": total,
-                           "lowParamRatio": _num(result.get("lowParamRatio"))}))
+                           "lowParamRatio": _num(result.get("lowParamRatio")),
+                           "baseAccuracy": _num(result.get("baseAccuracy"))}))
+        passed = [_int(e) for e in result.get("passedEpochs") or [] if _int(e) is not None]
+        if isinstance(result.get("passedEpochs"), list):
+            out["passedEpochs"] = passed
         if isinstance(result.get("perType"), dict):
             out["perType"] = {str(k): _num(v) for k, v in result["perType"].items() if _num(v) is not None}
         if isinstance(result.get("artifacts"), dict):

@@ -6,7 +6,7 @@ import pytest
 from mathtune_operator import observe, progress, results
 
 REAL_PREPARE = {"stage": "prepare", "ok": True, "rows": {
-    "read": 809993, "bad": 0, "deduped": 548942, "sampled": 97450, "other": 0,
+    "read": 809993, "bad": 0, "deduped": 548942, "duplicates": 261051, "sampled": 97450, "other": 0,
     "classified": {"english": 9993, "add": 90113, "subtract": 89366, "multiply": 89902, "divide": 89966,
                    "sqrt": 39227, "power": 39207, "equation": 40080, "discount": 6275, "mean": 19709,
                    "mass": 100, "area": 8665, "sales": 6266, "simplify": 45, "function": 20028}}}
@@ -25,6 +25,7 @@ def test_parse_plain_result_and_log_tail():
 def test_results_accumulate_over_the_stages():
     summary, out = results.apply("prepare", REAL_PREPARE, {})
     assert out["rows"]["classified"]["simplify"] == 45 and out["rows"]["sampled"] == 97450
+    assert out["rows"]["duplicates"] == 809993 - 548942
     assert "548942" in summary
     _, out = results.apply("tokenize", {"rows": 97450, "seqLength": 512, "truncated": 0, "paddingShare": 0.83,
                                         "shards": 1}, out)
@@ -42,8 +43,10 @@ def test_results_accumulate_over_the_stages():
     summary, out = results.apply("report", {"bestEpoch": 2, "f1": 61.5, "em": 44.0, "mathAccuracy": 0.8,
                                             "perType": {"add": 0.95, "mass": 0.5}, "gatePassed": True,
                                             "trainableParams": 3407872, "totalParams": 8033669120,
-                                            "lowParamRatio": 0.000424, "artifacts": {"report": "/data/r.json"}},
+                                            "lowParamRatio": 0.000424, "artifacts": {"report": "/data/r.json"},
+                                            "passedEpochs": [1, 2], "baseAccuracy": 0.09},
                                  out)
+    assert out["passedEpochs"] == [1, 2] and out["baseAccuracy"] == 0.09
     assert out["bestEpoch"] == 2 and out["gatePassed"] is True and out["artifacts"]["report"] == "/data/r.json"
     assert "gate passed" in summary and "0.0424%" in summary
     # Every integer field stays an integer (the CRD declares them so).
