@@ -124,7 +124,8 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
                 outputs={"shards": [f"{STAGE}/{f}" for f in files], "dir": STAGE},
                 counts=stats,
                 extra={"tokenizer": {"uri": tok_cfg.get("uri"), "format": fmt, "engine": tokenizer.engine,
-                                     "bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id},
+                                     "bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id,
+                                     "vocabSize": tokenizer.vocab_size},
                        "schema": {"input_ids": "int32[seqLength+1]", "labels": "int32[seqLength+1], -100 masked"},
                        "packing": False, "pipelineVersion": __version__})
     return _result(manifest)

@@ -82,6 +82,17 @@ def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int) -> Opt
     return epoch
 
 
+def check_vocabulary(spec: Dict[str, Any], config: Dict[str, Any],
+                     tokenize_manifest: Optional[Dict[str, Any]]) -> None:
+    """Token ids past the model's embedding table crash training deep inside
+    MindSpore; say so up front, as a spec error naming the field. Pure."""
+    tokenizer_vocab = ((tokenize_manifest or {}).get("tokenizer") or {}).get("vocabSize")
+    model_vocab = int(config["model"]["model_config"]["vocab_size"])
+    if tokenizer_vocab is not None and int(tokenizer_vocab) > model_vocab:
+        field = "spec.model.tiny.vocabSize" if spec["model"]["family"] == "tiny-llama" else "spec.model.tokenizer"
+        raise SpecError(field, f"a model vocabulary of at least the tokenizer's {tokenizer_vocab} ids (it has {model_vocab})")
+
+
 def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = Path(args.run_dir)
     mf_model.use_output_dir(run_dir / "train.work" / "mindformers")
@@ -89,6 +100,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     base = base_model.ensure(spec, run_dir)
     p = plan(spec, run_dir, records.count_rows(shards), base, records.layout(run_dir / "tokenize"))
     config, work, ranks = p["config"], p["work"], p["ranks"]
+    check_vocabulary(spec, config, read_manifest(run_dir / "tokenize"))
     epochs = spec["training"]["epochs"]
     input_digest = sha256_json({"data": _data_digest(run_dir / "tokenize", shards), "base": str(base)})
     config_digest = sha256_json(p["seeds_config"])
