@@ -120,7 +120,10 @@ class Lines:
 
 def split_lines(data: bytes, drop_repeats: bool = True) -> Lines:
     wrapped = b"### Instruction:" in data
-    lines = (data.replace(b"\r\n", b"\n") if b"\r\n" in data else data).split(b"\n")
+    # A one-byte search is memchr (~10x faster than searching for two bytes on 130 MB);
+    # most files have no CR at all.
+    crlf = b"\r" in data and b"\r\n" in data
+    lines = (data.replace(b"\r\n", b"\n") if crlf else data).split(b"\n")
     # dict, not set: first-occurrence order keeps every later step reproducible
     # (the order of a set of bytes changes with PYTHONHASHSEED).
     unique = list(dict.fromkeys(lines)) if drop_repeats else list(lines)

@@ -184,28 +184,31 @@ def _render_task(bounds: Tuple[int, int]):
     chosen, kinds, s = shared["chosen"][bounds[0]:bounds[1]], shared["kinds"], shared["settings"]
     order = sorted(set(chosen))
     instructions, inputs, outputs = shared["fetch"](order)
-    text = {i: (q, x, a) for i, q, x, a in zip(order, instructions, inputs, outputs)}
     cot = ChainOfThought(s.decimals, s.step_types) if s.cot_enabled else None
-    solved: Dict[int, Optional[str]] = {}
-    tally = {"recomputed": 0, "kept": 0, "failed": 0}
     render, enc = s.template.render, encode_basestring
-    lines = []
-    for i in chosen:
+    # Each distinct row is solved and rendered once; upsampled repeats reuse its line.
+    # status: 0 recomputed, 1 kept, 2 failed (the question did not parse: its own answer is kept).
+    line_of: Dict[int, str] = {}
+    status_of: Dict[int, int] = {}
+    for i, question, input_text, answer in zip(order, instructions, inputs, outputs):
         kind = kinds[i]
-        question, input_text, answer = text[i]
+        status = 1
         if cot is not None and kind in COMPUTABLE_TYPES:
-            if i not in solved:
-                solved[i] = cot.solve(kind, question)
-            if solved[i] is None:
-                tally["failed"] += 1   # the question did not parse: its own answer is kept
+            solved = cot.solve(kind, question)
+            if solved is None:
+                status = 2
             else:
-                answer = solved[i]
-                tally["recomputed"] += 1
-        else:
-            tally["kept"] += 1
+                answer = solved
+                status = 0
         prompt, response = render(question, input_text, answer)
         # One `%` per row with the C string encoder: json.dumps per dict is ~3x slower.
-        lines.append('{"type": %s, "prompt": %s, "response": %s}' % (enc(kind), enc(prompt), enc(response)))
+        line_of[i] = '{"type": %s, "prompt": %s, "response": %s}' % (enc(kind), enc(prompt), enc(response))
+        status_of[i] = status
+    per_status = [0, 0, 0]
+    for i in chosen:
+        per_status[status_of[i]] += 1
+    tally = {"recomputed": per_status[0], "kept": per_status[1], "failed": per_status[2]}
+    lines = list(map(line_of.__getitem__, chosen))
     return "\n".join(lines) + "\n" if lines else "", tally
 
 
