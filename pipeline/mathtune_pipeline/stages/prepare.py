@@ -11,6 +11,8 @@ Python API: `prepare(spec, run_dir)` does the same and returns the result dict;
 `prepare_rows(rows, data_config)` is the in-memory part.
 """
 import argparse
+import contextlib
+import gc
 import hashlib
 import json
 import threading
@@ -272,7 +274,26 @@ def _input_digest(source_sha256: str) -> str:
     return sha256_json({"source": source_sha256})
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """The cyclic collector off while millions of rows are built: they hold no cycles,
+    yet each allocation burst re-walks every live container (~0.3 s of 3 s at 810k rows).
+    Forked workers inherit the setting. Restored afterwards, as it was."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dict[str, Any]:
+    with _gc_paused():
+        return _prepare(spec, run_dir, force)
+
+
+def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dict[str, Any]:
     data_config = spec.get("data") or {}
     source = data_config.get("source") or {}
     fmt = source.get("format", "contest-jsonl")
