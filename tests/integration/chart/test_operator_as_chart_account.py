@@ -1,7 +1,8 @@
 """The chart's RBAC is enough: the operator's own cluster tests pass with the
 operator process holding only the chart's ServiceAccount token (see
-chart_account_plugin.py), and the operator never hears "forbidden"."""
+chart_account_plugin.py), and RBAC never refuses the operator anything."""
 import os
+import re
 import subprocess
 import sys
 
@@ -29,4 +30,7 @@ def test_operator_integration_tests_pass_as_the_chart_account(kubeconfig, tmp_pa
         "the operator was never started with the chart's account"
     logs = "\n".join(p.read_text() for p in (tmp_path / "run").rglob("operator-*.log"))
     assert logs, "no operator log found"
-    assert "forbidden" not in logs.lower(), [l for l in logs.splitlines() if "orbidden" in l][:5]
+    # RBAC's refusal reads 'User "..." cannot <verb> resource ...'; other 403s
+    # (a ResourceQuota one of the tests sets up on purpose) are not RBAC's.
+    denied = [l for l in logs.splitlines() if re.search(r'cannot \w+ resource', l)]
+    assert not denied, denied[:5]
