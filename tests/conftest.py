@@ -10,13 +10,13 @@ Nothing here skips silently: a test that needs something absent fails and
 says what to run.
 """
 import os
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import local
+from tests.waiting import create_test_namespace
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
@@ -70,7 +70,7 @@ def kubeconfig() -> Path:
 
 @pytest.fixture(scope="session")
 def k8s_api(kubeconfig):
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kubeconfig))
 
@@ -83,17 +83,7 @@ def namespace(k8s_api, request):
     core = client.CoreV1Api(k8s_api)
     base = "".join(ch if ch.isalnum() else "-" for ch in request.node.name.lower())[:40].strip("-")
     name = f"t-{base}-{uuid.uuid4().hex[:5]}"
-    core.create_namespace({"metadata": {"name": name, "labels": {"mathtune.dev/test": "true"}}})
-    # Pods are refused until the namespace's default ServiceAccount exists.
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except client.exceptions.ApiException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    create_test_namespace(core, name)
     yield name
     try:
         core.delete_namespace(name, propagation_policy="Background")

@@ -17,6 +17,7 @@ from tests.cluster import demo
 from tests.integration.monitoring.exporter import StaticExporter, npu_exporter_text
 from tests.integration.monitoring.prom import LocalPrometheus
 from tests.unit.chart import promtool
+from tests.waiting import create_test_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
 
@@ -28,16 +29,7 @@ RUN_TIMEOUT = 45 * 60
 def e2e_namespace(k8s_api):
     core = client.CoreV1Api(k8s_api)
     name = f"e2e-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": name, "labels": {"mathtune.dev/test": "true"}}})
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except client.exceptions.ApiException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    create_test_namespace(core, name)
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 

@@ -1,30 +1,19 @@
 """`helm install` of the operator's chart on the real local control plane:
 admitted under Pod Security "restricted", Deployment available, RBAC exactly
 as declared, clean uninstall."""
-import subprocess
-import time
 import uuid
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.unit.chart import helm
 from tests.unit.chart.test_rbac import GRANTED
+from tests.waiting import wait_for as _wait
 
 pytestmark = pytest.mark.integration
 
 
-def _wait(predicate, timeout=90, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 """The local control plane is a real Kubernetes: scheduling, taints, RBAC, versions."""
-import time
 
 import pytest
 from kubernetes import client
 
 from tests.cluster import local
+from tests.waiting import wait_for as _wait
 
 pytestmark = pytest.mark.integration
 
@@ -23,15 +23,6 @@ def _job(name, npus=None, tolerate=True):
             "spec": {"backoffLimit": 0, "template": {"spec": spec}}}
 
 
-def _wait(predicate, timeout=90, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 def _pods_of(core, ns, job):

@@ -1,23 +1,16 @@
 """The chart's alert rules loaded by a real Prometheus (Debian's package):
 they parse, evaluate, and fire on a scraped series."""
-import time
 
 import pytest
 
 from tests.integration.monitoring.exporter import StaticExporter
 from tests.integration.monitoring.prom import LocalPrometheus
 from tests.unit.chart import promtool
+from tests.waiting import wait_for
 
 
 def _wait(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
+    return wait_for(predicate, timeout=timeout, what=what)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.cluster import local, podsim
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
@@ -26,14 +27,7 @@ STATIC_CLASS = "mathtune-test-static"
 
 
 def wait(predicate: Callable, timeout: float = 90, what: str = "condition", every: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
+    return wait_for(predicate, timeout=timeout, what=what, every=every)
 
 
 def apply_crd(kubeconfig: Path) -> None:

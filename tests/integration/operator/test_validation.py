@@ -1,7 +1,6 @@
 """The API server itself rejects bad MathFinetunes (CRD schema + CEL rules),
 with a message that names the field; and rejects changes to fields that may
 not change once a run exists."""
-import copy
 import json
 
 import pytest

@@ -7,19 +7,11 @@ import pytest
 from kubernetes import client
 
 from tests.cluster import podrunner
+from tests.waiting import wait_for as _wait
 
 pytestmark = pytest.mark.integration
 
 
-def _wait(predicate, timeout=90, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture
