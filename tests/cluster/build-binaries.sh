@@ -83,44 +83,43 @@ GO
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
-build_etcd() {
-  local v="$ETCD_VERSION" out; out="$(bindir etcd "$v")"
-  if have etcd "$v" etcd; then log "etcd $v cached in $out"; return; fi
-  log "building etcd $v"
-  local src; src="$(wrapper "etcd-$v")"
-  printf 'module mathtune.local/etcd-bin\n\ngo 1.23\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$v" >"$src/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$src/tools.go"
+# build_go_tool <tool> <version> <module> <ldflags> <binary=package>...: one
+# wrapper module that requires <module>@<version> and builds each package.
+build_go_tool() {
+  local tool="$1" v="$2" module="$3" ld="$4"; shift 4
+  local out; out="$(bindir "$tool" "$v")"
+  local names=() spec
+  for spec in "$@"; do names+=("${spec%%=*}"); done
+  if have "$tool" "$v" "${names[@]}"; then log "$tool $v cached in $out"; return; fi
+  log "building $tool $v"
+  local src; src="$(wrapper "$tool-$v")"
+  printf 'module mathtune.local/%s-bins\n\ngo 1.23\n\nrequire %s %s\n' "$tool" "$module" "$v" >"$src/go.mod"
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for spec in "$@"; do printf '\t_ "%s"\n' "${spec#*=}"; done
+    printf ')\n'
+  } >"$src/tools.go"
   mkdir -p "$out.tmp"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3)
-  rm -rf "$out"; mv "$out.tmp" "$out"
-}
-
-build_kwok() {
-  local v="$KWOK_VERSION" out; out="$(bindir kwok "$v")"
-  if have kwok "$v" kwok kwokctl; then log "kwok $v cached in $out"; return; fi
-  log "building kwok $v"
-  local src; src="$(wrapper "kwok-$v")"
-  printf 'module mathtune.local/kwok-bins\n\ngo 1.24\n\nrequire sigs.k8s.io/kwok %s\n' "$v" >"$src/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "sigs.k8s.io/kwok/cmd/kwok"\n\t_ "sigs.k8s.io/kwok/cmd/kwokctl"\n)\n' >"$src/tools.go"
-  local ld="-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION"
-  mkdir -p "$out.tmp"
-  for cmd in kwok kwokctl; do
-    (cd "$src" && go build -trimpath -ldflags "$ld" -o "$out.tmp/$cmd" "sigs.k8s.io/kwok/cmd/$cmd")
+  for spec in "$@"; do
+    (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out.tmp/${spec%%=*}" "${spec#*=}")
   done
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+build_etcd() {
+  build_go_tool etcd "$ETCD_VERSION" go.etcd.io/etcd/server/v3 "" etcd=go.etcd.io/etcd/server/v3
+}
+
+build_kwok() {
+  build_go_tool kwok "$KWOK_VERSION" sigs.k8s.io/kwok \
+    "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION" \
+    kwok=sigs.k8s.io/kwok/cmd/kwok kwokctl=sigs.k8s.io/kwok/cmd/kwokctl
+}
+
 build_helm() {
-  local v="$HELM_VERSION" out; out="$(bindir helm "$v")"
-  if have helm "$v" helm; then log "helm $v cached in $out"; return; fi
-  log "building helm $v"
-  local src; src="$(wrapper "helm-$v")"
-  printf 'module mathtune.local/helm-bin\n\ngo 1.24\n\nrequire helm.sh/helm/v3 %s\n' "$v" >"$src/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "helm.sh/helm/v3/cmd/helm"\n' >"$src/tools.go"
-  local ld="-s -w -X helm.sh/helm/v3/internal/version.version=$v -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-  mkdir -p "$out.tmp"
-  (cd "$src" && go build -trimpath -ldflags "$ld" -o "$out.tmp/helm" helm.sh/helm/v3/cmd/helm)
-  rm -rf "$out"; mv "$out.tmp" "$out"
+  build_go_tool helm "$HELM_VERSION" helm.sh/helm/v3 \
+    "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    helm=helm.sh/helm/v3/cmd/helm
 }
 
 main() {
