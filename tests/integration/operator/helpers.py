@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 import yaml
 from kubernetes import client
@@ -126,6 +126,21 @@ def create_run(custom: client.CustomObjectsApi, namespace: str, doc: dict) -> di
 
 def get_run(custom: client.CustomObjectsApi, namespace: str, name: str) -> dict:
     return custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def wait_run(custom: client.CustomObjectsApi, namespace: str, name: str, predicate: Callable[[dict], Any],
+             what: str, timeout: float = 60) -> dict:
+    """The run, read again and again until `predicate(run)` holds."""
+    def check():
+        run = get_run(custom, namespace, name)
+        return run if predicate(run) else None
+
+    return wait(check, timeout, what)
+
+
+def wait_phase(custom: client.CustomObjectsApi, namespace: str, name: str, phase: str, timeout: float = 60) -> dict:
+    return wait_run(custom, namespace, name, lambda r: (r.get("status") or {}).get("phase") == phase,
+                    f"run {phase}", timeout)
 
 
 def patch_run(custom: client.CustomObjectsApi, namespace: str, name: str, body: dict) -> dict:

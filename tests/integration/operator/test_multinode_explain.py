@@ -47,8 +47,8 @@ def test_two_node_training_is_an_indexed_job_on_two_ascend_nodes(namespace, apis
     h.podsim.complete_pod(core, namespace, by_rank["1"].metadata.name, 0,
                           h.json.dumps({"stage": "train", "ok": True, "epochs": 5}))
     h.podsim.complete_pod(core, namespace, by_rank["0"].metadata.name, 0, h.json.dumps(h.result("train")))
-    run = h.wait(lambda: (lambda r: r if h.stage_row(r, "train").get("state") == "Succeeded" else None)(
-        h.get_run(custom, namespace, name)), 60, "train Succeeded")
+    run = h.wait_run(custom, namespace, name, lambda r: h.stage_row(r, "train").get("state") == "Succeeded",
+                     "train Succeeded")
     assert run["status"]["results"]["trainableParams"] == 3407872
 
 

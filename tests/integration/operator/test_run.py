@@ -56,8 +56,7 @@ def test_full_ascend_run_from_apply_to_succeeded(kubeconfig, namespace, apis, op
                60, f"stage {stage} Succeeded in status")
         tables.append(_table(kubeconfig, namespace, name))
 
-    run = h.wait(lambda: (lambda r: r if r["status"].get("phase") == "Succeeded" else None)(
-        h.get_run(custom, namespace, name)), 60, "run Succeeded")
+    run = h.wait_phase(custom, namespace, name, "Succeeded")
     status = run["status"]
     assert status["stage"] == "Done"
     assert [r["state"] for r in status["stages"]] == ["Succeeded"] * 7
@@ -83,8 +82,8 @@ def test_full_ascend_run_from_apply_to_succeeded(kubeconfig, namespace, apis, op
     assert "Done" in final and "0.2031" in final and "55.1" in final and "40.2" in final and "0.8475" in final
     assert any(" evaluate " in t or "merge" in t for t in tables[1:])
 
-    reasons = h.wait(lambda: (lambda r: r if "RunSucceeded" in r else None)(h.events_of(core, namespace, name)),
-                     30, "RunSucceeded event")
+    h.wait(lambda: "RunSucceeded" in h.events_of(core, namespace, name), 30, "RunSucceeded event")
+    reasons = h.events_of(core, namespace, name)
     assert reasons.count("StageStarted") == 7 and reasons.count("StageSucceeded") == 7
     jobs = h.jobs_of(batch, namespace, name)
     assert sorted(j.metadata.name for j in jobs) == sorted(f"{name}-{s}" for s in STAGES)

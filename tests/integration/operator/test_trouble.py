@@ -88,8 +88,7 @@ def test_permanent_failure_fails_the_run_naming_stage_and_message(namespace, api
     _start(apis, namespace, volumes, name, runPolicy={"backoffLimit": 3})
     h.finish_stage(core, namespace, f"{name}-prepare", 2, {
         "stage": "prepare", "ok": False, "error": "data.source.uri: a readable file (No such file: /data/x.jsonl)"})
-    run = h.wait(lambda: (lambda r: r if r["status"].get("phase") == "Failed" else None)(_run(custom, namespace, name)),
-                 60, "run Failed")
+    run = h.wait_phase(custom, namespace, name, "Failed")
     failed = h.condition(run, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "StageFailed"
     assert "stage prepare failed" in failed["message"] and "data.source.uri: a readable file" in failed["message"]
@@ -108,8 +107,7 @@ def test_retries_used_up_fail_the_run(namespace, apis, operator, volumes):
     _start(apis, namespace, volumes, name, runPolicy={"backoffLimit": 0})
     h.finish_stage(core, namespace, f"{name}-prepare", 1, {"stage": "prepare", "ok": False,
                                                           "error": "ConnectionError: s3 endpoint unreachable"})
-    run = h.wait(lambda: (lambda r: r if r["status"].get("phase") == "Failed" else None)(_run(custom, namespace, name)),
-                 60, "run Failed")
+    run = h.wait_phase(custom, namespace, name, "Failed")
     message = h.condition(run, "Failed")["message"]
     assert "stage prepare failed after 1 attempt" in message and "s3 endpoint unreachable" in message
 
@@ -121,8 +119,7 @@ def test_suspend_stops_pods_and_resume_continues(namespace, apis, operator, volu
     _pass(apis, namespace, name, ["prepare"])
     h.running_pod(core, namespace, f"{name}-tokenize")
     h.patch_run(custom, namespace, name, {"spec": {"runPolicy": {"suspend": True}}})
-    run = h.wait(lambda: (lambda r: r if r["status"].get("phase") == "Suspended" else None)(_run(custom, namespace, name)),
-                 60, "run Suspended")
+    run = h.wait_phase(custom, namespace, name, "Suspended")
     assert h.condition(run, "Suspended")["status"] == "True"
     assert batch.read_namespaced_job(f"{name}-tokenize", namespace).spec.suspend is True
     h.wait(lambda: not h.live_pods(core, namespace, f"{name}-tokenize"), 60, "tokenize pods stopped")
@@ -165,8 +162,8 @@ def test_pending_stage_says_why(namespace, apis, operator, volumes):
     core, custom = apis["core"], apis["custom"]
     name = "nowhere"
     _start(apis, namespace, volumes, name, scheduling={"nodeSelector": {"pool": "does-not-exist"}})
-    run = h.wait(lambda: (lambda r: r if h.condition(r, "Ready").get("reason") == "Unschedulable" else None)(
-        _run(custom, namespace, name)), 60, "Ready=False Unschedulable")
+    run = h.wait_run(custom, namespace, name, lambda r: h.condition(r, "Ready").get("reason") == "Unschedulable",
+                     "Ready=False Unschedulable")
     message = h.condition(run, "Ready")["message"]
     assert "cannot be scheduled" in message and "node affinity/selector" in message, message
     assert h.condition(run, "Ready")["status"] == "False"
@@ -181,8 +178,8 @@ def test_refused_job_creation_is_reported_then_recovers(namespace, apis, operato
                                                       "spec": {"hard": {"count/jobs.batch": "0"}}})
     name = "refused"
     _start(apis, namespace, volumes, name)
-    run = h.wait(lambda: (lambda r: r if h.condition(r, "Ready").get("reason") == "CreateJobFailed" else None)(
-        _run(custom, namespace, name)), 60, "Ready=False CreateJobFailed")
+    run = h.wait_run(custom, namespace, name, lambda r: h.condition(r, "Ready").get("reason") == "CreateJobFailed",
+                     "Ready=False CreateJobFailed")
     ready = h.condition(run, "Ready")
     assert ready["status"] == "False"
     assert f"{name}-prepare" in ready["message"] and "403" in ready["message"], ready["message"]
@@ -191,8 +188,8 @@ def test_refused_job_creation_is_reported_then_recovers(namespace, apis, operato
     assert 'mathtune_reconcile_errors_total{reason="CreateJobFailed"}' in operator.metrics()
     core.delete_namespaced_resource_quota("no-jobs", namespace)
     h.running_pod(core, namespace, f"{name}-prepare", timeout=90)
-    run = h.wait(lambda: (lambda r: r if h.condition(r, "Ready").get("status") == "True" else None)(
-        _run(custom, namespace, name)), 60, "Ready=True")
+    run = h.wait_run(custom, namespace, name, lambda r: h.condition(r, "Ready").get("status") == "True",
+                     "Ready=True")
     assert len(h.jobs_of(batch, namespace, name)) == 1
 
 
@@ -201,8 +198,7 @@ def test_ttl_deletes_the_jobs_after_the_run_ends(namespace, apis, operator, volu
     name = "shortlived"
     _start(apis, namespace, volumes, name, runPolicy={"ttlSecondsAfterFinished": 2})
     h.finish_stage(core, namespace, f"{name}-prepare", 2, {"stage": "prepare", "ok": False, "error": "bad input"})
-    run = h.wait(lambda: (lambda r: r if r["status"].get("jobsDeletedAt") else None)(_run(custom, namespace, name)),
-                 60, "jobsDeletedAt")
+    run = h.wait_run(custom, namespace, name, lambda r: r["status"].get("jobsDeletedAt"), "jobsDeletedAt")
     assert run["status"]["phase"] == "Failed"  # results and conditions stay
     h.wait(lambda: not h.jobs_of(batch, namespace, name), 60, "Jobs deleted")
     assert "JobsDeleted" in h.events_of(core, namespace, name)
