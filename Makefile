@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-CLUSTER := tests/cluster
+CLUSTER := hack/cluster
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
 .PHONY: help venv cluster cluster-down binaries prometheus chart-crd test test-unit test-integration bench demo kubeconfig clean

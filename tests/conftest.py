@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import local
+from hack.cluster import local
 from tests.waiting import create_test_namespace
 
 REPO = Path(__file__).resolve().parent.parent

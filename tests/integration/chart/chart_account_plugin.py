@@ -12,7 +12,7 @@ import os
 import uuid
 from pathlib import Path
 
-from tests.cluster import demo
+from hack.cluster import demo
 
 _installed = []  # (release, namespace, kubeconfig)
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.cluster import local
+from hack.cluster import local
 
 pytestmark = pytest.mark.integration
 

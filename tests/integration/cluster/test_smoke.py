@@ -3,7 +3,7 @@
 import pytest
 from kubernetes import client
 
-from tests.cluster import local
+from hack.cluster import local
 from tests.waiting import wait_for as _wait
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.cluster import demo
+from hack.cluster import demo
 from tests.integration.monitoring.exporter import StaticExporter, npu_exporter_text
 from tests.integration.monitoring.prom import LocalPrometheus
 from tests.integration.operator import helpers as h

@@ -15,7 +15,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.cluster import local, podsim
+from hack.cluster import local
+from tests.harness import podsim
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[3]

@@ -2,7 +2,7 @@
 CRD's documentation as kubectl explain shows it."""
 import pytest
 
-from tests.cluster import local
+from hack.cluster import local
 
 from . import helpers as h
 

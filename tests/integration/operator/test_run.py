@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.cluster import local
+from hack.cluster import local
 
 from . import helpers as h
 

@@ -6,7 +6,7 @@ import time
 import pytest
 from kubernetes import client
 
-from tests.cluster import podrunner
+from hack.cluster import podrunner
 from tests.waiting import wait_for as _wait
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from typing import Dict, Iterable, List, Optional
 import pytest
 import yaml
 
-from tests.cluster import local
+from hack.cluster import local
 
 CHART = local.REPO / "charts" / "mathtune-operator"
 # helm's offline default Kubernetes version is older than the chart's

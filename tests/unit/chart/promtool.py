@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import local
+from hack.cluster import local
 from tests.unit.chart import helm
 
 INSTALL_HINT = "run `make prometheus` (installs Debian's prometheus package: prometheus + promtool)"

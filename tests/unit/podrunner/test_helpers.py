@@ -1,7 +1,7 @@
 """The pod runner's pure parts: Kubernetes' rules for env and command lines."""
 import pytest
 
-from tests.cluster import podrunner
+from hack.cluster import podrunner
 
 POD = {"metadata": {"name": "p-1", "namespace": "ns", "uid": "u-1",
                     "labels": {"mathtune.dev/run": "r"},

@@ -2,7 +2,7 @@
 
 kwok fakes the nodes of the local cluster: it schedules and "starts" pods but
 runs nothing. Pods labelled `mathtune.dev/stage` are made Running by kwok and
-then left alone (tests/cluster/kwok.yaml). This runner does what a kubelet
+then left alone (hack/cluster/kwok.yaml). This runner does what a kubelet
 would do for them, on this machine:
 
 1. it notices each such pod once kwok reports it Running;
@@ -18,7 +18,7 @@ would do for them, on this machine:
      emptyDir, hostPath and
      anything else          <root>/pods/<namespace>/<pod>/volumes/<volume>/ (empty)
    and /dev/termination-log (the container's terminationMessagePath) is a
-   file in the pod's directory (tests/cluster/podns.sh sets this up);
+   file in the pod's directory (hack/cluster/podns.sh sets this up);
 3. it writes the container's stdout/stderr, in the CRI log format, to
    <root>/pods/<namespace>/<pod>/<container>.log and creates a kwok `Logs`
    object pointing at it, so `kubectl logs` and the operator's
@@ -32,7 +32,7 @@ The image is ignored: every container runs with this machine's tools, the
 repository's virtualenv first on PATH (so `mathtune-pipeline` and `msrun`
 resolve to it). Resource requests/limits are not enforced.
 
-    python -m tests.cluster.podrunner --root out/pods [--kubeconfig K] [--selector mathtune.dev/stage]
+    python -m hack.cluster.podrunner --root out/pods [--kubeconfig K] [--selector mathtune.dev/stage]
 """
 import argparse
 import base64
@@ -416,7 +416,7 @@ class PodRunner:
                 current["spec"]["logs"] = logs + body["spec"]["logs"]
                 self.custom.replace_namespaced_custom_object(group, version, meta["namespace"], plural, meta["name"], current)
             elif exc.status == 404:
-                raise RuntimeError("the cluster has no kwok Logs resource: start it with tests/cluster/up.sh "
+                raise RuntimeError("the cluster has no kwok Logs resource: start it with hack/cluster/up.sh "
                                    "(kwok.yaml enables the Logs CRD)") from exc
             else:
                 raise
@@ -642,7 +642,7 @@ class PodRunner:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from tests.cluster import local
+    from hack.cluster import local
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kubeconfig", default=str(local.KUBECONFIG))

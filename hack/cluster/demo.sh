@@ -2,7 +2,7 @@
 # `make demo`: bring up the local control plane, install the operator's chart,
 # run the operator here as the chart's ServiceAccount and the stage pods'
 # commands through the local pod runner, apply examples/run-cpu.yaml and print
-# `kubectl get mft` until the run ends. Details: tests/cluster/demo.py.
+# `kubectl get mft` until the run ends. Details: hack/cluster/demo.py.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 repo="$(cd "$here/../.." && pwd)"
@@ -15,7 +15,7 @@ kc get nodes -L accelerator \
 echo
 cd "$repo"
 code=0
-"${VENV:-.venv}/bin/python" -m tests.cluster.demo "$@" || code=$?
+"${VENV:-.venv}/bin/python" -m hack.cluster.demo "$@" || code=$?
 echo
 echo "demo finished in $(( $(date +%s) - start ))s (exit $code)"
 echo "Use the cluster:  eval \"\$(make -s kubeconfig)\" && kubectl get mft -A"

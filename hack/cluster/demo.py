@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from tests.cluster import local
+from hack.cluster import local
 
 REPO = local.REPO
 CHART = REPO / "charts" / "mathtune-operator"
@@ -189,7 +189,7 @@ class Stack:
         import logging
 
         from kubernetes import config
-        from tests.cluster.podrunner import PodRunner
+        from hack.cluster.podrunner import PodRunner
 
         self.out.mkdir(parents=True, exist_ok=True)
         values = {}
