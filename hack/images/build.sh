@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Builds the project's images here, without Docker and without pulling:
+#
+#   python-base   Debian bookworm + python3.11, made with mmdebstrap from
+#                 Debian's packages (stands in for python:3.11-slim-bookworm,
+#                 which cannot be pulled here)
+#   pause         the kubelet's sandbox image, from pause.c
+#   operator      images/operator/Dockerfile      } built by buildah from the
+#   pipeline-cpu  images/pipeline-cpu/Dockerfile  } Dockerfiles users build
+#
+# Each image is tagged localhost/mathtune/<name>:<digest of its inputs> and
+# saved as an OCI archive under $MATHTUNE_CACHE/images/, so an unchanged image
+# is never built twice; the node imports the archives (hack/node/up.sh).
+#
+#   build.sh [image...]   build what is missing (default: all)
+#   build.sh refs         print NAME_IMAGE=<ref> lines without building
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+CACHE="${MATHTUNE_CACHE:-$HOME/.cache/mathtune}"
+IMAGES="$CACHE/images"
+REGISTRY=localhost/mathtune
+DEBIAN_SUITE=bookworm
+BASE_PACKAGES=python3,python3-venv,python-is-python3,ca-certificates
+log() { printf '[images] %s\n' "$*" >&2; }
+
+# digest_of <text> <path...>: sha256 over a text and the tracked or new files
+# under the paths (what .gitignore drops, e.g. __pycache__, never counts).
+digest_of() {
+  local text="$1"; shift
+  {
+    printf '%s\n' "$text"
+    (cd "$repo" && git ls-files -co --exclude-standard -- "$@" | LC_ALL=C sort | while read -r f; do
+      [[ -f "$f" ]] && printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -c1-64)"
+    done)
+  } | sha256sum | cut -c1-12
+}
+
+python_base_tag() { digest_of "mmdebstrap $DEBIAN_SUITE minbase $BASE_PACKAGES" hack/images/build.sh; }
+pause_tag() { digest_of "gcc -static" hack/images/pause.c; }
+operator_tag() { digest_of "base $(python_base_tag)" images/operator operator; }
+pipeline_cpu_tag() { digest_of "base $(python_base_tag)" images/pipeline-cpu pipeline; }
+
+ref() { echo "$REGISTRY/$1:$("${1//-/_}_tag")"; }
+archive() { echo "$IMAGES/$1-$("${1//-/_}_tag").oci.tar"; }
+
+# save <name>: the built image as an OCI archive that containerd can import.
+save() {
+  local name="$1" out; out="$(archive "$name")"
+  buildah push --quiet "$(ref "$name")" "oci-archive:$out.tmp:$(ref "$name")" >/dev/null
+  mv "$out.tmp" "$out"
+  log "$name: $(ref "$name") ($(du -m "$out" | cut -f1) MiB) -> $out"
+}
+
+# present <name>: the image is in buildah's storage (loaded from the cache
+# archive when only that exists); false when it must be built.
+present() {
+  local name="$1"
+  buildah inspect --type image "$(ref "$name")" >/dev/null 2>&1 && return 0
+  [[ -f "$(archive "$name")" ]] || return 1
+  buildah pull --quiet "oci-archive:$(archive "$name")" >/dev/null
+}
+
+build_python_base() {
+  local root; root="$(mktemp -d)"
+  # --variant minbase keeps only what apt needs; docs and man pages go too
+  # (their copyright files stay).
+  mmdebstrap --variant=minbase --include="$BASE_PACKAGES" \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --aptopt='Acquire::Retries "3"' \
+    "$DEBIAN_SUITE" "$root/rootfs.tar" \
+    "deb http://deb.debian.org/debian $DEBIAN_SUITE main" \
+    "deb http://deb.debian.org/debian $DEBIAN_SUITE-updates main" \
+    "deb http://deb.debian.org/debian-security $DEBIAN_SUITE-security main" >"$root/mmdebstrap.log" 2>&1 ||
+    { cat "$root/mmdebstrap.log" >&2; return 1; }
+  local c; c="$(buildah from scratch)"
+  buildah add --quiet "$c" "$root/rootfs.tar" / >/dev/null
+  buildah config --env LANG=C.UTF-8 --cmd python3 \
+    --label org.opencontainers.image.title=mathtune-python-base "$c"
+  buildah commit --quiet "$c" "$(ref python-base)" >/dev/null
+  buildah rm "$c" >/dev/null
+  rm -rf "$root"
+}
+
+build_pause() {
+  local dir; dir="$(mktemp -d)"
+  gcc -static -O2 -s -o "$dir/pause" "$here/pause.c"
+  local c; c="$(buildah from scratch)"
+  buildah copy --quiet "$c" "$dir/pause" /pause >/dev/null
+  buildah config --entrypoint '["/pause"]' --user 65535:65535 \
+    --label org.opencontainers.image.title=mathtune-pause "$c"
+  buildah commit --quiet "$c" "$(ref pause)" >/dev/null
+  buildah rm "$c" >/dev/null
+  rm -rf "$dir"
+}
+
+# bud <name> <dockerfile>: the Dockerfile as `docker build` runs it, on the
+# local base. The host's CA bundle is mounted for the build's pip only (the
+# network here may re-sign TLS); it is not copied into the image.
+bud() {
+  local name="$1" dockerfile="$2"
+  present python-base || { log "python-base missing"; return 1; }
+  local mounts=()
+  [[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
+    mounts=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+  (cd "$repo" && buildah bud --quiet --isolation chroot --network host --layers=false "${mounts[@]}" \
+    --build-arg "PYTHON_IMAGE=$(ref python-base)" -f "$dockerfile" -t "$(ref "$name")" .) >/dev/null
+}
+
+build_operator() { bud operator images/operator/Dockerfile; }
+build_pipeline_cpu() { bud pipeline-cpu images/pipeline-cpu/Dockerfile; }
+
+ensure() {
+  local name="$1" start=$SECONDS
+  if [[ -f "$(archive "$name")" ]]; then log "$name cached: $(ref "$name")"; return; fi
+  if ! present "$name"; then
+    log "building $name"
+    "build_${name//-/_}"
+  fi
+  save "$name"
+  log "$name ready in $(( SECONDS - start ))s"
+}
+
+main() {
+  local all=(python-base pause operator pipeline-cpu)
+  if [[ "${1:-}" == refs ]]; then
+    for n in "${all[@]}"; do
+      local var="${n//-/_}"; printf '%s_IMAGE=%s\n' "${var^^}" "$(ref "$n")"
+      printf '%s_ARCHIVE=%s\n' "${var^^}" "$(archive "$n")"
+    done
+    return
+  fi
+  for tool in buildah mmdebstrap gcc; do
+    command -v "$tool" >/dev/null || { log "$tool missing: run 'make node-deps'"; exit 1; }
+  done
+  mkdir -p "$IMAGES"
+  local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=("${all[@]}")
+  local start=$SECONDS
+  for n in "${what[@]}"; do ensure "$n"; done
+  log "images ready ($(( SECONDS - start ))s)"
+}
+main "$@"
