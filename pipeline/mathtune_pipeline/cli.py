@@ -7,6 +7,7 @@ Exit codes (docs/contract.md): 0 ok, 2 bad spec or input (permanent), 1 other.
 """
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from typing import Dict, List, Optional
@@ -57,7 +58,19 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
     return parser
 
 
+def ensure_home() -> None:
+    """Make $HOME when it names a missing directory, owned by this user.
+
+    Stage pods run with a read-only root filesystem and HOME under a scratch
+    emptyDir (owned by root); MindFormers' mindpet refuses to start unless
+    $HOME belongs to the user running it, so the stage makes its own."""
+    home = os.environ.get("HOME")
+    if home and not os.path.isdir(home):
+        os.makedirs(home, mode=0o700, exist_ok=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    ensure_home()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
     command = args.command

@@ -100,7 +100,14 @@ class Workers:
         """Shard i goes to writer i mod N; returns the rows written per shard, in shard order."""
         plan = [list(range(w, len(tasks), len(self._writers))) for w in range(len(self._writers))]
         for (proc, conn), indices in zip(self._writers, plan):
-            conn.send([tasks[i] for i in indices])
+            try:
+                conn.send([tasks[i] for i in indices])
+            except OSError:
+                # A writer that died (say, importing MindSpore failed) closed
+                # its end: say that, not "Broken pipe".
+                proc.join(5)
+                raise RuntimeError(f"a shard writer process died (exit code {proc.exitcode}); "
+                                   f"its error is in the log above") from None
         written = [0] * len(tasks)
         for (proc, conn), indices in zip(self._writers, plan):
             try:
