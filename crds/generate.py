@@ -265,6 +265,10 @@ def spec_schema():
                          "In the cpu profile: worker processes.", 4, enum=[1, 2, 4, 8]),
         "nodes": i("Training nodes; more than 1 runs training as an Indexed Job plus a headless Service.",
                    1, 1, 64),
+        "requestNpusOnCpu": b("cpu profile: the training pod asks for npusPerNode huawei.com/Ascend910 as in "
+                              "the ascend profile, and its workers follow the devices allocated "
+                              "(ASCEND_VISIBLE_DEVICES). For clusters whose nodes emulate NPUs, such as the "
+                              "local demo's node; the ascend profile always asks.", False),
         "parallel": obj("MindFormers parallel_config; dataParallel x modelParallel x pipelineStage must equal "
                         "npusPerNode x nodes.", {
             "dataParallel": i("Data-parallel ranks.", 4, 1, 512),

@@ -14,6 +14,20 @@ NPU_NODE_LABEL = {"accelerator": "huawei-Ascend910"}
 NPU_TOLERATION = {"key": NPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
 ASCEND_DRIVER = "/usr/local/Ascend/driver"
 EXIT_PERMANENT = 2  # docs/contract.md: bad spec or bad input, never retried
+# The pipeline images' user (images/pipeline-*/Dockerfile).
+STAGE_UID = 10001
+# The one writable place inside a stage container besides the work volume:
+# the root filesystem is read-only, and MindSpore, matplotlib and jieba write
+# caches under $HOME and the working directory.
+SCRATCH = "/tmp"
+
+# Pod Security "restricted", which stage pods meet so runs work in namespaces
+# that enforce it (the Ascend profile's hostPath driver mount aside, which
+# needs "privileged" by Pod Security's rules).
+POD_SECURITY_CONTEXT = {"runAsNonRoot": True, "runAsUser": STAGE_UID, "runAsGroup": STAGE_UID,
+                        "fsGroup": STAGE_UID, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                              "capabilities": {"drop": ["ALL"]}}
 
 
 def _meta(body: dict) -> dict:
@@ -123,6 +137,10 @@ def _env(body: dict, stage: str) -> List[dict]:
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        # Made by the stage itself (mathtune-pipeline's entry): MindFormers'
+        # mindpet refuses a $HOME its user does not own, and an emptyDir is
+        # root's.
+        {"name": "HOME", "value": f"{SCRATCH}/home"},
     ]
     if plan.is_multi_node(_spec(body), stage):
         # Declared here (not relying on the Job controller's injection) so
@@ -132,9 +150,12 @@ def _env(body: dict, stage: str) -> List[dict]:
     return env
 
 
-def _tolerations(spec: dict) -> List[dict]:
+def _tolerations(spec: dict, npus: int) -> List[dict]:
+    """The user's, plus the NPU nodes' taint for every Ascend-profile stage
+    and for any pod that asks for NPUs (a cpu-profile training pod with
+    resources.requestNpusOnCpu): where the NPUs are, the taint is."""
     user = list((spec.get("scheduling") or {}).get("tolerations") or [])
-    if spec.get("profile", "ascend") == "ascend" and NPU_TOLERATION not in user:
+    if (spec.get("profile", "ascend") == "ascend" or npus) and NPU_TOLERATION not in user:
         user.append(dict(NPU_TOLERATION))
     return user
 
@@ -165,11 +186,13 @@ def job(body: dict, stage: str, suspend: bool = False) -> dict:
 
     mounts = [{"name": "work", "mountPath": storage.get("dataPath", "/data")},
               {"name": "spec", "mountPath": names.SPEC_MOUNT, "readOnly": True},
-              {"name": "shm", "mountPath": "/dev/shm"}]
+              {"name": "shm", "mountPath": "/dev/shm"},
+              {"name": "scratch", "mountPath": SCRATCH}]
     volumes = [{"name": "work", "persistentVolumeClaim": {"claimName": claim_name(body)}},
                {"name": "spec", "configMap": {"name": names.config_map(run)}},
                # Dataset workers share tensors through /dev/shm; the runtime's 64 MiB default is too small.
-               {"name": "shm", "emptyDir": {"medium": "Memory"}}]
+               {"name": "shm", "emptyDir": {"medium": "Memory"}},
+               {"name": "scratch", "emptyDir": {}}]
     container = {
         "name": names.CONTAINER,
         "image": images.get("pipeline", "mathtune/pipeline-ascend:0.1.0"),
@@ -177,7 +200,9 @@ def job(body: dict, stage: str, suspend: bool = False) -> dict:
         "command": ["mathtune-pipeline"],
         "args": stage_args(body, stage),
         "env": _env(body, stage),
+        "workingDir": SCRATCH,
         "volumeMounts": mounts,
+        "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
         # The stage's last act is writing its result JSON here (docs/contract.md §3);
         # if it dies before that, the log tail explains why.
         "terminationMessagePath": names.TERMINATION_LOG,
@@ -193,9 +218,10 @@ def job(body: dict, stage: str, suspend: bool = False) -> dict:
 
     pod_spec = {
         "restartPolicy": "Never",
+        "securityContext": dict(POD_SECURITY_CONTEXT),
         "containers": [container],
         "volumes": volumes,
-        "tolerations": _tolerations(spec),
+        "tolerations": _tolerations(spec, npus),
     }
     selector = _node_selector(spec)
     if selector:

@@ -44,12 +44,15 @@ def npus_for(spec: dict, stage: str) -> int:
     train uses every NPU of its node; evaluate and predict need one model
     replica: modelParallel x pipelineStage NPUs (at most npusPerNode). Data
     stages, merge (checkpoint transformation runs on CPU) and report need none.
-    The cpu profile never asks for NPUs.
+    The cpu profile asks for NPUs only for train and only when
+    resources.requestNpusOnCpu is set (a cluster whose nodes emulate NPUs, as
+    the local demo's node does): its workers then follow the devices
+    allocated, as on Ascend.
     """
-    if spec.get("profile", "ascend") != "ascend":
-        return 0
     res = spec.get("resources") or {}
     per_node = int(res.get("npusPerNode", 4))
+    if spec.get("profile", "ascend") != "ascend":
+        return per_node if stage == "train" and res.get("requestNpusOnCpu") else 0
     if stage == "train":
         return per_node
     if stage in ("evaluate", "predict"):

@@ -50,6 +50,7 @@ DEFAULTS: Dict[str, Any] = {
     "resources": {
         "npusPerNode": 4,
         "nodes": 1,
+        "requestNpusOnCpu": False,
         "parallel": {"dataParallel": 4, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1},
     },
     "evaluation": {

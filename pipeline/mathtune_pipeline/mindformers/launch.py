@@ -57,6 +57,30 @@ def msrun_executable() -> List[str]:
     return [sys.executable, "-m", "mindspore.parallel.cluster.run"]
 
 
+# Set by Huawei's device plugin (and ours, hack/ascend-device-plugin) to the
+# physical ids of the NPUs the kubelet allocated to this container.
+VISIBLE_DEVICES = "ASCEND_VISIBLE_DEVICES"
+
+
+def local_workers(npus_per_node: int, env: Optional[Dict[str, str]] = None) -> int:
+    """Worker processes on this node: one per allocated NPU.
+
+    Where a device plugin allocated NPUs, what it allocated is the truth: a
+    count that disagrees with spec.resources.npusPerNode would give msrun and
+    the parallel config different world sizes, so it is refused. Without an
+    allocation (a cpu-profile run that asked for none) npusPerNode says it.
+    """
+    visible = (os.environ if env is None else env).get(VISIBLE_DEVICES, "").strip()
+    if not visible:
+        return npus_per_node
+    ids = [part.strip() for part in visible.split(",") if part.strip()]
+    if len(set(ids)) != len(ids) or len(ids) != npus_per_node:
+        raise SpecError("spec.resources.npusPerNode",
+                        f"as many NPUs as the device plugin allocated ({VISIBLE_DEVICES}={visible}: "
+                        f"{len(set(ids))} distinct), got {npus_per_node}")
+    return len(ids)
+
+
 def msrun_command(*, script: str, script_args: List[str], local_workers: int, nodes: int,
                   master_addr: str, master_port: int, node_rank: int, log_dir: str,
                   cluster_timeout: int = 600) -> List[str]:

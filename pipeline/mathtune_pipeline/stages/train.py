@@ -11,6 +11,7 @@ While msrun runs, this node's first worker log is followed and each logged
 step is printed as a `mathtune-progress` line for the operator.
 """
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -114,7 +115,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         print(f"train: resuming after epoch {resumed} from {checkpoint_dir}", flush=True)
     else:
         # A fresh start: an earlier attempt's files must not pass for this run's epochs.
-        local = spec["resources"]["npusPerNode"]
+        local = launch.local_workers(spec["resources"]["npusPerNode"])
         for rank in range(args.node_rank * local, (args.node_rank + 1) * local):
             shutil.rmtree(checkpoint_dir / f"rank_{rank}", ignore_errors=True)
     parser = ProgressParser()
@@ -128,7 +129,10 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
 
 def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parser: ProgressParser) -> None:
     resources = spec["resources"]
-    nodes, local = resources["nodes"], resources["npusPerNode"]
+    nodes, local = resources["nodes"], launch.local_workers(resources["npusPerNode"])
+    if os.environ.get(launch.VISIBLE_DEVICES):
+        print(f"train: {local} workers on the NPUs allocated here "
+              f"({launch.VISIBLE_DEVICES}={os.environ[launch.VISIBLE_DEVICES]})", flush=True)
     if nodes > 1 and not args.master_addr:
         raise SpecError("--master-addr", "rank 0's address on a multi-node run")
     master = launch.resolve_master(args.master_addr) if args.master_addr else launch.LOCALHOST

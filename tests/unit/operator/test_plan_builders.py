@@ -61,12 +61,51 @@ def test_data_stages_ask_for_no_npus_but_stay_on_ascend_nodes(seed000):
 
 
 def test_cpu_profile_has_no_npu_anything(cpu_run):
-    for stage in plan.stages(cpu_run["spec"]):
-        job = builders.job(cpu_run, stage)
+    run = copy.deepcopy(cpu_run)
+    run["spec"]["resources"]["requestNpusOnCpu"] = False
+    for stage in plan.stages(run["spec"]):
+        job = builders.job(run, stage)
         text = json.dumps(job)
         assert NPU not in text and "Ascend" not in text, stage
         pod = job["spec"]["template"]["spec"]
         assert "nodeSelector" not in pod and pod["tolerations"] == []
+
+
+def test_cpu_profile_training_asks_the_device_plugin_for_npus_only_when_told(cpu_run):
+    """The example sets requestNpusOnCpu (the local node emulates NPUs): only
+    train asks, for npusPerNode, tolerating the NPU nodes' taint; nothing else
+    of the Ascend profile comes along (no node selector, no driver mount)."""
+    assert cpu_run["spec"]["resources"]["requestNpusOnCpu"] is True
+    for stage in plan.stages(cpu_run["spec"]):
+        pod = builders.job(cpu_run, stage)["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        if stage == "train":
+            assert c["resources"] == {"limits": {NPU: "2"}, "requests": {NPU: "2"}}
+            # Where the NPUs are, their taint is.
+            assert pod["tolerations"] == [{"key": NPU, "operator": "Exists", "effect": "NoSchedule"}]
+        else:
+            assert "resources" not in c and pod["tolerations"] == [], stage
+        assert "nodeSelector" not in pod, stage
+        assert not any(v["name"] == "ascend-driver" for v in pod["volumes"]), stage
+
+
+def test_stage_pods_meet_pod_security_restricted(cpu_run, seed000):
+    """What Pod Security "restricted" checks, field by field (the kubelet then
+    enforces it: tests/integration/node)."""
+    for run in (cpu_run, seed000):
+        for stage in plan.stages(run["spec"]):
+            pod = builders.job(run, stage)["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            assert pod["securityContext"]["runAsUser"] == 10001
+            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+            c = pod["containers"][0]
+            assert c["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}
+            # The only writable paths: the work volume and an emptyDir that
+            # holds $HOME and is the working directory.
+            scratch = {m["mountPath"] for m in c["volumeMounts"] if m["name"] == "scratch"}
+            assert scratch == {"/tmp"} and c["workingDir"] == "/tmp"
+            assert {"name": "HOME", "value": "/tmp/home"} in c["env"]
 
 
 def test_multi_node_training_is_an_indexed_job_with_a_headless_service(seed000):
