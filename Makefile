@@ -7,9 +7,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CLUSTER := hack/cluster
+NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help venv cluster cluster-down binaries prometheus chart-crd test test-unit test-integration bench demo kubeconfig clean
+.PHONY: help venv cluster cluster-down binaries node-deps images prometheus chart-crd test test-unit test-integration bench demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -23,13 +24,21 @@ $(VENV)/.installed: pipeline/pyproject.toml operator/pyproject.toml requirements
 
 venv: $(VENV)/.installed ## one virtualenv: operator, pipeline (CPU profile: MindSpore 2.9.0 + MindFormers 1.9.0), test tools
 
-binaries: ## build (once, cached by version under $MATHTUNE_CACHE) kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok, helm
+binaries: ## build (once, cached under $MATHTUNE_CACHE) the control plane, kubelet, kube-proxy, etcd, kwok, helm, the node's provisioner and device plugin
 	bash $(CLUSTER)/build-binaries.sh
 
-cluster: binaries ## start the local control plane with simulated Ascend and CPU nodes
+node-deps: ## install containerd, runc, CNI plugins, iptables, buildah, mmdebstrap from Debian's packages when missing
+	bash $(NODE)/deps.sh
+
+images: node-deps ## build the images (base, pause, operator, pipeline-cpu) from images/ with buildah, cached by input digest
+	bash hack/images/build.sh
+
+cluster: binaries images ## start the local control plane, its simulated nodes and the real node (kubelet + containerd)
 	bash $(CLUSTER)/up.sh
+	bash $(NODE)/up.sh
 
 cluster-down: ## stop every process `make cluster` started and remove its state
+	bash $(NODE)/down.sh
 	bash $(CLUSTER)/down.sh
 
 prometheus: ## install Prometheus + promtool (Debian's package) when missing; the monitoring tests use them
@@ -43,7 +52,7 @@ chart-crd: ## copy crds/ into the chart after changing the CRD
 kubeconfig: ## print the export line for the local cluster's kubeconfig
 	@bash $(CLUSTER)/env.sh
 
-test: venv binaries prometheus ## the whole suite: unit, integration (real control plane), e2e
+test: venv binaries images prometheus ## the whole suite: unit, integration (real control plane), e2e
 	bash $(CLUSTER)/run-tests.sh
 
 test-unit: venv binaries prometheus ## unit tests only (no cluster)
@@ -52,7 +61,7 @@ test-unit: venv binaries prometheus ## unit tests only (no cluster)
 bench: venv ## benchmarks; figures are ratios against baselines measured in the same run
 	$(PY) tests/bench/run_all.py
 
-demo: venv binaries ## bring up the local cluster and run the CPU example end to end
+demo: venv binaries images ## bring up the local cluster and run the CPU example end to end
 	bash $(CLUSTER)/demo.sh
 
 clean: ## remove the virtualenv and local run outputs (keeps the binary cache)

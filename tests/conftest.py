@@ -42,9 +42,10 @@ def kubeconfig() -> Path:
     """A running cluster's kubeconfig.
 
     MATHTUNE_KUBECONFIG names an existing cluster (kind on a laptop, say), used
-    as is. Otherwise the local control plane: reused when already running,
-    started otherwise and then stopped at the end of the session (set
-    MATHTUNE_KEEP_CLUSTER=1 to keep it).
+    as is. Otherwise the local cluster (control plane, kwok's simulated nodes
+    and the real node): reused when already running, started otherwise and
+    then stopped at the end of the session (set MATHTUNE_KEEP_CLUSTER=1 to
+    keep it).
     """
     given = os.environ.get("MATHTUNE_KUBECONFIG")
     if given:
@@ -53,12 +54,12 @@ def kubeconfig() -> Path:
             pytest.fail(f"MATHTUNE_KUBECONFIG={given} does not exist", pytrace=False)
         yield path
         return
-    if local.healthy():
+    if local.healthy() and local.real_node_ready():
         yield local.KUBECONFIG
         return
     missing = local.missing_binaries()
     if missing:
-        pytest.fail("the local control plane is not built: run `make binaries` (missing: " + ", ".join(missing) + ")",
+        pytest.fail("the local cluster is not built: run `make binaries` (missing: " + ", ".join(missing) + ")",
                     pytrace=False)
     local.up()
     try:

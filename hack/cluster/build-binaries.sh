@@ -4,9 +4,12 @@
 # outside the work tree, keyed by version, so a second run costs nothing.
 #
 #   kube-apiserver kube-controller-manager kube-scheduler kubectl  (k8s.io/kubernetes)
+#   kubelet kube-proxy                        the local node     (k8s.io/kubernetes)
 #   etcd                                                           (go.etcd.io/etcd/server/v3)
 #   kwok kwokctl                                                   (sigs.k8s.io/kwok)
 #   helm                                                           (helm.sh/helm/v3)
+#   local-path-provisioner                    the node's claims  (github.com/rancher/local-path-provisioner)
+#   ascend-device-plugin                      emulated NPUs      (hack/ascend-device-plugin, this repository)
 #
 # Each tool is built in its own throwaway wrapper module so that dependency
 # versions of one never leak into another.
@@ -30,12 +33,16 @@ wrapper() { # wrapper <name>: a fresh module directory for one tool
   rm -rf "$dir"; mkdir -p "$dir"; echo "$dir"
 }
 
+KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+
 build_kubernetes() {
   local v="$KUBE_VERSION" out; out="$(bindir kubernetes "$v")"
-  if have kubernetes "$v" kube-apiserver kube-controller-manager kube-scheduler kubectl; then
-    log "kubernetes $v cached in $out"; return
-  fi
-  log "building kubernetes $v (cold: 20-40 minutes on 2 cores)"
+  # Only what is missing is built: a cache from before the node existed keeps
+  # its control plane and gains kubelet and kube-proxy.
+  local missing=() cmd
+  for cmd in "${KUBE_CMDS[@]}"; do [[ -x "$out/$cmd" ]] || missing+=("$cmd"); done
+  if [[ ${#missing[@]} -eq 0 ]]; then log "kubernetes $v cached in $out"; return; fi
+  log "building kubernetes $v: ${missing[*]} (cold, all of them: 20-40 minutes on 2 cores)"
   local src; src="$(wrapper "kubernetes-$v")"
   local gomod
   gomod="$(cd "$src" && go mod download -json "k8s.io/kubernetes@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
@@ -57,30 +64,25 @@ build_kubernetes() {
       awk -v ver="v0.$minor.$patch" '{print "\t" $1 " => " $1 " " ver}'
     echo ")"
   } >"$src/go.mod"
-  cat >"$src/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "${KUBE_CMDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } >"$src/tools.go"
   local date; date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   local ld=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
   done
-  mkdir -p "$out.tmp"
-  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+  mkdir -p "$out"
+  for cmd in "${missing[@]}"; do
     log "  go build $cmd"
-    (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd")
+    # Each binary lands under a temporary name first: an interrupted build
+    # never leaves a truncated binary that `have` would take as cached.
+    (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out/.$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
+    mv "$out/.$cmd.tmp" "$out/$cmd"
   done
-  rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
 # build_go_tool <tool> <version> <module> <ldflags> <binary=package>...: one
@@ -116,6 +118,23 @@ build_kwok() {
     kwok=sigs.k8s.io/kwok/cmd/kwok kwokctl=sigs.k8s.io/kwok/cmd/kwokctl
 }
 
+build_local_path() {
+  build_go_tool local-path-provisioner "$LOCAL_PATH_VERSION" github.com/rancher/local-path-provisioner "" \
+    local-path-provisioner=github.com/rancher/local-path-provisioner
+}
+
+# Our own emulated Ascend device plugin, cached by the digest of its source.
+build_device_plugin() {
+  local src="$here/../ascend-device-plugin" digest
+  digest="$(cd "$src" && cat go.mod go.sum *.go | sha256sum | cut -c1-12)"
+  local out; out="$(bindir ascend-device-plugin "$digest")"
+  if have ascend-device-plugin "$digest" ascend-device-plugin; then log "ascend-device-plugin cached in $out"; return; fi
+  log "building ascend-device-plugin $digest"
+  mkdir -p "$out.tmp"
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/ascend-device-plugin" .)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
 build_helm() {
   build_go_tool helm "$HELM_VERSION" helm.sh/helm/v3 \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
@@ -123,7 +142,7 @@ build_helm() {
 }
 
 main() {
-  local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=(etcd kwok helm kubernetes)
+  local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=(etcd kwok helm kubernetes local_path device_plugin)
   local start=$SECONDS
   for t in "${what[@]}"; do "build_$t"; done
   log "binaries ready under $CACHE/bin ($(( SECONDS - start ))s)"

@@ -1,7 +1,9 @@
-"""The local control plane from Python: find it, start it, stop it.
+"""The local cluster from Python: find it, start it, stop it.
 
-Used by the pytest session fixture and by the demo. The shell scripts beside
-this file do the work; this module only decides whether to call them.
+The local cluster is the control plane with kwok's simulated nodes
+(hack/cluster/up.sh) and one real node, kubelet + containerd
+(hack/node/up.sh). Used by the pytest session fixture and by the demo. The
+shell scripts do the work; this module only decides whether to call them.
 """
 import os
 import subprocess
@@ -10,6 +12,10 @@ from typing import Dict, Optional
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+NODE_SCRIPTS = REPO / "hack" / "node"
+IMAGES_SCRIPT = REPO / "hack" / "images" / "build.sh"
+# The real node's name (hack/node/common.sh).
+REAL_NODE = "mathtune-node"
 
 
 def _versions() -> Dict[str, str]:
@@ -33,7 +39,8 @@ HELM = HELM_BIN / "helm"
 
 
 def missing_binaries() -> list:
-    wanted = [KUBE_BIN / n for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")]
+    wanted = [KUBE_BIN / n for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+                                     "kubelet", "kube-proxy")]
     wanted += [CACHE / "bin" / f"etcd-{VERSIONS['ETCD_VERSION']}" / "etcd",
                CACHE / "bin" / f"kwok-{VERSIONS['KWOK_VERSION']}" / "kwokctl", HELM]
     return [str(p) for p in wanted if not os.access(p, os.X_OK)]
@@ -58,13 +65,30 @@ def healthy(kubeconfig: Path = KUBECONFIG) -> bool:
     return probe.returncode == 0
 
 
+def real_node_ready(kubeconfig: Path = KUBECONFIG) -> bool:
+    probe = subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), "get", "node", REAL_NODE, "-o",
+                            'jsonpath={.status.conditions[?(@.type=="Ready")].status}'],
+                           capture_output=True, text=True, timeout=20)
+    return probe.returncode == 0 and probe.stdout.strip() == "True"
+
+
 def up() -> Path:
+    """Control plane, then the real node; both scripts leave what runs alone."""
     subprocess.run(["bash", str(HERE / "up.sh")], check=True)
+    subprocess.run(["bash", str(NODE_SCRIPTS / "up.sh")], check=True)
     return KUBECONFIG
 
 
 def down() -> None:
+    subprocess.run(["bash", str(NODE_SCRIPTS / "down.sh")], check=True)
     subprocess.run(["bash", str(HERE / "down.sh")], check=True)
+
+
+def image_refs() -> Dict[str, str]:
+    """The local images' names (localhost/mathtune/<name>:<digest of inputs>),
+    as hack/images/build.sh tags them: OPERATOR_IMAGE, PIPELINE_CPU_IMAGE, ..."""
+    out = subprocess.run(["bash", str(IMAGES_SCRIPT), "refs"], capture_output=True, text=True, check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
 def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True, input: Optional[str] = None) -> subprocess.CompletedProcess:

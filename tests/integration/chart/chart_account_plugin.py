@@ -19,8 +19,10 @@ _installed = []  # (release, namespace, kubeconfig)
 
 def _chart_account_kubeconfig(admin_kubeconfig: Path, namespace: str, where: Path) -> Path:
     release = f"acct-{uuid.uuid4().hex[:6]}"
+    # replicaCount 0: the chart's own operator pod would run on the real node
+    # and compete with the operator process these tests start.
     demo.install_chart(admin_kubeconfig, release, namespace,
-                       {"watch.scope": "namespace", "watch.namespaces": "{%s}" % namespace})
+                       {"watch.scope": "namespace", "watch.namespaces": "{%s}" % namespace, "replicaCount": "0"})
     _installed.append((release, namespace, admin_kubeconfig))
     path = demo.service_account_kubeconfig(admin_kubeconfig, where / f"{release}.kubeconfig", release, namespace)
     marker = os.environ.get("MATHTUNE_CHART_ACCOUNT_MARKER")

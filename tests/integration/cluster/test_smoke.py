@@ -10,15 +10,19 @@ pytestmark = pytest.mark.integration
 
 NPU = "huawei.com/Ascend910"
 NPU_TOLERATION = {"key": NPU, "operator": "Exists", "effect": "NoSchedule"}
+# These Jobs are about scheduling on kwok's simulated nodes (nothing runs
+# there): they tolerate kwok's taint and select its nodes, never the real one.
+KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 
 
 def _job(name, npus=None, tolerate=True):
     container = {"name": "work", "image": "busybox", "command": ["true"]}
     if npus is not None:
         container["resources"] = {"limits": {NPU: str(npus)}, "requests": {NPU: str(npus)}}
-    spec = {"restartPolicy": "Never", "containers": [container]}
+    spec = {"restartPolicy": "Never", "containers": [container], "nodeSelector": {"type": "kwok"},
+            "tolerations": [KWOK_TOLERATION]}
     if tolerate:
-        spec["tolerations"] = [NPU_TOLERATION]
+        spec["tolerations"].append(NPU_TOLERATION)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
             "spec": {"backoffLimit": 0, "template": {"spec": spec}}}
 
@@ -49,14 +53,18 @@ def test_versions_are_real(k8s_api):
 
 def test_ascend_nodes_offer_eight_npus(k8s_api):
     nodes = client.CoreV1Api(k8s_api).list_node().items
-    ascend = [n for n in nodes if (n.metadata.labels or {}).get("accelerator") == "huawei-Ascend910"]
-    cpu = [n for n in nodes if NPU not in (n.status.allocatable or {})]
+    simulated = [n for n in nodes if (n.metadata.labels or {}).get("type") == "kwok"]
+    ascend = [n for n in simulated if (n.metadata.labels or {}).get("accelerator") == "huawei-Ascend910"]
+    cpu = [n for n in simulated if NPU not in (n.status.allocatable or {})]
     assert len(ascend) >= 2 and len(cpu) >= 1
     for node in ascend:
         assert node.status.allocatable[NPU] == "8"
         assert any(t.key == NPU and t.effect == "NoSchedule" for t in node.spec.taints or [])
         ready = {c.type: c.status for c in node.status.conditions}
         assert ready.get("Ready") == "True"
+    for node in simulated:
+        assert any(t.key == "kwok.x-k8s.io/node" and t.effect == "NoSchedule" for t in node.spec.taints or []), \
+            f"{node.metadata.name}: real workloads must not land on a simulated node"
 
 
 def test_job_with_four_npus_runs_on_an_ascend_node_and_completes(k8s_api, namespace):
@@ -80,18 +88,19 @@ def test_job_with_sixteen_npus_stays_pending_unschedulable(k8s_api, namespace):
 
 def test_pod_without_toleration_never_lands_on_an_npu_node(k8s_api, namespace):
     core = client.CoreV1Api(k8s_api)
-    # Pinned to NPU nodes but without the toleration: must stay unschedulable.
+    # Pinned to simulated NPU nodes but without the NPU toleration: must stay unschedulable.
     core.create_namespaced_pod(namespace, {
         "metadata": {"name": "no-toleration"},
-        "spec": {"nodeSelector": {"accelerator": "huawei-Ascend910"},
-                 "containers": [{"name": "c", "image": "busybox"}]},
+        "spec": {"nodeSelector": {"accelerator": "huawei-Ascend910", "type": "kwok"},
+                 "tolerations": [KWOK_TOLERATION], "containers": [{"name": "c", "image": "busybox"}]},
     })
     cond = _wait(lambda: _unschedulable(core, namespace, "no-toleration"), what="Unschedulable condition")
     assert "untolerated taint" in cond.message
-    # Unpinned pods without the toleration all go to CPU nodes.
+    # Pods without the NPU toleration all go to the simulated CPU nodes.
     for i in range(6):
-        core.create_namespaced_pod(namespace, {"metadata": {"name": f"plain-{i}"},
-                                               "spec": {"containers": [{"name": "c", "image": "busybox"}]}})
+        core.create_namespaced_pod(namespace, {"metadata": {"name": f"plain-{i}"}, "spec": {
+            "nodeSelector": {"type": "kwok"}, "tolerations": [KWOK_TOLERATION],
+            "containers": [{"name": "c", "image": "busybox"}]}})
     def all_placed():
         plain = [p for p in core.list_namespaced_pod(namespace).items if p.metadata.name.startswith("plain-")]
         return plain if len(plain) == 6 and all(p.spec.node_name for p in plain) else None

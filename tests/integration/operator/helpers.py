@@ -95,6 +95,13 @@ class Operator:
         return "\n".join(p.read_text() for p in sorted(self.log_dir.glob("operator-*.log")))
 
 
+# Stage pods of these tests are played by the test (podsim), so they must land
+# on kwok's simulated nodes, which carry kwok's own taint; the real node would
+# really run them.
+KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+KWOK_SELECTOR = {"type": "kwok"}
+
+
 def run_doc(example: str, name: str, **spec_updates) -> dict:
     doc = yaml.safe_load((EXAMPLES / example).read_text())
     doc["metadata"] = {"name": name}
@@ -106,6 +113,9 @@ def run_doc(example: str, name: str, **spec_updates) -> dict:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
+    scheduling = doc["spec"].setdefault("scheduling", {})
+    scheduling["nodeSelector"] = {**KWOK_SELECTOR, **(scheduling.get("nodeSelector") or {})}
+    scheduling["tolerations"] = [*(scheduling.get("tolerations") or []), KWOK_TOLERATION]
     return doc
 
 
@@ -185,7 +195,7 @@ def finish_stage(core: client.CoreV1Api, namespace: str, job: str, exit_code: in
 
 def write_pod_log(custom: client.CustomObjectsApi, pod, path: Path, lines: List[str]) -> None:
     """The pod's stdout as kwok serves it: a CRI-format log file named by a
-    kwok `Logs` object (as the local pod runner does for real runs)."""
+    kwok `Logs` object (kwok then serves it as a kubelet serves a container's log)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
     path.write_text("".join(f"{stamp} stdout F {line}\n" for line in lines))
     body = {"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Logs",
