@@ -1,31 +1,29 @@
-"""`make demo`: the CPU example end to end on the local cluster.
+"""`make demo`: the CPU example end to end on the local cluster, as a user
+runs it on theirs.
 
-1. the local control plane (up.sh) with kwok's simulated nodes;
-2. `helm install` of the operator's chart (CRD, ServiceAccount, RBAC,
-   Deployment; the Deployment's pod is one of kwok's: it runs nothing);
-3. the operator itself runs here, as the chart's ServiceAccount (a token from
-   the TokenRequest API) with the chart's own command-line flags, so it can do
-   exactly what the chart's RBAC lets it do and no more;
-4. the local pod runner (podrunner.py) runs every stage pod's command on this
-   machine with the CPU profile;
-5. `kubectl apply -f examples/run-cpu.yaml`, then `kubectl get mft` as it
-   changes, until the run Succeeds or Fails.
+1. the local cluster: control plane, kwok's simulated nodes, and the real
+   node (kubelet + containerd, with emulated Ascend NPUs);
+2. `helm install` of the operator's chart into a namespace that enforces Pod
+   Security "restricted": the operator runs as the chart's Deployment, in the
+   operator image, on the real node;
+3. the example's inputs are put on its work volume (a claim the node's
+   provisioner makes) through a pod: `kubectl cp` and `kubectl exec`;
+4. `kubectl apply -f examples/run-cpu.yaml`: every stage runs as a Job in the
+   pipeline-cpu image on the real node, training on NPUs the device plugin
+   allocated; `kubectl get mft` is printed as it changes until the run ends.
 
 The same steps serve the end-to-end test (tests/e2e), which also points a
-real Prometheus at the operator's metrics.
+real Prometheus at the operator's pod.
 """
 import argparse
 import base64
+import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -36,7 +34,8 @@ CHART = REPO / "charts" / "mathtune-operator"
 EXAMPLE = REPO / "examples" / "run-cpu.yaml"
 RELEASE = "mathtune"
 SYSTEM_NS = "mathtune-system"
-KUBE_VERSION = local.VERSIONS["KUBE_VERSION"].lstrip("v")
+# The pipeline image's user (images/pipeline-cpu/Dockerfile).
+STAGE_UID = 10001
 
 
 def say(msg: str) -> None:
@@ -50,24 +49,29 @@ def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True, i
 def helm(*args: str, kubeconfig: Path) -> subprocess.CompletedProcess:
     if not local.HELM.exists():
         raise SystemExit(f"helm not found at {local.HELM}: run `make binaries`")
-    return subprocess.run([str(local.HELM), *args, "--kubeconfig", str(kubeconfig)], capture_output=True,
-                          text=True, check=True, timeout=300)
+    done = subprocess.run([str(local.HELM), *args, "--kubeconfig", str(kubeconfig)], capture_output=True,
+                          text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"helm {' '.join(args[:2])} failed ({done.returncode}): {done.stderr.strip()}")
+    return done
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def restricted_namespace(kubeconfig: Path, namespace: str) -> None:
+    """The namespace, enforcing Pod Security "restricted" (real admission)."""
+    kubectl("create", "namespace", namespace, kubeconfig=kubeconfig, check=False)
+    kubectl("label", "--overwrite", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/enforce-version=latest", kubeconfig=kubeconfig)
 
 
 def install_chart(kubeconfig: Path, release: str = RELEASE, namespace: str = SYSTEM_NS,
-                  values: Optional[Dict[str, str]] = None) -> None:
-    """helm upgrade --install: the CRD, the account, its RBAC, the Deployment."""
+                  values: Optional[Dict[str, str]] = None, string_values: Optional[Dict[str, str]] = None) -> None:
+    """helm upgrade --install: the CRD, the account, its RBAC, the Deployment.
+    values are --set (helm types them); string_values --set-string."""
     sets = []
     for k, v in (values or {}).items():
         sets += ["--set", f"{k}={v}"]
+    for k, v in (string_values or {}).items():
+        sets += ["--set-string", f"{k}={v}"]
     helm("upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace", *sets,
          kubeconfig=kubeconfig)
     # helm installs a CRD only when absent; keep the cluster's copy current.
@@ -75,14 +79,6 @@ def install_chart(kubeconfig: Path, release: str = RELEASE, namespace: str = SYS
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), kubeconfig=kubeconfig)
     kubectl("wait", "--for=condition=Established", "crd/mathfinetunes.mathtune.dev", "--timeout=60s",
             kubeconfig=kubeconfig)
-
-
-def chart_operator_args(kubeconfig: Path, release: str = RELEASE, namespace: str = SYSTEM_NS) -> List[str]:
-    """The operator container's args exactly as the installed chart renders them."""
-    dep = kubectl("get", "deployment", "-n", namespace, f"{release}-mathtune-operator", "-o", "yaml",
-                  kubeconfig=kubeconfig).stdout
-    (container,) = yaml.safe_load(dep)["spec"]["template"]["spec"]["containers"]
-    return list(container.get("command") or []) + list(container.get("args") or [])
 
 
 def service_account_kubeconfig(admin_kubeconfig: Path, dest: Path, release: str = RELEASE,
@@ -111,131 +107,91 @@ def service_account_kubeconfig(admin_kubeconfig: Path, dest: Path, release: str 
     return dest
 
 
-class Operator:
-    """mathtune-operator as a local process with the chart's flags, its health
-    and metrics endpoints moved to loopback ports."""
-
-    def __init__(self, args: List[str], kubeconfig: Path, log_path: Path, bin_dir: Path = REPO / ".venv" / "bin",
-                 env: Optional[Dict[str, str]] = None):
-        self.health_port, self.metrics_port = free_port(), free_port()
-        argv = []
-        for a in args:
-            if a.startswith("--liveness="):
-                a = f"--liveness=http://127.0.0.1:{self.health_port}/healthz"
-            elif a.startswith("--metrics-port="):
-                a = f"--metrics-port={self.metrics_port}"
-            argv.append(a)
-        if argv and argv[0] != "mathtune-operator":
-            argv.insert(0, "mathtune-operator")
-        argv[0] = str(bin_dir / argv[0])
-        self.argv = argv
-        self.env = {**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)}
-        self.log_path = log_path
-        self.proc: Optional[subprocess.Popen] = None
-
-    @property
-    def metrics_target(self) -> str:
-        return f"127.0.0.1:{self.metrics_port}"
-
-    def start(self, timeout: float = 120) -> "Operator":
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the operator did not become healthy; see {self.log_path}:\n"
-                                   + self.log_path.read_text()[-3000:])
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if getattr(self, "log", None):
-            self.log.close()
-
-
 class Stack:
-    """The chart installed, the operator running here as its ServiceAccount,
-    and the local pod runner: everything a run needs, stopped on exit.
+    """The chart installed and its operator running as the chart's
+    Deployment, in its image, on the real node; uninstalled by `uninstall()`.
 
     watch_namespace: None = cluster scope (the demo); a name = the chart's
-    namespace scope, with the release, the operator and the pod runner all
-    confined to that namespace (the tests, which share the cluster).
-    run_pods=False leaves stage pods to the caller (tests that play them).
+    namespace scope, the release confined to that namespace (the tests, which
+    share the cluster). operator_env: extra environment of the operator's
+    container (the chart's operator.extraEnv). restricted: the namespace
+    enforces Pod Security "restricted" (False for tests whose simulated
+    Ascend stage pods mount the NPU driver from the host, which it forbids).
     """
 
     def __init__(self, kubeconfig: Path, out: Path, release: str = RELEASE, namespace: str = SYSTEM_NS,
-                 watch_namespace: Optional[str] = None, run_pods: bool = True,
-                 operator_env: Optional[Dict[str, str]] = None):
-        self.kubeconfig, self.out = kubeconfig, Path(out)
-        self.run_pods, self.operator_env = run_pods, operator_env
+                 watch_namespace: Optional[str] = None, operator_env: Optional[Dict[str, str]] = None,
+                 restricted: bool = True):
+        self.kubeconfig, self.out, self.restricted = kubeconfig, Path(out), restricted
         self.release, self.namespace, self.watch_namespace = release, namespace, watch_namespace
-        self.operator: Optional[Operator] = None
-        self.runner = None
+        self.operator_env = operator_env or {}
+        self.deployment = f"{release}-mathtune-operator"
+        self.operator_pod: Optional[dict] = None
 
-    def __enter__(self) -> "Stack":
-        import logging
-
-        from kubernetes import config
-        from hack.cluster.podrunner import PodRunner
-
-        self.out.mkdir(parents=True, exist_ok=True)
+    def values(self) -> Tuple[Dict[str, str], Dict[str, str]]:
+        """The chart's values: (--set, --set-string)."""
         values = {}
         if self.watch_namespace:
-            values = {"watch.scope": "namespace", "watch.namespaces": "{%s}" % self.watch_namespace}
-        say(f"installing the chart (release {self.release}, namespace {self.namespace})")
-        install_chart(self.kubeconfig, self.release, self.namespace, values)
-        sa = service_account_kubeconfig(self.kubeconfig, self.out / "operator.kubeconfig", self.release, self.namespace)
-        say(f"starting the operator here as ServiceAccount {self.namespace}/{self.release}-mathtune-operator "
-            f"(log: {self.out / 'operator.log'})")
-        self.operator = Operator(chart_operator_args(self.kubeconfig, self.release, self.namespace), sa,
-                                 self.out / "operator.log", env=self.operator_env)
-        try:
-            self.operator.start()
-            if not self.run_pods:
-                return self
-            say(f"starting the local pod runner (volumes under {self.out / 'pods'}, log: {self.out / 'podrunner.log'})")
-            handler = logging.FileHandler(self.out / "podrunner.log", mode="w")
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-            self._handler = handler
-            logging.getLogger("podrunner").addHandler(handler)
-            logging.getLogger("podrunner").setLevel(logging.INFO)
-            api = config.new_client_from_config(config_file=str(self.kubeconfig))
-            self.runner = PodRunner(api, self.out / "pods", namespace=self.watch_namespace).start()
-        except BaseException:
-            self.__exit__(*sys.exc_info())
-            raise
+            values.update({"watch.scope": "namespace", "watch.namespaces": "{%s}" % self.watch_namespace})
+        # The chart's default image name (mathtune/operator:<appVersion>) is
+        # what the node tagged this checkout's build with; the build's digest
+        # as a pod annotation rolls the Deployment when the image changes.
+        digest = local.image_refs()["OPERATOR_IMAGE"].rsplit(":", 1)[1]
+        strings = {"podAnnotations.mathtune\\.dev/operator-image-digest": digest}
+        for i, (key, value) in enumerate(sorted(self.operator_env.items())):
+            strings[f"operator.extraEnv[{i}].name"] = key
+            strings[f"operator.extraEnv[{i}].value"] = value
+        return values, strings
+
+    def __enter__(self) -> "Stack":
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.restricted:
+            restricted_namespace(self.kubeconfig, self.namespace)
+        say(f"helm install {self.release} charts/mathtune-operator -n {self.namespace}"
+            + (" (Pod Security: restricted)" if self.restricted else ""))
+        values, strings = self.values()
+        install_chart(self.kubeconfig, self.release, self.namespace, values, strings)
+        say(f"waiting for deployment/{self.deployment} (the operator image on the real node)")
+        waited = kubectl("rollout", "status", "-n", self.namespace, f"deployment/{self.deployment}",
+                         "--timeout=240s", kubeconfig=self.kubeconfig, check=False)
+        if waited.returncode != 0:
+            raise RuntimeError(f"the operator's Deployment did not become available: {waited.stderr}\n"
+                               + self._explain())
+        self.operator_pod = self._pod()
+        say(f"operator pod {self.operator_pod['metadata']['name']} on node {self.operator_pod['spec']['nodeName']}")
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.runner:
-            self.runner.stop()
-            logging_handler = getattr(self, "_handler", None)
-            if logging_handler:
-                import logging
+    def _pod(self) -> dict:
+        pods = json.loads(kubectl("get", "pods", "-n", self.namespace, "-l",
+                                  f"app.kubernetes.io/instance={self.release}", "-o", "json",
+                                  kubeconfig=self.kubeconfig).stdout)["items"]
+        running = [p for p in pods if p["status"].get("phase") == "Running" and not p["metadata"].get(
+            "deletionTimestamp")]
+        if len(running) != 1:
+            raise RuntimeError(f"expected one running operator pod, found {[p['metadata']['name'] for p in pods]}")
+        return running[0]
 
-                logging.getLogger("podrunner").removeHandler(logging_handler)
-                logging_handler.close()
-        if self.operator:
-            self.operator.stop()
+    def _explain(self) -> str:
+        return kubectl("describe", "pods", "-n", self.namespace, "-l", f"app.kubernetes.io/instance={self.release}",
+                       kubeconfig=self.kubeconfig, check=False).stdout[-4000:]
+
+    @property
+    def metrics_target(self) -> str:
+        """host:port of the operator pod's metrics, reachable from this machine
+        (the pod network is this machine's bridge)."""
+        container = self.operator_pod["spec"]["containers"][0]
+        port = next(p["containerPort"] for p in container.get("ports", []) if p.get("name") == "metrics")
+        return f"{self.operator_pod['status']['podIP']}:{port}"
+
+    def operator_logs(self) -> str:
+        return kubectl("logs", "-n", self.namespace, f"deployment/{self.deployment}", "--tail=-1",
+                       kubeconfig=self.kubeconfig, check=False).stdout
+
+    def __exit__(self, *exc) -> None:
+        (self.out / "operator.log").write_text(self.operator_logs())
 
     def uninstall(self) -> None:
         helm("uninstall", self.release, "--namespace", self.namespace, kubeconfig=self.kubeconfig)
-
-    def claim_dirs(self, ns: str) -> List[Path]:
-        return sorted((self.out / "pods" / "pvc" / ns).glob("*"))
 
 
 def shared_fixtures() -> Path:
@@ -258,58 +214,93 @@ def _uris(node) -> List[str]:
     return []
 
 
-def seed_work_volume(kubeconfig: Path, stack: "Stack", doc: dict, ns: str, timeout: float = 120) -> Path:
+def seeder_pod(name: str, claim: str, image: str, data_path: str) -> dict:
+    """A pod that holds the work volume open while the inputs are copied in:
+    the pipeline image (it has `mathtune-pipeline demo-data` and tar, which
+    `kubectl cp` needs), as restricted as a stage pod."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/name": "mathtune-seeder"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": STAGE_UID, "runAsGroup": STAGE_UID,
+                                "fsGroup": STAGE_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "seeder", "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": ["sleep", "3600"], "workingDir": "/tmp",
+                "env": [{"name": "HOME", "value": "/tmp/home"}],
+                "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]}},
+                "volumeMounts": [{"name": "work", "mountPath": data_path}, {"name": "tmp", "mountPath": "/tmp"}],
+            }],
+            "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": claim}},
+                        {"name": "tmp", "emptyDir": {}}],
+        },
+    }
+
+
+def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240) -> str:
     """Put the run's input files on its work volume before the run starts, as
     a user would on a real cluster: the claim the operator will use is made
-    first (the operator then finds it), and every `uri` of the spec under
-    `<dataPath>/fixtures/` is filled from ../shared/fixtures, or by the
-    pipeline's demo-data tool for what is not there (a small SQuAD set)."""
-    from kubernetes import client, config
-
+    first (the operator then finds it; the node's provisioner makes its
+    volume), and every `uri` of the spec under `<dataPath>/fixtures/` is
+    copied in from ../shared/fixtures with `kubectl cp`, or made by the
+    pipeline's demo-data tool (`kubectl exec`) when not there. Returns the
+    claim's name."""
     spec, name = doc["spec"], doc["metadata"]["name"]
     storage = spec.get("storage") or {}
     data_path = storage.get("dataPath", "/data").rstrip("/")
     claim = storage.get("pvcName") or f"{name}-work"
-    api = config.new_client_from_config(config_file=str(kubeconfig))
-    core = client.CoreV1Api(api)
+    image = (spec.get("images") or {})["pipeline"]
+    claim_doc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                 "metadata": {"name": claim, "labels": {"mathtune.dev/run": name}},
+                 "spec": {"accessModes": ["ReadWriteOnce"],
+                          "resources": {"requests": {"storage": storage.get("size", "1Gi")}}}}
+    if storage.get("storageClassName"):
+        claim_doc["spec"]["storageClassName"] = storage["storageClassName"]
+    pod = f"{name}-seeder"
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(claim_doc), kubeconfig=kubeconfig)
+    kubectl("delete", "pod", "-n", ns, pod, "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(seeder_pod(pod, claim, image, data_path)),
+            kubeconfig=kubeconfig)
     try:
-        core.create_namespaced_persistent_volume_claim(ns, {
-            "metadata": {"name": claim, "labels": {"mathtune.dev/run": name}},
-            "spec": {"accessModes": ["ReadWriteOnce"],
-                     "resources": {"requests": {"storage": storage.get("size", "1Gi")}}}})
-    except client.exceptions.ApiException as exc:
-        if exc.status != 409:
-            raise
-    deadline = time.monotonic() + timeout
-    while core.read_namespaced_persistent_volume_claim(claim, ns).status.phase != "Bound":
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"claim {ns}/{claim} not bound after {timeout}s (is the pod runner provisioning?)")
-        time.sleep(0.5)
-    volume = stack.runner.claim_path(ns, claim)
-    fixtures = shared_fixtures()
-    missing = []
-    for uri in _uris(spec):
-        if not uri.startswith(data_path + "/"):
-            continue
-        rel = uri[len(data_path) + 1:]
-        dest = volume / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        src = fixtures / rel.split("fixtures/", 1)[-1] if rel.startswith("fixtures/") else None
-        if src is not None and src.is_file():
-            shutil.copyfile(src, dest)
-        elif not dest.exists():
-            missing.append((uri, dest))
-    if missing:
-        subprocess.run([str(REPO / ".venv" / "bin" / "mathtune-pipeline"), "demo-data", "--out",
-                        str(volume / "fixtures"), "--fixtures", str(fixtures)], check=True)
-        still = [uri for uri, dest in missing if not dest.exists()]
-        if still:
-            raise RuntimeError(f"no input for {still}: neither in {fixtures} nor made by `mathtune-pipeline demo-data`")
-    say(f"work volume {ns}/{claim} seeded with the example's inputs ({volume})")
-    return volume
+        kubectl("wait", "-n", ns, f"pod/{pod}", "--for=condition=Ready", f"--timeout={int(timeout)}s",
+                kubeconfig=kubeconfig)
+        fixtures = shared_fixtures()
+        missing = []
+        for uri in _uris(spec):
+            if not uri.startswith(data_path + "/fixtures/"):
+                continue
+            src = fixtures / uri[len(data_path + "/fixtures/"):]
+            if src.is_file():
+                kubectl("exec", "-n", ns, pod, "--", "mkdir", "-p", str(Path(uri).parent), kubeconfig=kubeconfig)
+                kubectl("cp", str(src), f"{ns}/{pod}:{uri}", kubeconfig=kubeconfig)
+            else:
+                missing.append(uri)
+        if missing:
+            kubectl("exec", "-n", ns, pod, "--", "mathtune-pipeline", "demo-data", "--out", f"{data_path}/fixtures",
+                    kubeconfig=kubeconfig)
+            still = [u for u in missing
+                     if kubectl("exec", "-n", ns, pod, "--", "test", "-f", u, kubeconfig=kubeconfig,
+                                check=False).returncode != 0]
+            if still:
+                raise RuntimeError(f"no input for {still}: neither in {fixtures} nor made by "
+                                   f"`mathtune-pipeline demo-data`")
+    finally:
+        kubectl("delete", "pod", "-n", ns, pod, "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
+    say(f"work volume {ns}/{claim} holds the example's inputs")
+    return claim
 
 
-def run_name_and_namespace(example: Path) -> (str, str):
+def volume_path(kubeconfig: Path, ns: str, claim: str) -> Path:
+    """Where the claim's volume lives on the real node (this machine)."""
+    pv = kubectl("get", "pvc", "-n", ns, claim, "-o", "jsonpath={.spec.volumeName}", kubeconfig=kubeconfig).stdout
+    spec = json.loads(kubectl("get", "pv", pv, "-o", "json", kubeconfig=kubeconfig).stdout)["spec"]
+    return Path((spec.get("hostPath") or spec.get("local"))["path"])
+
+
+def run_name_and_namespace(example: Path) -> Tuple[str, str]:
     doc = yaml.safe_load(example.read_text())
     return doc["metadata"]["name"], doc["metadata"].get("namespace", "default")
 
@@ -344,23 +335,22 @@ def watch_run(kubeconfig: Path, ns: str, name: str, timeout: float, echo=print) 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="run the CPU example end to end on the local cluster")
     parser.add_argument("--example", default=str(EXAMPLE))
-    parser.add_argument("--out", default=str(REPO / "out" / "demo"), help="logs, and the pods' volumes")
+    parser.add_argument("--out", default=str(REPO / "out" / "demo"), help="logs")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    out = Path(args.out).resolve()
     kubeconfig = local.KUBECONFIG
     example = Path(args.example).resolve()
     name, ns = run_name_and_namespace(example)
 
-    with Stack(kubeconfig, out) as stack:
+    with Stack(kubeconfig, Path(args.out).resolve()) as stack:
         # A fresh run every time: a finished one would only be reported again,
         # and its work volume (kept on purpose when a run is deleted) would let
         # every stage skip as already done.
         kubectl("delete", "mft", "-n", ns, name, "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
         kubectl("delete", "pvc", "-n", ns, f"{name}-work", "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
-        seed_work_volume(kubeconfig, stack, yaml.safe_load(example.read_text()), ns)
+        claim = seed_work_volume(kubeconfig, yaml.safe_load(example.read_text()), ns)
         shown = example.relative_to(REPO) if example.is_relative_to(REPO) else example
         say(f"kubectl apply -f {shown}")
         print(kubectl("apply", "-f", str(example), kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
@@ -371,16 +361,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         results = kubectl("get", "mft", "-n", ns, name, "-o", "jsonpath={.status.results}",
                           kubeconfig=kubeconfig).stdout
         if results:
-            import json
-
             say("results (status.results):")
             print(json.dumps(json.loads(results), indent=2), flush=True)
-        for claim in stack.claim_dirs(ns):
-            run_dir = claim / "runs" / name
-            if run_dir.exists():
-                say(f"artifacts: {run_dir}")
+        say("the pods (operator and stages) and where they ran:")
+        print(kubectl("get", "pods", "-A", "-o", "wide", "-l", "app.kubernetes.io/name in (mathtune-operator)",
+                      kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
+        print(kubectl("get", "pods", "-n", ns, "-o",
+                      "custom-columns=POD:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,"
+                      "IMAGE-ID:.status.containerStatuses[0].imageID", "-l", f"mathtune.dev/run={name}",
+                      kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
+        say(f"artifacts: {volume_path(kubeconfig, ns, claim) / 'runs' / name} (on the node)")
         say(f"run {ns}/{name}: {phase} after {time.monotonic() - started:.0f}s")
-        say(f"more: eval \"$(make -s kubeconfig)\"; kubectl describe mft -n {ns} {name}")
+        say(f"more: eval \"$(make -s kubeconfig)\"; kubectl describe mft -n {ns} {name}; "
+            f"kubectl logs -n {ns} job/{name}-train")
         return 0 if phase == "Succeeded" else 1
 
 

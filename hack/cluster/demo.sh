@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# `make demo`: bring up the local control plane, install the operator's chart,
-# run the operator here as the chart's ServiceAccount and the stage pods'
-# commands through the local pod runner, apply examples/run-cpu.yaml and print
-# `kubectl get mft` until the run ends. Details: hack/cluster/demo.py.
+# `make demo`: bring up the local cluster (control plane, simulated nodes, the
+# real node), install the operator's chart (the operator runs in its image on
+# the real node), apply examples/run-cpu.yaml (every stage runs in the
+# pipeline-cpu image there) and print `kubectl get mft` until the run ends.
+# Details: hack/cluster/demo.py.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 repo="$(cd "$here/../.." && pwd)"
 start=$(date +%s)
 bash "$here/up.sh"
+bash "$here/../node/up.sh"
 echo
 echo "Nodes of the local cluster (NPUs allocatable per node):"
 kc get nodes -L accelerator \

@@ -1,11 +1,14 @@
 """The whole product on the local cluster, the way `make demo` runs it:
-the chart installed, the operator running as the chart's ServiceAccount, the
-stage pods' commands really run here by the local pod runner (CPU profile,
-MindSpore on CPU), and a real Prometheus scraping the operator throughout.
+the chart installed (the operator in its image, on the real node, in a
+namespace enforcing Pod Security "restricted"), every stage pod in the
+pipeline-cpu image on the real node (MindSpore on CPU; training on NPUs the
+device plugin allocated), and a real Prometheus scraping the operator's pod
+throughout.
 
 One run serves every test in this module (it takes minutes on 2 cores).
 """
 import json
+import os
 import time
 import uuid
 
@@ -13,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from hack.cluster import demo
+from hack.cluster import demo, local
 from tests.integration.monitoring.exporter import StaticExporter, npu_exporter_text
 from tests.integration.monitoring.prom import LocalPrometheus
 from tests.unit.chart import promtool
@@ -55,9 +58,9 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
     try:
         with stack:
             rules = promtool.render_alert_rules(out / "alerts.yaml")
-            prom = LocalPrometheus(out / "prom", {"mathtune-operator": [stack.operator.metrics_target],
+            prom = LocalPrometheus(out / "prom", {"mathtune-operator": [stack.metrics_target],
                                                   "npu-exporter": [npu.target]}, [rules]).start()
-            demo.seed_work_volume(kubeconfig, stack, doc, ns)
+            claim = demo.seed_work_volume(kubeconfig, doc, ns)
             started = time.time()
             demo.kubectl("apply", "-f", str(run_file), kubeconfig=kubeconfig)
             deadline = time.monotonic() + RUN_TIMEOUT
@@ -92,7 +95,8 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
             ended = time.time()
             mft = json.loads(demo.kubectl("get", "mft", "-n", ns, name, "-o", "json", kubeconfig=kubeconfig).stdout)
             yield {"name": name, "namespace": ns, "phase": phase, "mft": mft, "prom": prom, "stack": stack,
-                   "started": started, "ended": ended, "seen": seen, "out": out, "core": core}
+                   "started": started, "ended": ended, "seen": seen, "out": out, "core": core,
+                   "volume": demo.volume_path(kubeconfig, ns, claim)}
     finally:
         if prom:
             prom.stop()
@@ -120,15 +124,33 @@ def test_kubectl_get_mft_showed_the_run_progress(finished_run):
     assert " Done " in rows[-1], rows[-1]
 
 
-def test_every_stage_really_ran_here(finished_run):
-    ns, name = finished_run["namespace"], finished_run["name"]
-    stack = finished_run["stack"]
-    run_dirs = [d / "runs" / name for d in stack.claim_dirs(ns) if (d / "runs" / name).is_dir()]
-    assert len(run_dirs) == 1, f"the run's directory on the work volume: {run_dirs}"
+def test_every_stage_really_ran_on_the_real_node(finished_run):
+    """Each stage pod ran in the pipeline image under the kubelet, as UID
+    10001 (the files it wrote are 10001's), and left its manifest on the
+    provisioned work volume."""
+    ns, name, core = finished_run["namespace"], finished_run["name"], finished_run["core"]
+    run_dir = finished_run["volume"] / "runs" / name
     for stage in STAGES:
-        assert (run_dirs[0] / stage / "manifest.json").is_file(), f"{stage} left no manifest"
-    pod_logs = sorted((finished_run["out"] / "pods" / "pods" / ns).glob(f"{name}-train-*/stage.log"))
-    assert pod_logs and "mathtune-progress" in pod_logs[-1].read_text()
+        manifest = run_dir / stage / "manifest.json"
+        assert manifest.is_file(), f"{stage} left no manifest in {run_dir}"
+        assert os.stat(manifest).st_uid == 10001, f"{stage} did not run as UID 10001"
+    pods = core.list_namespaced_pod(ns, label_selector=f"mathtune.dev/run={name}").items
+    assert {p.metadata.labels["mathtune.dev/stage"] for p in pods} == set(STAGES)
+    for pod in pods:
+        assert pod.spec.node_name == local.REAL_NODE, pod.metadata.name
+        status = pod.status.container_statuses[0]
+        assert status.image == "docker.io/mathtune/pipeline-cpu:0.1.0" and status.image_id.startswith("sha256:")
+
+
+def test_training_ran_on_the_npus_the_device_plugin_allocated(finished_run):
+    """`kubectl logs job/<run>-train` is the real training log, served by the
+    kubelet: msrun's progress, and one worker per allocated NPU."""
+    ns, name = finished_run["namespace"], finished_run["name"]
+    log = demo.kubectl("logs", "-n", ns, f"job/{name}-train").stdout
+    assert "mathtune-progress" in log and "msrun" in log
+    line = next(ln for ln in log.splitlines() if "workers on the NPUs allocated here" in ln)
+    ids = line.split("ASCEND_VISIBLE_DEVICES=")[1].rstrip(")").split(",")
+    assert line.startswith("train: 2 workers") and len(set(ids)) == 2, line
 
 
 def test_prometheus_scraped_the_operator_during_the_run(finished_run):

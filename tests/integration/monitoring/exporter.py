@@ -7,7 +7,7 @@ and the alert rules are evaluated by the real Prometheus on realistic series.
 import http.server
 import threading
 
-from tests.integration.monitoring.prom import free_port
+from tests.harness.ports import free_port
 
 
 class StaticExporter:

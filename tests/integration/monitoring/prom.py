@@ -1,11 +1,13 @@
 """A real Prometheus (Debian's package) for one test session, on loopback.
 
-It scrapes only 127.0.0.1 targets, keeps its data in a temporary directory and
-is stopped when the test is done: nothing outlives the session.
+It scrapes only this machine: loopback targets, and pods of the local node
+(whose pod network, 10.244.0.0/24, is a bridge on this machine). It keeps its
+data in a temporary directory and is stopped when the test is done: nothing
+outlives the session.
 """
+import ipaddress
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -16,13 +18,12 @@ from typing import Dict, List, Optional
 import pytest
 import yaml
 
+from tests.harness.ports import free_port
 from tests.unit.chart.promtool import INSTALL_HINT
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The local node's pod network (hack/node/common.sh POD_CIDR).
+LOCAL_POD_NETWORK = ipaddress.ip_network("10.244.0.0/24")
 
 
 class LocalPrometheus:
@@ -30,7 +31,9 @@ class LocalPrometheus:
                  scrape_interval: str = "1s"):
         for t in (t for ts in targets.values() for t in ts):
             host = t.rsplit(":", 1)[0]
-            assert host in ("127.0.0.1", "localhost"), f"scrape only loopback targets, not {t}"
+            local_pod = ipaddress.ip_address(host) in LOCAL_POD_NETWORK if host[0].isdigit() else False
+            assert host in ("127.0.0.1", "localhost") or local_pod, \
+                f"scrape only this machine (loopback, the local node's pods), not {t}"
         self.binary = shutil.which("prometheus")
         if not self.binary:
             pytest.fail(f"prometheus not found: {INSTALL_HINT}", pytrace=False)

@@ -1,6 +1,6 @@
 """Prometheus (Debian's package) scrapes the real operator, running as the
-chart's ServiceAccount, through a whole run; afterwards every panel of the
-chart's dashboard returns data from that Prometheus.
+chart's Deployment on the real node, through a whole run; afterwards every
+panel of the chart's dashboard returns data from that Prometheus.
 
 The stage pods are played to their ends with the stages' result JSON (the
 operator's own cluster tests do the same, tests/integration/operator), so
@@ -32,14 +32,14 @@ def test_operator_is_scraped_through_a_run_and_every_panel_has_data(kubeconfig, 
     core, custom = client.CoreV1Api(k8s_api), client.CustomObjectsApi(k8s_api)
     volumes = []
     stack = demo.Stack(kubeconfig, tmp_path / "stack", release=f"mon-{namespace[-5:]}", namespace=namespace,
-                       watch_namespace=namespace, run_pods=False,
+                       watch_namespace=namespace, restricted=False,
                        operator_env={"MATHTUNE_RECONCILE_INTERVAL": "1", "MATHTUNE_PROGRESS_INTERVAL": "1"})
     npu = StaticExporter().start()
     prom = None
     try:
         with stack:
             rules = promtool.render_alert_rules(tmp_path / "alerts.yaml")
-            prom = LocalPrometheus(tmp_path / "prom", {"mathtune-operator": [stack.operator.metrics_target],
+            prom = LocalPrometheus(tmp_path / "prom", {"mathtune-operator": [stack.metrics_target],
                                                        "npu-exporter": [npu.target]}, [rules]).start()
             prom.wait_up("mathtune-operator")
             started = time.time()

@@ -3,7 +3,6 @@ a statically bound work volume, and playing a stage pod to its end."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from hack.cluster import local
 from tests.harness import podsim
+from tests.harness.ports import free_port
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -35,12 +35,6 @@ def apply_crd(kubeconfig: Path) -> None:
     local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), kubeconfig=kubeconfig)
     local.kubectl("wait", "--for", "condition=Established", "--timeout=60s",
                   "crd/mathfinetunes.mathtune.dev", kubeconfig=kubeconfig)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Operator:
