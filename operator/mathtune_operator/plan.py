@@ -41,8 +41,10 @@ def is_multi_node(spec: dict, stage: str) -> bool:
 def npus_for(spec: dict, stage: str) -> int:
     """NPUs a stage pod asks for (0 = none).
 
-    train uses every NPU of its node; evaluate and predict need one model
-    replica: modelParallel x pipelineStage NPUs (at most npusPerNode). Data
+    train uses every NPU of its node; evaluate and predict run the merged
+    (complete) checkpoint on one card, as the pipeline's inference config
+    does (render.inference_config: use_parallel off), so they ask for one
+    (tests/unit/contract/test_inference_npus.py holds the two together). Data
     stages, merge (checkpoint transformation runs on CPU) and report need none.
     The cpu profile asks for NPUs only for train and only when
     resources.requestNpusOnCpu is set (a cluster whose nodes emulate NPUs, as
@@ -56,6 +58,5 @@ def npus_for(spec: dict, stage: str) -> int:
     if stage == "train":
         return per_node
     if stage in ("evaluate", "predict"):
-        par = res.get("parallel") or {}
-        return max(1, min(per_node, int(par.get("modelParallel", 1)) * int(par.get("pipelineStage", 1))))
+        return 1
     return 0
