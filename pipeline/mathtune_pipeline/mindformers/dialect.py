@@ -5,7 +5,10 @@ config); this is the one place that knows how later MindFormers renamed
 things. MindFormers 1.9 (our images and the CPU profile):
 
 - `FP32StateAdamWeightDecay` is gone; `AdamW` keeps fp32 moments the same way
-  and takes `betas: [beta1, beta2]`;
+  and takes `betas: [beta1, beta2]`; it does not support MindSpore's parallel
+  optimizer in data-parallel mode (Optimizer._use_parallel_optimizer raises
+  on Ascend), so that mode runs without it: LoRA's few million trainable
+  parameters gain nothing from sharding their optimizer state anyway;
 - the checkpoint callback is spelled `CheckpointMonitor`;
 - `ObsMonitor` (ModelArts' OBS upload) is gone, and with it `remote_save_url`;
 - InternLM has no class of its own: it is LLaMA with biases on q, k, v and o,
@@ -45,6 +48,9 @@ def adapt(config: Dict[str, Any], version: Optional[str] = None) -> Dict[str, An
         beta1, beta2 = opt.pop("beta1", 0.9), opt.pop("beta2", 0.999)
         cfg["optimizer"] = {"type": "AdamW", "betas": [beta1, beta2], "eps": opt.get("eps", 1e-8),
                             "weight_decay": opt.get("weight_decay", 0.0)}
+        parallel = cfg.get("parallel") or {}
+        if parallel.get("parallel_mode") == 0 and parallel.get("enable_parallel_optimizer"):
+            parallel["enable_parallel_optimizer"] = False
     for key in ("callbacks", "eval_callbacks"):
         if key in cfg:
             kept = [dict(cb, type="CheckpointMonitor") if cb.get("type") == "CheckpointMointor" else cb
