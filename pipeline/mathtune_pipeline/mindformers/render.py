@@ -56,6 +56,19 @@ def _dataset(dataset_dir: str, columns: List[str], shuffle: bool, drop_remainder
     return out
 
 
+# MindFormers' own LoRA configs for its fp16 models (llama_7b, internlm_7b),
+# and what seed 002 names ("动态损失缩放", dynamic loss scaling).
+DYNAMIC_LOSS_SCALE = {"type": "DynamicLossScaleUpdateCell", "loss_scale_value": 65536, "scale_factor": 2,
+                      "scale_window": 1000}
+
+
+def loss_scale(model_config: Dict[str, Any]) -> Any:
+    """Dynamic loss scaling for models that compute in float16, whose small
+    gradients underflow without it; bfloat16 has float32's range and trains
+    at a fixed scale of 1 (the seeds' Llama3-8B config)."""
+    return dict(DYNAMIC_LOSS_SCALE) if model_config.get("compute_dtype") == "float16" else 1.0
+
+
 def parallel_mode(spec: Dict[str, Any]) -> int:
     """0 data parallel when every card holds the whole model, else 1 semi-auto parallel."""
     p = spec["resources"]["parallel"]
@@ -164,7 +177,8 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
                     "save_graphs_path": "./graph", "device_id": 0, "runtime_num_threads": 1},
         "model": {"model_config": model_config, "arch": {"type": fam["arch"]}},
         "metric": {"type": "PerplexityMetric"},
-        "runner_wrapper": {"type": "MFTrainOneStepCell", "scale_sense": 1.0, "use_clip_grad": True},
+        "runner_wrapper": {"type": "MFTrainOneStepCell", "scale_sense": loss_scale(model_config),
+                           "use_clip_grad": True},
         "eval_callbacks": [{"type": "ObsMonitor"}],
         "auto_tune": False,
         "filepath_prefix": "./autotune",
