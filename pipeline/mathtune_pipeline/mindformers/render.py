@@ -90,12 +90,14 @@ def check_parallel(spec: Dict[str, Any]) -> None:
 def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: str,
                     output_dir: str = "./output", save_checkpoint_steps: int,
                     use_parallel: Optional[bool] = None, seq_length: Optional[int] = None,
-                    special_tokens: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+                    special_tokens: Optional[Dict[str, int]] = None,
+                    sink_size: Optional[int] = None) -> Dict[str, Any]:
     """The MindFormers finetune config for `spec`, in the seeds' vocabulary.
 
     `seq_length` and `special_tokens` are the tokenized data's (its manifest),
     when known: the spec may say `seqLength: auto`, and the tiny model takes
-    its tokenizer's ids.
+    its tokenizer's ids. `sink_size` replaces the spec's when the train stage
+    aligns sink loops with epochs (checkpoints.aligned_sink_size).
     """
     fam = families.family(spec)
     training = spec["training"]
@@ -142,7 +144,8 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
         "run_mode": "finetune",
         "trainer": {"type": "CausalLanguageModelingTrainer", "model_name": fam["model_name"]},
         "runner_config": {"epochs": training["epochs"], "batch_size": training["batchSize"],
-                          "sink_mode": training["sinkMode"], "sink_size": training["sinkSize"]},
+                          "sink_mode": training["sinkMode"],
+                          "sink_size": sink_size if sink_size is not None else training["sinkSize"]},
         "optimizer": optimizer,
         "lr_schedule": {"type": lr["type"], "learning_rate": lr["learningRate"], "lr_end": lr["lrEnd"],
                         "warmup_ratio": lr["warmupRatio"], "total_steps": -1},

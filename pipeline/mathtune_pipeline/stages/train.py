@@ -51,14 +51,19 @@ def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path,
         raise SpecError("spec.training.checkpoint.saveSteps", "a positive step count when everyEpoch is false")
     work = run_dir / "train.work"
     data = data or {}
+    # Sink loops that end on epoch boundaries, so each epoch's save is that
+    # epoch's last step and the run trains every step it should.
+    sink = checkpoints.aligned_sink_size(steps, training["sinkSize"]) if training["sinkMode"] else None
     seeds = render.finetune_config(spec, dataset_dir=str(run_dir / "tokenize"), load_checkpoint=str(base_checkpoint),
                                    output_dir=str(work / "output"), save_checkpoint_steps=save_steps,
-                                   seq_length=data.get("seqLength"), special_tokens=data.get("tokens"))
+                                   seq_length=data.get("seqLength"), special_tokens=data.get("tokens"),
+                                   sink_size=sink)
     config = dialect.adapt(seeds)
     if spec["profile"] == "cpu":
         config = cpu.cpu_profile(config)
     mc = config["model"]["model_config"]
     return {"seeds_config": seeds, "config": config, "steps_per_epoch": steps, "save_steps": save_steps,
+            "cadence": checkpoints.Cadence.of(config, steps),
             "ranks": resources["npusPerNode"] * resources["nodes"], "work": work,
             "trainable": counts.lora_params(mc, mc["pet_config"]), "total": counts.base_params(mc)}
 
@@ -71,9 +76,10 @@ def _data_digest(data_dir: Path, shards: List[Path]) -> str:
     return sha256_json([sha256_file(s) for s in shards])
 
 
-def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int) -> Optional[int]:
+def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int,
+                cadence: checkpoints.Cadence) -> Optional[int]:
     """Point `config` at the last epoch every rank saved; returns that epoch (None: start afresh)."""
-    complete = checkpoints.complete_epochs(checkpoint_dir, ranks)
+    complete = checkpoints.complete_epochs(checkpoint_dir, ranks, cadence)
     if not complete:
         return None
     epoch = max(complete)
@@ -110,7 +116,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         return _result_from(run_dir / STAGE)
 
     checkpoint_dir = work / "output" / "checkpoint"
-    resumed = resume_from(config, checkpoint_dir, ranks) if args.resume == "auto" else None
+    resumed = resume_from(config, checkpoint_dir, ranks, p["cadence"]) if args.resume == "auto" else None
     if resumed is not None:
         print(f"train: resuming after epoch {resumed} from {checkpoint_dir}", flush=True)
     else:
@@ -123,7 +129,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         _train(args, spec, config, work, parser)
     if args.node_rank != 0:
         return {"nodeRank": args.node_rank, "epochs": epochs}
-    complete = _wait_for_checkpoints(checkpoint_dir, ranks, epochs)
+    complete = _wait_for_checkpoints(checkpoint_dir, ranks, epochs, p["cadence"])
     return _publish(run_dir, work, p, parser.steps, complete, input_digest, config_digest)
 
 
@@ -161,15 +167,16 @@ def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parse
         raise StageExit("msrun", code)
 
 
-def _wait_for_checkpoints(checkpoint_dir: Path, ranks: int, epochs: int) -> Dict[int, Dict[int, Path]]:
+def _wait_for_checkpoints(checkpoint_dir: Path, ranks: int, epochs: int,
+                          cadence: checkpoints.Cadence) -> Dict[int, Dict[int, Path]]:
     """Every rank's last save: other nodes may still be writing theirs to the shared volume."""
     deadline = time.monotonic() + CHECKPOINT_WAIT_SECONDS
     while True:
-        complete = checkpoints.complete_epochs(checkpoint_dir, ranks)
+        complete = checkpoints.complete_epochs(checkpoint_dir, ranks, cadence)
         if complete and max(complete) >= epochs:
             return complete
         if time.monotonic() >= deadline:
-            found = checkpoints.scan(checkpoint_dir)
+            found = checkpoints.scan(checkpoint_dir, cadence)
             raise RuntimeError(f"{checkpoint_dir}: no epoch {epochs} checkpoint on all {ranks} ranks "
                                f"(saved: { {e: sorted(r) for e, r in found.items()} })")
         time.sleep(5)

@@ -48,17 +48,43 @@ def test_steps_per_epoch():
     assert err.value.field == "spec.training.batchSize"
 
 
-def test_checkpoint_scan_complete_epochs(tmp_path):
-    for rank, names in {0: ["m_rank_0-1_8.ckpt", "m_rank_0-2_8.ckpt", "m_rank_0_1-3_8.ckpt"],
-                        1: ["m_rank_1-1_8.ckpt", "m_rank_1-2_8.ckpt"]}.items():
-        d = tmp_path / f"rank_{rank}"
-        d.mkdir()
+def _saves(root, names_by_rank):
+    for rank, names in names_by_rank.items():
+        d = root / f"rank_{rank}"
+        d.mkdir(parents=True)
         for name in names + ["meta.json"]:
             (d / name).write_text("x")
-    assert sorted(checkpoints.scan(tmp_path)) == [1, 2, 3]
-    assert sorted(checkpoints.complete_epochs(tmp_path, 2)) == [1, 2]
-    assert checkpoints.last_complete(tmp_path, 2) == 2
-    assert checkpoints.last_complete(tmp_path / "none", 2) is None
+
+
+def test_checkpoint_scan_complete_epochs(tmp_path):
+    """Without sink mode MindFormers numbers files by training epoch."""
+    _saves(tmp_path, {0: ["m_rank_0-1_8.ckpt", "m_rank_0-2_8.ckpt", "m_rank_0_1-3_8.ckpt"],
+                      1: ["m_rank_1-1_8.ckpt", "m_rank_1-2_8.ckpt"]})
+    cadence = checkpoints.Cadence(steps_per_epoch=8, steps_per_callback_epoch=8)
+    assert sorted(checkpoints.scan(tmp_path, cadence)) == [1, 2, 3]
+    assert sorted(checkpoints.complete_epochs(tmp_path, 2, cadence)) == [1, 2]
+    assert checkpoints.last_complete(tmp_path, 2, cadence) == 2
+    assert checkpoints.last_complete(tmp_path / "none", 2, cadence) is None
+
+
+def test_sink_mode_files_are_numbered_by_sink_loop_and_mapped_to_epochs(tmp_path):
+    """Sink mode, 3044 steps an epoch, sink size 2: MindFormers runs 1522 sink
+    loops an epoch and names the epochs' saves -1522_2, -3044_2, ..."""
+    _saves(tmp_path, {r: [f"llama3_8b_rank_{r}-{loop}_2.ckpt" for loop in (1522, 3044)] for r in range(4)})
+    cadence = checkpoints.Cadence.of({"runner_config": {"sink_mode": True, "sink_size": 2}}, steps_per_epoch=3044)
+    assert sorted(checkpoints.complete_epochs(tmp_path, 4, cadence)) == [1, 2]
+    # A retried pod of a 5-epoch run after a crash with these two saves
+    # resumes from epoch 2: the run is not complete (before: "epoch 3044").
+    assert checkpoints.last_complete(tmp_path, 4, cadence) == 2
+
+
+def test_sink_loops_are_aligned_with_epochs():
+    # seed 000: 3045 steps an epoch (= 3 x 5 x 7 x 29); sink size 2 would save
+    # one step into each next epoch and stop one step short of the last.
+    assert checkpoints.aligned_sink_size(3045, 2) == 1
+    assert checkpoints.aligned_sink_size(3045, 4) == 3
+    assert checkpoints.aligned_sink_size(3044, 2) == 2
+    assert checkpoints.aligned_sink_size(5, 8) == 5
 
 
 def test_gate_and_best_epoch():
@@ -132,6 +158,9 @@ def test_train_plan_ascend_runs_the_seeds_config_as_is(tmp_path):
     assert cfg == dialect.adapt(p["seeds_config"])
     assert cfg["context"]["device_target"] == "Ascend" and cfg["runner_wrapper"]["type"] == "MFTrainOneStepCell"
     assert cfg["callbacks"][1]["save_checkpoint_steps"] == 3045
+    # Sink mode (the default, seed 000): loops that end on every epoch's end.
+    assert cfg["runner_config"]["sink_mode"] is True and cfg["runner_config"]["sink_size"] == 1
+    assert p["cadence"] == checkpoints.Cadence(3045, 1)
     assert cfg["model"]["model_config"]["use_flash_attention"] is True
     assert p["trainable"] == 3_407_872 and p["ranks"] == 4
     assert p["seeds_config"]["train_dataset"]["data_loader"]["dataset_dir"] == str(tmp_path / "tokenize")

@@ -50,6 +50,14 @@ def write_mindrecord(directory: Path, rows: int = ROWS, seq: int = SEQ) -> Path:
     return path
 
 
+def published_checkpoints(run_dir: Path) -> dict:
+    """{epoch: {rank: file}} as train published them (its manifest), which is
+    what merge reads."""
+    manifest = json.loads((run_dir / "train" / "manifest.json").read_text())
+    return {int(e): {int(r): run_dir / "train" / f for r, f in ranks.items()}
+            for e, ranks in manifest["outputs"]["checkpoints"].items()}
+
+
 def write_spec(path: Path, **overrides) -> Path:
     spec = json.loads(json.dumps(SPEC))
     for key, value in overrides.items():

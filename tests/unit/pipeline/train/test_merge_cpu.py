@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import yaml
 
-from mathtune_pipeline.mindformers import checkpoint_io, checkpoints, inference, lora_merge, render
+from mathtune_pipeline.mindformers import checkpoint_io, inference, lora_merge, render
 
-from .conftest import last_json, run_stage
+from .conftest import last_json, published_checkpoints, run_stage
 
 pytestmark = pytest.mark.mindspore
 
@@ -38,7 +38,7 @@ def _config(train_config, keep_lora):
 def test_merged_logits_equal_the_lora_models(merged):
     run_dir, _ = merged
     config = yaml.safe_load((run_dir / "train" / "finetune.yaml").read_text())
-    trained_ckpt = checkpoints.scan(run_dir / "train" / "checkpoint")[2][0]
+    trained_ckpt = published_checkpoints(run_dir)[2][0]
     lora_net = inference.load(_config(config, keep_lora=True), trained_ckpt)
     merged_net = inference.load(_config(config, keep_lora=False),
                                 run_dir / "merge" / "epoch_2" / "merged.ckpt")

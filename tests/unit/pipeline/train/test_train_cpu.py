@@ -4,15 +4,15 @@ import json
 import numpy as np
 import pytest
 
-from mathtune_pipeline.mindformers import checkpoint_io, checkpoints
+from mathtune_pipeline.mindformers import checkpoint_io
 
-from .conftest import last_json, run_stage, write_mindrecord, write_spec
+from .conftest import last_json, published_checkpoints, run_stage, write_mindrecord, write_spec
 
 pytestmark = pytest.mark.mindspore
 
 
 def _ckpt(run_dir, epoch, rank):
-    return checkpoints.scan(run_dir / "train" / "checkpoint")[epoch][rank]
+    return published_checkpoints(run_dir)[epoch][rank]
 
 
 def test_trains_both_ranks_and_saves_every_epoch(trained):
@@ -108,4 +108,4 @@ def test_fresh_start_ignores_an_earlier_attempts_checkpoints(trained, tmp_path):
     proc = run_stage("train", spec, again)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert last_json(proc.stdout)["checkpoints"] == [1, 2]
-    assert sorted(checkpoints.scan(again / "train" / "checkpoint")) == [1, 2]
+    assert sorted(published_checkpoints(again)) == [1, 2]
