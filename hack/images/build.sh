@@ -7,6 +7,9 @@
 #   pause         the kubelet's sandbox image, from pause.c
 #   operator      images/operator/Dockerfile      } built by buildah from the
 #   pipeline-cpu  images/pipeline-cpu/Dockerfile  } Dockerfiles users build
+#   pipeline-ascend-nocann  images/pipeline-ascend/Dockerfile on the local
+#                 base instead of CANN (which cannot be had here): every layer
+#                 but CANN's builds, and the CANN wrapper's fallback is run
 #
 # Each image is tagged localhost/mathtune/<name>:<digest of its inputs> and
 # saved as an OCI archive under $MATHTUNE_CACHE/images/, so an unchanged image
@@ -30,26 +33,42 @@ digest_of() {
   local text="$1"; shift
   {
     printf '%s\n' "$text"
-    (cd "$repo" && git ls-files -co --exclude-standard -- "$@" | LC_ALL=C sort | while read -r f; do
-      [[ -f "$f" ]] && printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -c1-64)"
-    done)
+    if [[ $# -gt 0 ]]; then
+      (cd "$repo" && git ls-files -co --exclude-standard -- "$@" | LC_ALL=C sort | while read -r f; do
+        if [[ -f "$f" ]]; then printf '%s %s\n' "$f" "$(sha256sum <"$f" | cut -c1-64)"; fi
+      done)
+    fi
   } | sha256sum | cut -c1-12
 }
 
-python_base_tag() { digest_of "mmdebstrap $DEBIAN_SUITE minbase $BASE_PACKAGES" hack/images/build.sh; }
+# The base's key is its recipe, not this file: editing the script elsewhere
+# must not rebuild every image. Change BASE_RECIPE when build_python_base
+# changes what it makes.
+BASE_RECIPE="mmdebstrap $DEBIAN_SUITE minbase $BASE_PACKAGES, no docs/man/locales"
+python_base_tag() { digest_of "$BASE_RECIPE"; }
 pause_tag() { digest_of "gcc -static" hack/images/pause.c; }
 operator_tag() { digest_of "base $(python_base_tag)" images/operator operator; }
 pipeline_cpu_tag() { digest_of "base $(python_base_tag)" images/pipeline-cpu pipeline; }
+pipeline_ascend_nocann_tag() { digest_of "base $(python_base_tag)" images/pipeline-ascend pipeline; }
 
 ref() { echo "$REGISTRY/$1:$("${1//-/_}_tag")"; }
 archive() { echo "$IMAGES/$1-$("${1//-/_}_tag").oci.tar"; }
 
 # save <name>: the built image as an OCI archive that containerd can import.
+# The archive is the cache: the image leaves buildah's storage (but the base,
+# which every build starts from), and archives of earlier builds of the same
+# image go, so the cache holds one copy of each image, not one per change.
 save() {
   local name="$1" out; out="$(archive "$name")"
   buildah push --quiet "$(ref "$name")" "oci-archive:$out.tmp:$(ref "$name")" >/dev/null
   mv "$out.tmp" "$out"
   log "$name: $(ref "$name") ($(du -m "$out" | cut -f1) MiB) -> $out"
+  local old
+  for old in "$IMAGES/$name"-*.oci.tar; do
+    if [[ "$old" != "$out" && "$old" =~ /$name-[0-9a-f]{12}\.oci\.tar$ ]]; then rm -f "$old"; fi
+  done
+  if [[ "$name" != python-base ]]; then buildah rmi --force "$(ref "$name")" >/dev/null; fi
+  buildah rmi --prune >/dev/null 2>&1 || true
 }
 
 # present <name>: the image is in buildah's storage (loaded from the cache
@@ -99,31 +118,37 @@ build_pause() {
 # local base. The host's CA bundle is mounted for the build's pip only (the
 # network here may re-sign TLS); it is not copied into the image.
 bud() {
-  local name="$1" dockerfile="$2"
-  present python-base || { log "python-base missing"; return 1; }
+  local name="$1" dockerfile="$2"; shift 2
+  ensure python-base
+  present python-base
   local mounts=()
   [[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
     mounts=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
   (cd "$repo" && buildah bud --quiet --isolation chroot --network host --layers=false "${mounts[@]}" \
-    --build-arg "PYTHON_IMAGE=$(ref python-base)" -f "$dockerfile" -t "$(ref "$name")" .) >/dev/null
+    --build-arg "PYTHON_IMAGE=$(ref python-base)" "$@" -f "$dockerfile" -t "$(ref "$name")" .) >/dev/null
 }
 
 build_operator() { bud operator images/operator/Dockerfile; }
 build_pipeline_cpu() { bud pipeline-cpu images/pipeline-cpu/Dockerfile; }
+# The Ascend Dockerfile with the local base standing in for CANN: MindSpore's
+# x86-64 wheel instead of aarch64, no set_env.sh. What it proves: every COPY
+# and RUN of the Dockerfile works, and the stage command on PATH is the CANN
+# wrapper, which runs the real pipeline (tests/integration/node).
+build_pipeline_ascend_nocann() {
+  bud pipeline-ascend-nocann images/pipeline-ascend/Dockerfile --build-arg "CANN_IMAGE=$(ref python-base)"
+}
 
 ensure() {
   local name="$1" start=$SECONDS
   if [[ -f "$(archive "$name")" ]]; then log "$name cached: $(ref "$name")"; return; fi
-  if ! present "$name"; then
-    log "building $name"
-    "build_${name//-/_}"
-  fi
+  log "building $name"
+  "build_${name//-/_}"
   save "$name"
   log "$name ready in $(( SECONDS - start ))s"
 }
 
 main() {
-  local all=(python-base pause operator pipeline-cpu)
+  local all=(python-base pause operator pipeline-cpu pipeline-ascend-nocann)
   if [[ "${1:-}" == refs ]]; then
     for n in "${all[@]}"; do
       local var="${n//-/_}"; printf '%s_IMAGE=%s\n' "${var^^}" "$(ref "$n")"

@@ -2,6 +2,7 @@
 # shellcheck shell=bash
 source "$(dirname "${BASH_SOURCE[0]}")/../cluster/common.sh"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+log() { printf '[node] %s\n' "$*" >&2; }
 repo="$(cd "$here/../.." && pwd)"
 NODE_NAME=mathtune-node
 NODE_LINK=mathtune0

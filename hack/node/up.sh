@@ -79,7 +79,8 @@ wait_for containerd 60 ctr_ version
 release="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$repo/charts/mathtune-operator/Chart.yaml")"
 for entry in "$PAUSE_IMAGE=$PAUSE_ARCHIVE=" "$PYTHON_BASE_IMAGE=$PYTHON_BASE_ARCHIVE=" \
              "$OPERATOR_IMAGE=$OPERATOR_ARCHIVE=docker.io/mathtune/operator:$release" \
-             "$PIPELINE_CPU_IMAGE=$PIPELINE_CPU_ARCHIVE=docker.io/mathtune/pipeline-cpu:$release"; do
+             "$PIPELINE_CPU_IMAGE=$PIPELINE_CPU_ARCHIVE=docker.io/mathtune/pipeline-cpu:$release" \
+             "$PIPELINE_ASCEND_NOCANN_IMAGE=$PIPELINE_ASCEND_NOCANN_ARCHIVE="; do
   IFS='=' read -r ref archive alias <<<"$entry"
   if ! ctr_ images ls -q | grep -qx "$ref"; then
     if [[ ! -f "$archive" ]]; then log "image $ref not built (make images): pods using it will not start"; continue; fi
@@ -93,6 +94,13 @@ for entry in "$PAUSE_IMAGE=$PAUSE_ARCHIVE=" "$PYTHON_BASE_IMAGE=$PYTHON_BASE_ARC
     ctr_ images tag --force "$ref" "$alias" >/dev/null
     ctr_ images label "$alias" io.cri-containerd.pinned=pinned >/dev/null
   fi
+done
+
+# Earlier builds of the project's images go: each pipeline build is GiBs.
+current="$(printf '%s\n' "$PAUSE_IMAGE" "$PYTHON_BASE_IMAGE" "$OPERATOR_IMAGE" "$PIPELINE_CPU_IMAGE" \
+  "$PIPELINE_ASCEND_NOCANN_IMAGE")"
+for stale in $(ctr_ images ls -q | grep '^localhost/mathtune/' | grep -vxF "$current"); do
+  ctr_ images rm "$stale" >/dev/null
 done
 
 echo "$joined_to" >"$NODE_STATE/joined-to"

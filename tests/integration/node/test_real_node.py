@@ -115,3 +115,22 @@ def test_a_dynamic_claim_is_provisioned_on_the_node_and_writable_by_uid_10001(k8
     claim = core.read_namespaced_persistent_volume_claim("work", namespace)
     assert claim.status.phase == "Bound" and claim.spec.storage_class_name == "mathtune-local"
     assert _log(core, namespace, "writer").strip() == "kept"
+
+
+def test_the_ascend_image_runs_the_stage_command_through_its_cann_wrapper(k8s_api, namespace):
+    """images/pipeline-ascend/Dockerfile, built on the local base for want of
+    CANN (hack/images/build.sh): `command: [mathtune-pipeline, ...]`, as stage
+    pods give it, finds the wrapper first on PATH, which runs the real CLI."""
+    core = client.CoreV1Api(k8s_api)
+    pod = _pod("ascend-image", "command -v mathtune-pipeline; mathtune-pipeline --help")
+    pod["spec"]["containers"][0]["image"] = local.image_refs()["PIPELINE_ASCEND_NOCANN_IMAGE"]
+    pod["spec"]["containers"][0]["env"] = [{"name": "HOME", "value": "/tmp/home"}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    pod["spec"]["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    core.create_namespaced_pod(namespace, pod)
+    done = wait_for(lambda: _phase(core, namespace, "ascend-image", "Succeeded", "Failed"), 120,
+                    "the Ascend image's pod to end")
+    log = _log(core, namespace, "ascend-image")
+    assert done.status.phase == "Succeeded", log
+    assert log.splitlines()[0] == "/opt/mathtune/wrap/mathtune-pipeline", log
+    assert "usage: mathtune-pipeline" in log
