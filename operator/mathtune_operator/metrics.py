@@ -3,6 +3,7 @@
 Per-run gauges carry namespace and run labels and are removed when the run
 goes away; histograms and counters never carry the run name (cardinality).
 """
+import math
 from typing import Dict, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -67,7 +68,9 @@ class Metrics:
         results = status.get("results") or {}
         progress = status.get("progress") or {}
         if progress.get("stage") == "train":
-            self._set(self.train_loss, key, progress.get("loss"))
+            # A NaN/Inf loss is kept in status by name (JSON has no such numbers).
+            lost = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(progress.get("lossNonFinite"))
+            self._set(self.train_loss, key, lost if lost is not None else progress.get("loss"))
             self._set(self.train_step, key, progress.get("step"))
             self._set(self.train_epoch, key, progress.get("epoch"))
             self._set(self.train_throughput, key, progress.get("samplesPerSecond"))

@@ -1,6 +1,7 @@
 """Progress lines: `mathtune-progress {json}` printed by train, evaluate and
 predict (docs/contract.md §3), and how often the operator reads them. Pure."""
 import json
+import math
 from typing import Optional
 
 PREFIX = "mathtune-progress "
@@ -33,13 +34,33 @@ def _num(v):
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def non_finite(v) -> Optional[str]:
+    """"NaN", "Infinity" or "-Infinity" for such a number, else None. Status
+    keeps the name (JSON has no such numbers); the loss metric gets the value
+    back, so the chart's loss-NaN alert can fire."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return None
+
+
+def finite_loss(progress: dict, loss) -> None:
+    """Set progress's loss: the number when finite, else null and its name."""
+    name = non_finite(_num(loss))
+    progress["loss"] = None if name else _num(loss)
+    if name:
+        progress["lossNonFinite"] = name
+    else:
+        progress.pop("lossNonFinite", None)
+
+
 def to_status(stage: str, line: dict, now_iso: str) -> dict:
     """status.progress from one progress line."""
     epoch, epochs = _int(line.get("epoch")), _int(line.get("epochs"))
     step, steps = _int(line.get("step")), _int(line.get("steps"))
     out = {"stage": stage, "epoch": epoch, "epochs": epochs, "step": step, "steps": steps,
-           "loss": _num(line.get("loss")), "samplesPerSecond": _num(line.get("samplesPerSecond")),
+           "samplesPerSecond": _num(line.get("samplesPerSecond")),
            "etaSeconds": _int(line.get("etaSeconds")), "updatedAt": now_iso}
+    finite_loss(out, line.get("loss"))
     percent = None
     if epoch and epochs and steps:
         percent = 100.0 * ((epoch - 1) * steps + (step or 0)) / (epochs * steps)

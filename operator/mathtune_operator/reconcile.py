@@ -276,7 +276,7 @@ def _train_done(status: dict, result: dict) -> None:
     """Training is over: the progress line becomes its final state."""
     prog = dict(status.get("progress") or {})
     if isinstance(result.get("finalLoss"), (int, float)):
-        prog["loss"] = float(result["finalLoss"])
+        progress.finite_loss(prog, result["finalLoss"])
     epochs = result.get("epochs")
     if isinstance(epochs, int):
         prog.update(epoch=epochs, epochs=epochs)

@@ -6,6 +6,7 @@ moves when a condition's status changes; every condition carries the
 generation it was computed for.
 """
 import copy
+import math
 from typing import Dict, List, Optional
 
 from . import names, plan
@@ -89,7 +90,35 @@ def conditions_for(previous: List[dict], rows: Dict[str, dict], phase: str, stag
     return conds
 
 
+def finite(value: object) -> object:
+    """`value` with every non-finite float (NaN, +-Infinity) made None: JSON
+    has no such numbers, and the API server refuses a patch that holds one
+    (after which a run's status would never move again)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
 def changed(old: dict, new: dict) -> Dict[str, object]:
-    """Top-level status keys whose value differs (to patch only those)."""
-    old = old or {}
-    return {k: v for k, v in new.items() if old.get(k) != v}
+    """The JSON merge patch (RFC 7386) that turns status `old` into `new`:
+    what differs, objects recursed into, lists replaced whole, and a key that
+    is gone set to null, which is how a merge patch deletes it (else
+    etaSeconds of a finished stage would linger). Empty when nothing changed."""
+    old, new = old or {}, finite(new or {})
+    patch: Dict[str, object] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            inner = changed(before, value)
+            if inner:
+                patch[key] = inner
+        elif before != value or key not in old:
+            patch[key] = value
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch

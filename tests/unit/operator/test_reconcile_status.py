@@ -249,6 +249,35 @@ def test_condition_transition_time_moves_only_on_change():
     assert st.changed({"a": 1, "b": [1]}, {"a": 1, "b": [1, 2]}) == {"b": [1, 2]}
 
 
+def test_status_patch_deletes_what_is_gone():
+    """A merge patch deletes a key only when it says null: etaSeconds of a
+    finished stage must not linger."""
+    old = {"phase": "Running", "progress": {"stage": "train", "loss": 1.2, "etaSeconds": 300}, "gone": 1}
+    new = {"phase": "Running", "progress": {"stage": "train", "loss": 0.9}}
+    assert st.changed(old, new) == {"progress": {"loss": 0.9, "etaSeconds": None}, "gone": None}
+    assert st.changed(new, new) == {}
+
+
+def test_a_non_finite_loss_never_reaches_a_patch_but_reaches_the_metric():
+    """json.loads reads NaN from a progress line; a patch holding it is not
+    JSON and the API server refuses it, freezing the run's status for good."""
+    line = progress.newest('mathtune-progress {"epoch":1,"epochs":2,"step":3,"steps":5,"loss":NaN}\n')
+    prog = progress.to_status("train", line, "2026-11-30T00:00:00Z")
+    assert "loss" not in prog and prog["lossNonFinite"] == "NaN"
+    patch = st.changed({}, {"phase": "Running", "progress": prog, "results": {"f1": float("inf")}})
+    json.dumps(patch, allow_nan=False)  # raises on NaN/Infinity
+    assert patch["results"] == {"f1": None}
+
+    metrics = Metrics(CollectorRegistry())
+    metrics.observe_run("ns", "r", "Running", "train", {"progress": prog}, None)
+    value = metrics.train_loss.labels("ns", "r")._value.get()
+    assert value != value  # NaN: the chart's MathFinetuneLossNaN alert matches `x != x`
+
+    healthy = progress.to_status("train", {"epoch": 1, "epochs": 2, "step": 4, "steps": 5, "loss": 0.5}, "t")
+    assert healthy["loss"] == 0.5 and "lossNonFinite" not in healthy
+    assert st.changed({"progress": prog}, {"progress": healthy})["progress"]["lossNonFinite"] is None
+
+
 def test_metrics_exposition_passes_promtool(world, tmp_path):
     run, fake, metrics, throttle = world
     fake.logs["run-cpu-train-0"] = 'mathtune-progress {"epoch":1,"epochs":2,"step":1,"steps":5,"loss":3.0}\n'
