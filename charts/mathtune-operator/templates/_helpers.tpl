@@ -113,6 +113,12 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes/status]
   verbs: [patch]
+# Children name their run as owner with blockOwnerDeletion: true, which the
+# OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift)
+# allows only to who may update the run's finalizers. No finalizer is set.
+- apiGroups: [mathtune.dev]
+  resources: [mathfinetunes/finalizers]
+  verbs: [update]
 # One Job per stage: found by name, listed by run, suspended/resumed with the
 # run, deleted for TTL cleanup.
 - apiGroups: [batch]

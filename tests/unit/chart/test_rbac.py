@@ -28,6 +28,8 @@ GRANTED = {
     ("mathtune.dev", "mathfinetunes", "watch"): ("kopf", "watch runs"),
     ("mathtune.dev", "mathfinetunes", "get"): ("operator", "read the run at the start of each reconcile pass"),
     ("mathtune.dev", "mathfinetunes/status", "patch"): ("operator", "conditions, stage table, progress, results"),
+    ("mathtune.dev", "mathfinetunes/finalizers", "update"): (
+        "admission", "children's blockOwnerDeletion owner references (OwnerReferencesPermissionEnforcement)"),
     ("", "events", "create"): ("operator", "Events on runs (kopf also posts its handler errors)"),
     ("batch", "jobs", "get"): ("operator", "find a stage's Job by its deterministic name"),
     ("batch", "jobs", "list"): ("operator", "a run's Jobs, for TTL cleanup"),
@@ -67,6 +69,19 @@ def test_chart_grants_exactly_the_declared_verbs(values):
     missing = declared - granted
     assert not undeclared, f"granted without a stated need: {sorted(undeclared)}"
     assert not missing, f"declared but not granted: {sorted(missing)}"
+
+
+def test_owner_references_that_block_deletion_are_allowed():
+    """Clusters that enforce owner-reference permissions (OpenShift) refuse a
+    child with blockOwnerDeletion: true unless its creator may update the
+    owner's finalizers: without the grant every Job creation gets 403 there."""
+    from mathtune_operator import builders
+
+    ref = builders.owner_reference({"metadata": {"name": "r", "uid": "u"}})
+    assert ref["blockOwnerDeletion"] is True
+    for values in ({}, {"watch.scope": "namespace"}):
+        assert ("mathtune.dev", "mathfinetunes/finalizers", "update") in _rules_of(
+            helm.render(values), {"ClusterRole", "Role"})
 
 
 def test_only_crd_and_namespace_reads_are_cluster_wide_in_namespace_scope():
