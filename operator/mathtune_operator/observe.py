@@ -118,3 +118,31 @@ def unschedulable(pods: List[dict]) -> Optional[str]:
                 return f"pod {(pod.get('metadata') or {}).get('name')} cannot be scheduled: " \
                        f"{cond.get('message') or cond.get('reason') or 'Unschedulable'}"
     return None
+
+
+# Waiting reasons of a container that will not start without someone's help:
+# the image cannot be had, its config (a Secret, a ConfigMap key) is missing,
+# or it keeps crashing. ContainerCreating and PodInitializing are progress.
+BLOCKING_WAIT_REASONS = frozenset({
+    "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable",
+    "CreateContainerConfigError", "CreateContainerError", "RunContainerError", "CrashLoopBackOff",
+})
+
+
+def blocked_container(pods: List[dict]) -> Optional[dict]:
+    """{"reason", "message"} of the first stage container the kubelet cannot
+    start (its own reason and message, e.g. ErrImagePull: pull access denied
+    for ...), or None: such a pod is Pending or Running in phase, yet the
+    stage makes no progress and will not without a fix."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") not in ("Pending", "Running"):
+            continue
+        for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in BLOCKING_WAIT_REASONS:
+                detail = waiting.get("message") or reason
+                return {"reason": reason, "message": f"pod {(pod.get('metadata') or {}).get('name')} container "
+                                                     f"{cs.get('name')}: {reason}: {detail}"}
+    return None

@@ -210,13 +210,19 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
         else:
             message = f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})"
             why = observe.unschedulable(pods)
+            stuck = None if why else observe.blocked_container(pods)
             if why:
                 # The question users ask most of NPU jobs: why is it Pending?
                 blocked = {"reason": "Unschedulable", "message": why}
-                if row.get("message") != why:
-                    event("Warning", "Unschedulable", f"stage {stage}: {why}")
-                row["message"] = why
-            elif row.get("message", "").startswith("pod ") and "cannot be scheduled" in row.get("message", ""):
+            elif stuck:
+                # The pod is placed but its container cannot start: the kubelet's own words.
+                blocked = stuck
+            if blocked:
+                if row.get("message") != blocked["message"]:
+                    event("Warning", blocked["reason"], f"stage {stage}: {blocked['message']}")
+                row["message"] = blocked["message"]
+            elif row.get("message", "").startswith("pod ") and (
+                    "cannot be scheduled" in row["message"] or " container " in row["message"]):
                 row.pop("message")
             running = [p["metadata"]["name"] for p in pods if (p.get("status") or {}).get("phase") == "Running"]
             metrics.stage_pods(ns, run, stage, running)

@@ -75,3 +75,22 @@ def test_a_failed_stage_reaches_the_run_status_with_its_own_error(stack, k8s_api
     # Exit 2 is never retried: one pod only.
     logs = local.kubectl("logs", "-n", ns, "job/no-data-prepare", kubeconfig=stack.kubeconfig).stdout
     assert "absent.jsonl" in logs
+
+
+def test_a_stage_whose_image_cannot_be_pulled_says_so(stack, k8s_api):
+    """The kubelet cannot pull the image (nothing can be pulled here, as on a
+    cluster with a misspelt image): Ready is False with the kubelet's reason."""
+    ns = stack.namespace
+    doc = yaml.safe_load(demo.EXAMPLE.read_text())
+    doc["metadata"] = {"name": "no-image", "namespace": ns}
+    doc["spec"]["images"] = {"pipeline": "registry.invalid/mathtune/pipeline-cpu:0.0.0"}
+    local.kubectl("apply", "-f", "-", input=json.dumps(doc), kubeconfig=stack.kubeconfig)
+    custom = client.CustomObjectsApi(k8s_api)
+
+    def not_ready():
+        run = custom.get_namespaced_custom_object("mathtune.dev", "v1alpha1", ns, "mathfinetunes", "no-image")
+        ready = next((c for c in (run.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"), {})
+        return ready if ready.get("reason") in ("ErrImagePull", "ImagePullBackOff") else None
+
+    ready = wait_for(not_ready, 180, "run no-image Ready=False with the kubelet's pull error")
+    assert ready["status"] == "False" and "registry.invalid/mathtune/pipeline-cpu:0.0.0" in ready["message"]

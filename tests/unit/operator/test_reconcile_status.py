@@ -315,6 +315,32 @@ def test_unschedulable_pod_is_explained(world):
     assert conds["Ready"]["status"] == "True" and "message" not in run["status"]["stages"][0]
 
 
+@pytest.mark.parametrize("reason, message", [
+    ("ErrImageNeverPull", 'Container image "mathtune/pipeline-cpu:0.1.0" is not present with pull policy of Never'),
+    ("ImagePullBackOff", 'Back-off pulling image "registry.example.com/mathtune/pipeline-ascend:0.1.0"'),
+    ("CreateContainerConfigError", 'secret "obs-credentials" not found'),
+    ("CrashLoopBackOff", "back-off 40s restarting failed container=stage"),
+])
+def test_a_stage_whose_container_cannot_start_is_not_ready(world, reason, message):
+    """Scheduled, but the kubelet cannot start the container: the stage makes
+    no progress, and Ready says why in the kubelet's words (not StageRunning)."""
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.pods["run-cpu-prepare"] = [{"metadata": {"name": "run-cpu-prepare-x"}, "status": {
+        "phase": "Pending", "containerStatuses": [{"name": "stage", "ready": False, "restartCount": 0,
+                                                   "state": {"waiting": {"reason": reason, "message": message}}}]}}]
+    out = step(run, fake, metrics, throttle)
+    ready = {c["type"]: c for c in run["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "False" and ready["reason"] == reason, ready
+    assert message in ready["message"] and message in run["status"]["stages"][0]["message"]
+    assert [e.reason for e in out.events] == [reason]
+    assert step(run, fake, metrics, throttle).events == []  # said once, not every pass
+    fake.pods["run-cpu-prepare"] = [{"metadata": {"name": "run-cpu-prepare-x"}, "status": {"phase": "Running"}}]
+    step(run, fake, metrics, throttle)
+    ready = {c["type"]: c for c in run["status"]["conditions"]}["Ready"]
+    assert ready["status"] == "True" and "message" not in run["status"]["stages"][0]
+
+
 def test_a_job_of_an_earlier_run_with_the_same_name_is_never_adopted(world):
     run, fake, metrics, throttle = world
     step(run, fake, metrics, throttle)
