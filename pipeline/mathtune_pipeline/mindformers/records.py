@@ -34,9 +34,24 @@ def layout(data_dir: Union[str, Path]) -> dict:
 
 
 def count_rows(files: List[Path]) -> int:
+    """The rows of the shards, every one read through: a shard that cannot
+    be read (truncated, overwritten, not a MindRecord) is bad input, said
+    here, not a crash inside the training workers that would be retried.
+    Reading them all costs seconds; a training run, hours."""
     import mindspore.dataset as ds
 
-    return ds.MindDataset([str(f) for f in files], shuffle=False).get_dataset_size()
+    names = ", ".join(str(f) for f in files)
+    expected = "MindRecord shards as the tokenize stage wrote them (run tokenize again)"
+    try:
+        dataset = ds.MindDataset([str(f) for f in files], columns_list=["input_ids", "labels"], shuffle=False)
+        declared = dataset.get_dataset_size()
+        read = sum(1 for _ in dataset.create_tuple_iterator(output_numpy=True, num_epochs=1))
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SpecError(names, f"{expected}; reading failed: {first}") from None
+    if read != declared:
+        raise SpecError(names, f"{expected}; their index declares {declared} rows, {read} could be read")
+    return read
 
 
 def steps_per_epoch(rows: int, batch_size: int, data_parallel: int) -> int:
