@@ -305,6 +305,9 @@ def spec_schema():
         }),
         "maxSamples": i("Evaluate at most this many samples (0: all).", 0, 0),
         "maxNewTokens": i("Tokens generated per answer.", 20, 1, 4096),
+        "answerRule": s("Which gold answers a prediction is scored against: first (the first answer only, as "
+                        "MindFormers' EmF1Metric and the contest's base scores 59.87/44.17) or best (the best over "
+                        "all answers, as the official SQuAD v1.1 script; higher).", "first", enum=["first", "best"]),
         "epochs": arr("Epochs to evaluate; empty: every saved epoch.", i("An epoch (1-based).", minimum=1),
                       [], max_items=1000, list_type="set"),
         "gate": gate,

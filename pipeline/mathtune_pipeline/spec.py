@@ -58,6 +58,7 @@ DEFAULTS: Dict[str, Any] = {
         "dataset": {"uri": "", "format": "squad-json"},
         "maxSamples": 0,
         "maxNewTokens": 20,
+        "answerRule": "first",
         "epochs": [],
         "gate": {"mode": "relative", "f1": 0.9, "em": 0.9},
         "baseScores": {},

@@ -93,6 +93,20 @@ def exact(prediction: str, answer: str) -> int:
     return int(without_punctuation(prediction) == without_punctuation(answer))
 
 
+# How a prediction meets a question's gold answers. "first": the first answer
+# only, as MindFormers' SQuAD loader hands EmF1Metric one label and as the
+# contest's base scores (59.87 / 44.17) were measured; "best": the best over
+# all answers, as the official SQuAD v1.1 script scores (higher).
+ANSWER_RULES = ("first", "best")
+
+
+def gold_answers(answers: Union[str, Sequence[str]], rule: str) -> List[str]:
+    answers = [answers] if isinstance(answers, str) else list(answers)
+    if rule not in ANSWER_RULES:
+        raise ValueError(f"answer rule {rule!r}: one of {', '.join(ANSWER_RULES)}")
+    return answers[:1] if rule == "first" else answers
+
+
 def example_scores(prediction: str, answers: Union[str, Iterable[str]]) -> Tuple[float, int]:
     """(F1 in 0..1, EM 0/1) of one prediction against its answer(s): the best over answers."""
     answers = [answers] if isinstance(answers, str) else list(answers)

@@ -28,17 +28,18 @@ def add_arguments(parser) -> None:
 
 
 def _scores(generator: C.Generator, candidate: C.Candidate, examples: List[Dict], max_new: int,
-            index: int, total: int, out: Path) -> Dict[str, float]:
+            index: int, total: int, out: Path, rule: str) -> Dict[str, float]:
     prompts = [squad_data.prompt(e) for e in examples]
+    gold = [squad.gold_answers(e["answers"], rule) for e in examples]
 
     def progress(done: int, n: int) -> None:
         publish_progress(stage=STAGE, model=candidate.label, epoch=index, epochs=total, step=done, steps=n)
 
     answers = generator.generate(candidate, prompts, max_new, progress)
-    result = squad.score(answers, [e["answers"] for e in examples])
+    result = squad.score(answers, gold)
     with open(out / f"{candidate.key}.jsonl", "w", encoding="utf-8") as fh:
-        for example, answer in zip(examples, answers):
-            f1, em = squad.example_scores(answer, example["answers"])
+        for example, answer, scored_against in zip(examples, answers, gold):
+            f1, em = squad.example_scores(answer, scored_against)
             fh.write(json.dumps({"question": example["question"], "answers": example["answers"],
                                  "prediction": answer, "f1": 100 * f1, "em": 100 * em}, ensure_ascii=False) + "\n")
     print(f"evaluate: {candidate.label}: F1 {result['f1']:.2f}, EM {result['em']:.2f} over {result['count']}",
@@ -74,19 +75,21 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         base_source = "spec"
         if base is None:
             candidate = C.base_candidate(spec, run_dir)
-            key = C.base_cache_key(candidate, "squad", sha256_file(data_path), ev["maxSamples"], max_new,
-                                   squad_data.PROMPT, sha256_file(generator.tokenizer_path), generator.config["model"])
+            key = C.base_cache_key(candidate, f"squad-{ev['answerRule']}", sha256_file(data_path),
+                                   ev["maxSamples"], max_new, squad_data.PROMPT, sha256_file(generator.tokenizer_path),
+                                   generator.config["model"])
             cached = C.cache_dir(run_dir) / "base-scores" / f"{key}.json"
             if cached.is_file():
                 base, base_source = json.loads(cached.read_text()), "cache"
                 print(f"evaluate: base model scores reused from {cached}", flush=True)
             else:
-                base, base_source = _scores(generator, candidate, examples, max_new, 0, len(epochs), out), "computed"
+                base, base_source = _scores(generator, candidate, examples, max_new, 0, len(epochs), out,
+                                           ev["answerRule"]), "computed"
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cached.with_suffix(".tmp")
                 tmp.write_text(json.dumps(base))
                 tmp.replace(cached)
-        scores = {c.key: _scores(generator, c, examples, max_new, i, len(epochs), out)
+        scores = {c.key: _scores(generator, c, examples, max_new, i, len(epochs), out, ev["answerRule"])
                   for i, c in enumerate(epochs, 1)}
         result = {"base": base, "baseSource": base_source, "epochs": scores, "count": len(examples)}
         (out / "scores.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

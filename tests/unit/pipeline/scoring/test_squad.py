@@ -97,3 +97,28 @@ def test_a_truncated_log_names_the_line(tmp_path):
     bad.write_text("pred is:\n ['x']\n something else\n")
     with pytest.raises(ValueError, match="eval.log:1"):
         squad.pairs_from_log(bad)
+
+
+MULTI = [  # (prediction, SQuAD's answers: the first, then others annotators gave)
+    ("Denver Broncos", ["Denver Broncos", "Broncos"]),
+    ("the Broncos", ["Denver Broncos", "the Broncos", "Broncos"]),
+    ("Santa Clara, California", ["Levi's Stadium", "Levi's Stadium in the San Francisco Bay Area"]),
+    ("gold", ["golden anniversary", "gold-themed", "gold"]),
+]
+
+
+def test_the_contest_rule_scores_the_first_answer_as_mindformers_does():
+    """MindFormers' SQuAD loader gives EmF1Metric one label, the first answer;
+    the contest's base scores were measured so. That is the default rule."""
+    from mathtune_pipeline.spec import with_defaults
+
+    assert with_defaults({})["evaluation"]["answerRule"] == "first"
+    preds = [p for p, _ in MULTI]
+    first = squad.score(preds, [squad.gold_answers(a, "first") for _, a in MULTI])
+    want = _mindformers_metric(list(preds), [a[0] for _, a in MULTI])
+    assert (first["f1"], first["em"]) == pytest.approx((want["F1"], want["Em"]))
+    best = squad.score(preds, [squad.gold_answers(a, "best") for _, a in MULTI])
+    # The official all-answers rule is higher on the same predictions: the two must not be mixed.
+    assert best["em"] == 75.0 and first["em"] == 25.0 and best["f1"] > first["f1"]
+    with pytest.raises(ValueError):
+        squad.gold_answers(["x"], "mean")
