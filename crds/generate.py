@@ -477,6 +477,12 @@ def status_schema():
         "em": num("SQuAD EM of the chosen (or best so far) epoch."),
         "mathAccuracy": num("Math (or choice) accuracy of the chosen (or best so far) epoch (0-1)."),
         "perType": smap("Accuracy per problem type.", {"type": "number"}, max_props=256),
+        "mathAccuracyTruth": num("Math accuracy of the chosen epoch against the exact answers computed from the "
+                                 "questions (computable types only), where mathAccuracy is against the dataset's "
+                                 "references (the contest's, from float arithmetic)."),
+        "baseAccuracyTruth": num("The base model's math accuracy against the exact answers."),
+        "perTypeTruth": smap("Accuracy per problem type against the exact answers.", {"type": "number"},
+                             max_props=256),
         "gatePassed": b("Whether the chosen epoch passes the original-capability gate."),
         "artifacts": smap("Paths of outputs on the work volume (adapter, merged checkpoint, report, plots).",
                           {"type": "string"}, max_props=64),

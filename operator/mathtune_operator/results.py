@@ -134,12 +134,17 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
                            else None,
                            "trainableParams": trainable, "totalParams": total,
                            "lowParamRatio": _num(result.get("lowParamRatio")),
-                           "baseAccuracy": _num(result.get("baseAccuracy"))}))
+                           "baseAccuracy": _num(result.get("baseAccuracy")),
+                           "mathAccuracyTruth": _num(result.get("mathAccuracyTruth")),
+                           "baseAccuracyTruth": _num(result.get("baseAccuracyTruth"))}))
         passed = [_int(e) for e in result.get("passedEpochs") or [] if _int(e) is not None]
         if isinstance(result.get("passedEpochs"), list):
             out["passedEpochs"] = passed
         if isinstance(result.get("perType"), dict):
             out["perType"] = {str(k): _num(v) for k, v in result["perType"].items() if _num(v) is not None}
+        if isinstance(result.get("perTypeTruth"), dict) and result["perTypeTruth"]:
+            out["perTypeTruth"] = {str(k): _num(v) for k, v in result["perTypeTruth"].items()
+                                   if _num(v) is not None}
         if isinstance(result.get("artifacts"), dict):
             out.setdefault("artifacts", {}).update({str(k): str(v) for k, v in result["artifacts"].items()})
         ratio = out.get("lowParamRatio")

@@ -99,6 +99,22 @@ def extract(text: str, problem_type: str = "") -> Union[float, Fraction, None]:
     return last_number(text)
 
 
+# Against the truth: the exact answer computed from the question. The answers
+# the project trains on are that truth rounded half-up to 2 decimals (15
+# significant digits from 1e16 up, data/cot.py), so a right answer is within
+# 0.01, or within 1e-12 of the truth's size where 0.01 is below what the
+# written digits can hold.
+TRUTH_RULE = "|answer - exact| <= max(0.01, 1e-12 x |exact|); simplify: the same reduced fraction"
+REFERENCE_RULE = "|answer - reference| <= tolerance (absolute); simplify: the same reduced fraction"
+
+
+def is_true(predicted, truth) -> bool:
+    """Right against the exact answer (TRUTH_RULE)."""
+    if isinstance(truth, Fraction) or predicted is None or truth is None:
+        return is_correct(predicted, truth)
+    return abs(float(predicted) - float(truth)) <= max(0.01, 1e-12 * abs(float(truth)))
+
+
 def is_correct(predicted, reference, tolerance: float = 0.01) -> bool:
     """Right when within `tolerance` (absolute); simplify answers must be the same reduced fraction."""
     if predicted is None or reference is None:

@@ -4,8 +4,20 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
+from ..data.cot import ChainOfThought
 from ..data.loaders import unwrap_prompt
 from . import answers
+
+# The exact answer of a computable question: the chain-of-thought solver
+# without rounding to speak of (12 decimals) and without steps.
+_EXACT = ChainOfThought(decimals=12, step_types=())
+
+
+def exact_answer(kind: str, question: str):
+    """The question's answer computed from its numbers, or None where the type
+    is not computable (English competition problems, unparsed shapes)."""
+    solved = _EXACT.solve(kind, question)
+    return answers.extract(solved, kind) if solved else None
 
 
 def question_of(prompt: str) -> str:
@@ -36,13 +48,17 @@ def score(problems: Sequence[str], solutions: Sequence[str], outputs: Sequence[s
     """Score predict `outputs` (echo included) for `problems` against reference `solutions`.
 
     Returns {"accuracy", "count", "correct", "perType": {type: {"accuracy", "correct", "count"}},
-    "misses": [first `keep_misses` wrong ones, for reading by hand]}.
+    "misses": [first `keep_misses` wrong ones, for reading by hand], "rule", and "truth"}: the
+    first figures are against the dataset's reference (the contest's: comparable with the
+    seeds), "truth" the same over the computable questions against their exact answer
+    (the contest's references come from float arithmetic: 42684380.0 for 42684379.84).
     """
     if not (len(problems) == len(solutions) == len(outputs)):
         raise ValueError(f"{len(problems)} problems, {len(solutions)} solutions, {len(outputs)} outputs")
     if not problems:
         raise ValueError("nothing to score")
     per_type: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
+    truth_per_type: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
     misses = []
     correct = 0
     for index, (prompt, solution, output) in enumerate(zip(problems, solutions, outputs)):
@@ -55,6 +71,10 @@ def score(problems: Sequence[str], solutions: Sequence[str], outputs: Sequence[s
         per_type[kind][0] += ok
         per_type[kind][1] += 1
         correct += ok
+        exact = exact_answer(kind, question)
+        if exact is not None:
+            truth_per_type[kind][0] += answers.is_true(got, exact)
+            truth_per_type[kind][1] += 1
         if not ok and len(misses) < keep_misses:
             misses.append({"index": index, "type": kind, "question": question,
                            "generated": generated.strip()[:200], "extracted": _show(got),
@@ -63,9 +83,21 @@ def score(problems: Sequence[str], solutions: Sequence[str], outputs: Sequence[s
         "accuracy": correct / len(problems),
         "correct": correct,
         "count": len(problems),
-        "perType": {k: {"accuracy": c / n, "correct": c, "count": n} for k, (c, n) in sorted(per_type.items())},
+        "perType": _per_type(per_type),
         "misses": misses,
+        "rule": answers.REFERENCE_RULE.replace("tolerance", str(tolerance)),
+        "truth": _truth(truth_per_type),
     }
+
+
+def _per_type(counts: Dict[str, List[int]]) -> Dict[str, Dict]:
+    return {k: {"accuracy": c / n, "correct": c, "count": n} for k, (c, n) in sorted(counts.items())}
+
+
+def _truth(counts: Dict[str, List[int]]) -> Dict:
+    correct, count = sum(c for c, _ in counts.values()), sum(n for _, n in counts.values())
+    return {"accuracy": correct / count if count else None, "correct": correct, "count": count,
+            "perType": _per_type(counts), "rule": answers.TRUTH_RULE}
 
 
 def _show(value) -> Optional[str]:

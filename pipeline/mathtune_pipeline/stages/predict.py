@@ -110,6 +110,11 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _brief(scored: Dict[str, Any]) -> Dict[str, Any]:
-    """What the result JSON carries (it must stay small): accuracies, rounded."""
-    return {"accuracy": round(scored["accuracy"], 4),
-            "perType": {k: round(v["accuracy"], 4) for k, v in scored["perType"].items()}}
+    """What the result JSON carries (it must stay small): accuracies, rounded;
+    against the truth overall only (per type: scores.json)."""
+    brief = {"accuracy": round(scored["accuracy"], 4),
+             "perType": {k: round(v["accuracy"], 4) for k, v in scored["perType"].items()}}
+    truth = (scored.get("truth") or {}).get("accuracy")
+    if truth is not None:
+        brief["truthAccuracy"] = round(truth, 4)
+    return brief

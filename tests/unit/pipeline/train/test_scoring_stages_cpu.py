@@ -80,6 +80,10 @@ def test_predict_writes_mindformers_form_and_scores_per_type(scored):
     assert full["2"]["count"] == 10 and abs(full["2"]["accuracy"] - result["epochs"]["2"]["accuracy"]) < 1e-4
     assert set(full["2"]["perType"]) <= {"add", "subtract", "multiply", "divide", "power", "sqrt", "equation",
                                          "mean", "discount", "area", "function", "mass", "sales"}
+    # Both figures: against the dataset's references, and against the exact answers.
+    truth = full["2"]["truth"]
+    assert truth["count"] == 10 and set(truth["perType"]) == set(full["2"]["perType"])
+    assert result["epochs"]["2"]["truthAccuracy"] == pytest.approx(truth["accuracy"], abs=1e-4)
 
 
 def test_report_picks_an_epoch_and_draws(scored):
@@ -90,5 +94,9 @@ def test_report_picks_an_epoch_and_draws(scored):
     for name in ("loss", "accuracyPerType", "squadGate"):
         png = run_dir / result["artifacts"][name]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = str(result["bestEpoch"])
+    truth = json.loads((run_dir / "predict" / "scores.json").read_text())[best]["truth"]
+    assert result["mathAccuracyTruth"] == pytest.approx(truth["accuracy"], abs=1e-4)
+    assert set(result["perTypeTruth"]) == set(truth["perType"]) and result["baseAccuracyTruth"] is not None
     saved = json.loads((run_dir / "report" / "results.json").read_text())
     assert saved["bestEpoch"] == result["bestEpoch"] and set(saved["epochs"]) == {"1", "2"}
