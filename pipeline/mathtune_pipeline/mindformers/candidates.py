@@ -117,9 +117,26 @@ class Generator:
         return texts
 
 
+def right_padded(prompts: List[List[int]], pad_id: int) -> List[List[int]]:
+    """A batch as MindFormers' generate takes it: one length, padded on the
+    right with pad ids (it does np.array(input_ids) and refuses ragged lists;
+    it finds each prompt's end as its last non-pad token)."""
+    width = max(len(p) for p in prompts)
+    return [list(p) + [pad_id] * (width - len(p)) for p in prompts]
+
+
+def until_eos(ids: Sequence[int], eos_id: int) -> List[int]:
+    """The generated ids before the first EOS: MindFormers keeps the EOS it
+    stopped on, which would decode into the answer (`<|end_of_text|>`)."""
+    ids = [int(i) for i in ids]
+    return ids[:ids.index(eos_id)] if eos_id in ids else ids
+
+
 def _generate_on_npu(network, prompts: List[List[int]], max_new_tokens: int, eos_id: int, pad_id: int):
-    """MindFormers' own generate (use_past, NPU kernels). Not runnable on CPU: the boundary of the tests."""
-    outputs = network.generate(prompts, max_new_tokens=max_new_tokens, min_new_tokens=1, do_sample=False,
-                               eos_token_id=eos_id, pad_token_id=pad_id)
-    return [list(out[len(prompt):]) for out, prompt in zip(outputs, prompts)]
+    """MindFormers' own generate (use_past, NPU kernels). Not runnable on CPU: the boundary of the
+    tests, which check the batch it is given and what is kept of its outputs."""
+    outputs = network.generate(right_padded(prompts, pad_id), max_new_tokens=max_new_tokens, min_new_tokens=1,
+                               do_sample=False, eos_token_id=eos_id, pad_token_id=pad_id)
+    # Each output is the prompt without its padding, then the new tokens.
+    return [until_eos(out[len(prompt):], eos_id) for out, prompt in zip(outputs, prompts)]
 
