@@ -125,8 +125,11 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
             except ApiException as exc:
                 blocked = {"reason": "CreateJobFailed",
                            "message": f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}"}
+                # Said once while it lasts (the stage row keeps the message),
+                # not every pass; the error counter still counts every try.
+                if row.get("message") != blocked["message"]:
+                    event("Warning", "CreateJobFailed", blocked["message"])
                 row.update(state=st.PENDING, message=blocked["message"])
-                event("Warning", "CreateJobFailed", blocked["message"])
                 metrics.reconcile_errors.labels("CreateJobFailed").inc()
                 phase, message = (st.RUNNING if any(r.get("state") == st.SUCCEEDED for r in rows.values())
                                   else st.PENDING), blocked["message"]

@@ -206,6 +206,11 @@ def test_create_failure_still_sets_conditions(world):
     assert "403" in conds["Ready"]["message"]
     assert "CreateJobFailed" in [e.reason for e in out.events]
     assert 'mathtune_reconcile_errors_total{reason="CreateJobFailed"} 1.0' in metrics.exposition().decode()
+    # Still refused on the next passes: no new Event each time (a blocked run
+    # posted one every 5 s), the counter counts each try.
+    for _ in range(3):
+        assert "CreateJobFailed" not in [e.reason for e in step(run, fake, metrics, throttle).events]
+    assert 'mathtune_reconcile_errors_total{reason="CreateJobFailed"} 4.0' in metrics.exposition().decode()
     fake.fail_create = None
     step(run, fake, metrics, throttle)
     conds = {c["type"]: c for c in run["status"]["conditions"]}
