@@ -502,6 +502,8 @@ def status_schema():
     }, default=False)
     return obj("Observed state of the run.", {
         "observedGeneration": i("metadata.generation the status reflects."),
+        "appliedSuspend": b("spec.runPolicy.suspend as the operator last applied it: it changes a Job's suspend only "
+                            "when the run's changes, and leaves the Job to Kueue or an administrator otherwise."),
         "phase": s("Pending, Running, Suspended, Succeeded or Failed."),
         "stage": s("The current stage, Done when all succeeded, or the failed stage."),
         "startTime": {"type": "string", "format": "date-time", "description": "When the first stage started."},

@@ -102,6 +102,11 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
         return out
 
     suspend = bool((spec.get("runPolicy") or {}).get("suspend"))
+    # The operator changes a Job's suspend only when the run's changes: Kueue,
+    # or an administrator, may suspend or admit the Job in between, and a pass
+    # must not undo that. A status from before this field counts as unchanged.
+    suspend_changed = suspend != bool(old.get("appliedSuspend", suspend))
+    new["appliedSuspend"] = suspend
     phase, message = st.RUNNING, ""
     for stage in stages:
         row = rows[stage]
@@ -156,7 +161,7 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
             message = blocked["message"]
             break
         job_finished = observe.outcome(job, [])["state"] in (observe.SUCCEEDED, observe.FAILED)
-        if not job_finished and bool((job.get("spec") or {}).get("suspend")) != suspend:
+        if not job_finished and suspend_changed and bool((job.get("spec") or {}).get("suspend")) != suspend:
             cluster.set_job_suspend(ns, job_name, suspend)
             job.setdefault("spec", {})["suspend"] = suspend
             event("Normal", "Suspended" if suspend else "Resumed",

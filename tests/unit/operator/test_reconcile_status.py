@@ -232,6 +232,24 @@ def test_suspend_and_resume(world):
     assert run["status"]["phase"] == "Running"
 
 
+def test_a_jobs_suspend_is_changed_only_when_the_runs_changes(world):
+    """Kueue (or an administrator) suspends and admits Jobs; the operator
+    must not force the Job back to the run's value on every pass."""
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.jobs["run-cpu-prepare"]["spec"]["suspend"] = True  # suspended by someone else
+    for _ in range(3):
+        step(run, fake, metrics, throttle)
+    assert fake.suspends == [] and fake.jobs["run-cpu-prepare"]["spec"]["suspend"] is True
+    # The user's own change still applies, once.
+    run["spec"]["runPolicy"]["suspend"] = True
+    step(run, fake, metrics, throttle)
+    run["spec"]["runPolicy"]["suspend"] = False
+    step(run, fake, metrics, throttle)
+    step(run, fake, metrics, throttle)
+    assert fake.suspends == [("run-cpu-prepare", False)]
+
+
 def test_ttl_deletes_jobs_once(world):
     run, fake, metrics, throttle = world
     run["spec"]["runPolicy"]["ttlSecondsAfterFinished"] = 60
