@@ -7,6 +7,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import names
+from .errors import ForeignObject
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,9 @@ class Cluster:
         """Create `obj` unless it exists. True when this call created it.
 
         Names are deterministic, so "already exists" means an earlier pass (or
-        an earlier operator process) made it: not an error.
+        an earlier operator process) made it: not an error, when it is ours.
+        An owned object that exists with another owner is an earlier run's
+        (ForeignObject). Jobs are checked by the reconcile loop itself.
         """
         kind, ns = obj["kind"], obj["metadata"]["namespace"]
         create = {
@@ -38,9 +41,16 @@ class Cluster:
             create(ns, obj)
             return True
         except ApiException as exc:
-            if exc.status == 409:
-                return False
-            raise
+            if exc.status != 409:
+                raise
+        read = {"ConfigMap": self.core.read_namespaced_config_map,
+                "Service": self.core.read_namespaced_service}.get(kind)
+        owner = [o["uid"] for o in obj["metadata"].get("ownerReferences") or []]
+        if read and owner:
+            existing = read(obj["metadata"]["name"], ns)
+            if not any(o.uid in owner for o in existing.metadata.owner_references or []):
+                raise ForeignObject(kind, obj["metadata"]["name"])
+        return False
 
     # -- read -----------------------------------------------------------------
     def get_job(self, namespace: str, name: str) -> Optional[dict]:

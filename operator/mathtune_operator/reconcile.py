@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import builders, names, observe, plan, progress, results
 from . import status as st
+from .errors import ForeignObject
 from .metrics import METRICS, Metrics
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,17 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
                     if cluster.ensure(child):
                         event("Normal", "Created", f"created {child['kind']} {child['metadata']['name']}")
                 created = cluster.ensure(builders.job(body, stage))
+            except ForeignObject as exc:
+                # Same name, earlier run, not yet garbage-collected: its spec
+                # ConfigMap would run this run's stages with the old recipe.
+                blocked = {"reason": "WaitingForOldObject",
+                           "message": f"{exc.kind} {exc.name} belongs to an earlier run named {run}; waiting for "
+                                      f"it to be deleted (delete it by hand if it is not garbage-collected)"}
+                if row.get("message") != blocked["message"]:
+                    event("Warning", "WaitingForOldObject", blocked["message"])
+                row.update(state=st.PENDING, message=blocked["message"])
+                message = blocked["message"]
+                break
             except ApiException as exc:
                 blocked = {"reason": "CreateJobFailed",
                            "message": f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}"}

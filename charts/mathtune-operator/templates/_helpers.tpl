@@ -132,18 +132,20 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-# The run's spec ConfigMap, mounted in every stage pod.
+# The run's spec ConfigMap, mounted in every stage pod; read when its name
+# is taken, to tell ours from an earlier run's.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [create]
+  verbs: [create, get]
 # The run's work volume when the spec names no existing claim.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [create]
-# Headless Service of multi-node training (msrun's rendezvous by DNS).
+# Headless Service of multi-node training (msrun's rendezvous by DNS); read
+# when its name is taken, to tell ours from an earlier run's.
 - apiGroups: [""]
   resources: [services]
-  verbs: [create]
+  verbs: [create, get]
 # Events on runs (kubectl describe mft); kopf posts its handler errors too.
 - apiGroups: [""]
   resources: [events]

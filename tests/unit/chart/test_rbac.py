@@ -39,8 +39,10 @@ GRANTED = {
     ("", "pods", "list"): ("operator", "a Job's pods: termination message (stage result), Pending reasons"),
     ("", "pods/log", "get"): ("operator", "progress lines of the running stage pod"),
     ("", "configmaps", "create"): ("operator", "the run's spec ConfigMap, mounted in every stage pod"),
+    ("", "configmaps", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected?"),
     ("", "persistentvolumeclaims", "create"): ("operator", "the run's work volume when spec.storage.pvcName is empty"),
     ("", "services", "create"): ("operator", "headless Service for multi-node training"),
+    ("", "services", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected?"),
 }
 # Granted only when watching named namespaces (watch.scope=namespace).
 NAMESPACE_SCOPE_ONLY = {("", "namespaces", "list"), ("", "namespaces", "watch")}

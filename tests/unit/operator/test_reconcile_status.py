@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client import CollectorRegistry
 
 from mathtune_operator import progress, reconcile
+from mathtune_operator.errors import ForeignObject
 from mathtune_operator import status as st
 from mathtune_operator.metrics import Metrics
 
@@ -45,6 +46,10 @@ class Fake:
             raise ApiException(status=403, reason="Forbidden")
         key = (obj["kind"], obj["metadata"]["name"])
         if key in self.objects:
+            mine = {o["uid"] for o in obj["metadata"].get("ownerReferences") or []}
+            theirs = {o["uid"] for o in self.objects[key]["metadata"].get("ownerReferences") or []}
+            if obj["kind"] != "Job" and mine and not mine & theirs:
+                raise ForeignObject(*key)
             return False
         self.objects[key] = obj
         if obj["kind"] == "Job":
@@ -362,6 +367,26 @@ def test_a_stage_whose_container_cannot_start_is_not_ready(world, reason, messag
     step(run, fake, metrics, throttle)
     ready = {c["type"]: c for c in run["status"]["conditions"]}["Ready"]
     assert ready["status"] == "True" and "message" not in run["status"]["stages"][0]
+
+
+def test_a_spec_configmap_of_an_earlier_run_with_the_same_name_is_never_used(world):
+    """A run deleted and re-created (the README's advice after a failure)
+    before garbage collection took the old run's spec ConfigMap: its stages
+    would have run the old recipe. The new run waits for it to go."""
+    run, fake, metrics, throttle = world
+    fake.objects[("ConfigMap", "run-cpu-spec")] = {"kind": "ConfigMap", "metadata": {
+        "name": "run-cpu-spec", "ownerReferences": [{"uid": "uid-of-an-older-run"}]}}
+    out = step(run, fake, metrics, throttle)
+    row = run["status"]["stages"][0]
+    ready = {c["type"]: c for c in run["status"]["conditions"]}["Ready"]
+    assert not fake.jobs and row["state"] == "Pending" and "earlier run" in row["message"]
+    assert ready["status"] == "False" and ready["reason"] == "WaitingForOldObject"
+    assert [e.reason for e in out.events] == ["WaitingForOldObject"]
+    assert step(run, fake, metrics, throttle).events == []  # said once
+    del fake.objects[("ConfigMap", "run-cpu-spec")]  # garbage-collected
+    step(run, fake, metrics, throttle)
+    assert "run-cpu-prepare" in fake.jobs
+    assert fake.objects[("ConfigMap", "run-cpu-spec")]["metadata"]["ownerReferences"][0]["uid"] == run["metadata"]["uid"]
 
 
 def test_a_job_of_an_earlier_run_with_the_same_name_is_never_adopted(world):
