@@ -100,23 +100,56 @@ def check_vocabulary(spec: Dict[str, Any], config: Dict[str, Any],
         raise SpecError(field, f"a model vocabulary of at least the tokenizer's {tokenizer_vocab} ids (it has {model_vocab})")
 
 
-def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
-    run_dir = Path(args.run_dir)
-    mf_model.use_output_dir(run_dir / "train.work" / "mindformers")
+# Written into train.work at a fresh start: the data and config its
+# checkpoints are trained on. A retry resumes only from checkpoints of the
+# same recipe; a run re-created under the same name with another recipe
+# finds the old run's train.work on the kept claim and must not resume it.
+RECIPE = "recipe.sha256"
+
+
+def identity(spec: Dict[str, Any], run_dir: Path) -> Dict[str, Any]:
+    """What this run trains on: the plan, and the digests of its data and config."""
     shards = records.shards(run_dir / "tokenize")
     base = base_model.ensure(spec, run_dir)
     p = plan(spec, run_dir, records.count_rows(shards), base, records.layout(run_dir / "tokenize"))
+    input_digest = sha256_json({"data": _data_digest(run_dir / "tokenize", shards), "base": str(base)})
+    config_digest = sha256_json(p["seeds_config"])
+    return {"plan": p, "input": input_digest, "config": config_digest,
+            "recipe": sha256_json({"input": input_digest, "config": config_digest})}
+
+
+def same_recipe(work: Path, recipe: str) -> bool:
+    path = work / RECIPE
+    return path.is_file() and path.read_text(encoding="utf-8").strip() == recipe
+
+
+def record_recipe(work: Path, recipe: str) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / f".{RECIPE}.{os.getpid()}"
+    tmp.write_text(recipe + "\n", encoding="utf-8")
+    tmp.replace(work / RECIPE)
+
+
+def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+    run_dir = Path(args.run_dir)
+    mf_model.use_output_dir(run_dir / "train.work" / "mindformers")
+    ident = identity(spec, run_dir)
+    p, input_digest, config_digest = ident["plan"], ident["input"], ident["config"]
     config, work, ranks = p["config"], p["work"], p["ranks"]
     check_vocabulary(spec, config, read_manifest(run_dir / "tokenize"))
     epochs = spec["training"]["epochs"]
-    input_digest = sha256_json({"data": _data_digest(run_dir / "tokenize", shards), "base": str(base)})
-    config_digest = sha256_json(p["seeds_config"])
     if is_current(run_dir / STAGE, input_digest, config_digest):
         print(f"train: {run_dir / STAGE} is current (same data and config): nothing to do", flush=True)
         return _result_from(run_dir / STAGE)
 
     checkpoint_dir = work / "output" / "checkpoint"
-    resumed = resume_from(config, checkpoint_dir, ranks, p["cadence"]) if args.resume == "auto" else None
+    resumed = None
+    if args.resume == "auto":
+        if same_recipe(work, ident["recipe"]):
+            resumed = resume_from(config, checkpoint_dir, ranks, p["cadence"])
+        elif checkpoint_dir.is_dir():
+            print(f"train: the checkpoints in {checkpoint_dir} were trained on other data or another config "
+                  f"(an earlier run of this name?): not resuming from them, starting afresh", flush=True)
     if resumed is not None:
         print(f"train: resuming after epoch {resumed} from {checkpoint_dir}", flush=True)
     else:
@@ -124,6 +157,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         local = launch.local_workers(spec["resources"]["npusPerNode"])
         for rank in range(args.node_rank * local, (args.node_rank + 1) * local):
             shutil.rmtree(checkpoint_dir / f"rank_{rank}", ignore_errors=True)
+        record_recipe(work, ident["recipe"])
     parser = ProgressParser()
     if resumed is None or resumed < epochs:
         _train(args, spec, config, work, parser)

@@ -5,10 +5,16 @@ import numpy as np
 import pytest
 
 from mathtune_pipeline.mindformers import checkpoint_io
+from mathtune_pipeline.spec import load_spec
+from mathtune_pipeline.stages import train
 
 from .conftest import last_json, published_checkpoints, run_stage, write_mindrecord, write_spec
 
 pytestmark = pytest.mark.mindspore
+
+
+def _spec_of(path):
+    return load_spec(str(path))[0]
 
 
 def _ckpt(run_dir, epoch, rank):
@@ -65,6 +71,8 @@ def test_resume_auto_continues_after_the_last_complete_epoch(trained, tmp_path):
         dst = retry / "train.work" / "output" / "checkpoint" / f"rank_{rank}"
         dst.mkdir(parents=True)
         (dst / _ckpt(run_dir, 1, rank).name).write_bytes(_ckpt(run_dir, 1, rank).read_bytes())
+    # ... and, as every attempt does when it starts, the recipe they were trained on.
+    train.record_recipe(retry / "train.work", train.identity(_spec_of(spec), retry)["recipe"])
     proc = run_stage("train", spec, retry, "--resume", "auto")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "resuming after epoch 1" in proc.stdout
@@ -75,6 +83,25 @@ def test_resume_auto_continues_after_the_last_complete_epoch(trained, tmp_path):
     straight = checkpoint_io.read(_ckpt(run_dir, 2, 0))
     b = "model.layers.1.attention.wv.mindpet_delta_lora_b"
     np.testing.assert_allclose(resumed[b], straight[b], atol=1e-6)
+
+
+def test_checkpoints_of_another_recipe_are_never_resumed(trained, tmp_path):
+    """A run re-created under the same name with a new recipe finds the old
+    run's train.work on the kept claim: it must train afresh, not resume."""
+    run_dir, spec, _ = trained
+    retry = tmp_path / "recreated"
+    write_mindrecord(retry / "tokenize")
+    for rank in (0, 1):
+        dst = retry / "train.work" / "output" / "checkpoint" / f"rank_{rank}"
+        dst.mkdir(parents=True)
+        (dst / _ckpt(run_dir, 1, rank).name).write_bytes(_ckpt(run_dir, 1, rank).read_bytes())
+    train.record_recipe(retry / "train.work", "the digest of an earlier run's recipe")
+    proc = run_stage("train", spec, retry, "--resume", "auto")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "not resuming from them" in proc.stdout and "resuming after epoch" not in proc.stdout
+    progress = [json.loads(l.split(" ", 1)[1]) for l in proc.stdout.splitlines()
+                if l.startswith("mathtune-progress ")]
+    assert {p["epoch"] for p in progress} == {1, 2}
 
 
 def test_failed_training_passes_msrun_exit_code_and_keeps_nothing_half_done(tmp_path):
