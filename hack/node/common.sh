@@ -9,7 +9,7 @@ NODE_LINK=mathtune0
 NODE_IP=10.250.0.1
 POD_CIDR=10.244.0.0/24
 NODE_NPUS=8
-# Not 10250: kwok's controller may hold ports of its own on the host.
+# Not 10250: a machine that runs a kubelet of its own keeps that port.
 KUBELET_PORT=10350
 KUBELET_HEALTHZ_PORT=10348
 PROXY_HEALTHZ_PORT=10356
