@@ -131,22 +131,15 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
             except ForeignObject as exc:
                 # Same name, earlier run, not yet garbage-collected: its spec
                 # ConfigMap would run this run's stages with the old recipe.
-                blocked = {"reason": "WaitingForOldObject",
-                           "message": f"{exc.kind} {exc.name} belongs to an earlier run named {run}; waiting for "
-                                      f"it to be deleted (delete it by hand if it is not garbage-collected)"}
-                if row.get("message") != blocked["message"]:
-                    event("Warning", "WaitingForOldObject", blocked["message"])
-                row.update(state=st.PENDING, message=blocked["message"])
+                blocked = _block(row, event, "WaitingForOldObject",
+                                 f"{exc.kind} {exc.name} belongs to an earlier run named {run}; waiting for it to "
+                                 f"be deleted (delete it by hand if it is not garbage-collected)")
                 message = blocked["message"]
                 break
             except ApiException as exc:
-                blocked = {"reason": "CreateJobFailed",
-                           "message": f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}"}
-                # Said once while it lasts (the stage row keeps the message),
-                # not every pass; the error counter still counts every try.
-                if row.get("message") != blocked["message"]:
-                    event("Warning", "CreateJobFailed", blocked["message"])
-                row.update(state=st.PENDING, message=blocked["message"])
+                blocked = _block(row, event, "CreateJobFailed",
+                                 f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}")
+                # The error counter counts every try; the Event is posted once.
                 metrics.reconcile_errors.labels("CreateJobFailed").inc()
                 phase, message = (st.RUNNING if any(r.get("state") == st.SUCCEEDED for r in rows.values())
                                   else st.PENDING), blocked["message"]
@@ -164,12 +157,9 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
         if meta.get("uid") not in owners:
             # Same name, earlier run (deleted and re-created before garbage
             # collection finished): never take its results; wait for it to go.
-            blocked = {"reason": "WaitingForOldJob",
-                       "message": f"Job {job_name} belongs to an earlier run named {run}; waiting for it to be "
-                                  f"deleted (delete it by hand if it is not garbage-collected)"}
-            if row.get("message") != blocked["message"]:
-                event("Warning", "WaitingForOldJob", blocked["message"])
-            row.update(state=st.PENDING, message=blocked["message"])
+            blocked = _block(row, event, "WaitingForOldJob",
+                             f"Job {job_name} belongs to an earlier run named {run}; waiting for it to be deleted "
+                             f"(delete it by hand if it is not garbage-collected)")
             message = blocked["message"]
             break
         job_finished = observe.outcome(job, [])["state"] in (observe.SUCCEEDED, observe.FAILED)
@@ -261,6 +251,15 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
         metrics.stage_pods(ns, run, "", [])
     _finish(out, new, rows, phase, current, message, generation, now_iso, blocked, metrics, ns, run)
     return out
+
+
+def _block(row: dict, event, reason: str, message: str) -> dict:
+    """A stage that cannot start: its row says why, and one Warning Event is
+    posted while the reason lasts (the row keeps the message), not one a pass."""
+    if row.get("message") != message:
+        event("Warning", reason, message)
+    row.update(state=st.PENDING, message=message)
+    return {"reason": reason, "message": message}
 
 
 def _prerequisites(body: dict, stage: str) -> List[dict]:

@@ -62,23 +62,31 @@ def test_progress_lines_for_the_operator(trained):
     assert all(p["epochs"] == 2 and p["steps"] == 8 and p["loss"] > 0 for p in lines)
 
 
-def test_resume_auto_continues_after_the_last_complete_epoch(trained, tmp_path):
-    """A failed attempt left epoch 1 on both ranks: the retry trains epoch 2 only, to the same weights."""
-    run_dir, spec, _ = trained
-    retry = tmp_path / "retry"
+def _earlier_attempt(run_dir, retry):
+    """A run dir whose train.work holds epoch 1 of both ranks, as a failed attempt leaves it."""
     write_mindrecord(retry / "tokenize")
     for rank in (0, 1):
         dst = retry / "train.work" / "output" / "checkpoint" / f"rank_{rank}"
         dst.mkdir(parents=True)
         (dst / _ckpt(run_dir, 1, rank).name).write_bytes(_ckpt(run_dir, 1, rank).read_bytes())
+    return retry
+
+
+def _epochs_trained(proc):
+    return {json.loads(line.split(" ", 1)[1])["epoch"] for line in proc.stdout.splitlines()
+            if line.startswith("mathtune-progress ")}
+
+
+def test_resume_auto_continues_after_the_last_complete_epoch(trained, tmp_path):
+    """A failed attempt left epoch 1 on both ranks: the retry trains epoch 2 only, to the same weights."""
+    run_dir, spec, _ = trained
+    retry = _earlier_attempt(run_dir, tmp_path / "retry")
     # ... and, as every attempt does when it starts, the recipe they were trained on.
     train.record_recipe(retry / "train.work", train.identity(_spec_of(spec), retry)["recipe"])
     proc = run_stage("train", spec, retry, "--resume", "auto")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "resuming after epoch 1" in proc.stdout
-    progress = [json.loads(l.split(" ", 1)[1]) for l in proc.stdout.splitlines()
-                if l.startswith("mathtune-progress ")]
-    assert {p["epoch"] for p in progress} == {2}
+    assert _epochs_trained(proc) == {2}
     resumed = checkpoint_io.read(_ckpt(retry, 2, 0))
     straight = checkpoint_io.read(_ckpt(run_dir, 2, 0))
     b = "model.layers.1.attention.wv.mindpet_delta_lora_b"
@@ -89,19 +97,12 @@ def test_checkpoints_of_another_recipe_are_never_resumed(trained, tmp_path):
     """A run re-created under the same name with a new recipe finds the old
     run's train.work on the kept claim: it must train afresh, not resume."""
     run_dir, spec, _ = trained
-    retry = tmp_path / "recreated"
-    write_mindrecord(retry / "tokenize")
-    for rank in (0, 1):
-        dst = retry / "train.work" / "output" / "checkpoint" / f"rank_{rank}"
-        dst.mkdir(parents=True)
-        (dst / _ckpt(run_dir, 1, rank).name).write_bytes(_ckpt(run_dir, 1, rank).read_bytes())
+    retry = _earlier_attempt(run_dir, tmp_path / "recreated")
     train.record_recipe(retry / "train.work", "the digest of an earlier run's recipe")
     proc = run_stage("train", spec, retry, "--resume", "auto")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "not resuming from them" in proc.stdout and "resuming after epoch" not in proc.stdout
-    progress = [json.loads(l.split(" ", 1)[1]) for l in proc.stdout.splitlines()
-                if l.startswith("mathtune-progress ")]
-    assert {p["epoch"] for p in progress} == {1, 2}
+    assert _epochs_trained(proc) == {1, 2}
 
 
 def test_failed_training_passes_msrun_exit_code_and_keeps_nothing_half_done(tmp_path):
