@@ -344,7 +344,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     example = Path(args.example).resolve()
     name, ns = run_name_and_namespace(example)
 
-    with Stack(kubeconfig, Path(args.out).resolve()) as stack:
+    with Stack(kubeconfig, Path(args.out).resolve()):
         # A fresh run every time: a finished one would only be reported again,
         # and its work volume (kept on purpose when a run is deleted) would let
         # every stage skip as already done.
