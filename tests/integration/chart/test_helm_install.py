@@ -7,6 +7,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from hack.cluster import demo
 from tests.unit.chart import helm
 from tests.unit.chart.test_rbac import GRANTED
 from tests.waiting import wait_for as _wait
@@ -17,12 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def restricted_namespace(k8s_api, namespace):
-    """The test namespace, enforcing Pod Security "restricted" (real admission)."""
-    core = client.CoreV1Api(k8s_api)
-    core.patch_namespace(namespace, {"metadata": {"labels": {
-        "pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/enforce-version": "latest"}}})
+def restricted_namespace(kubeconfig, namespace):
+    """The test namespace, enforcing Pod Security "restricted" (real admission), labelled as the demo labels its own."""
+    demo.restricted_namespace(kubeconfig, namespace)
     return namespace
 
 
