@@ -26,6 +26,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
 
 STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
 RUN_TIMEOUT = 45 * 60
+# The step of the dashboard range queries: the last point evaluated may fall
+# up to one step before the range's end.
+QUERY_STEP_SECONDS = 5
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +86,15 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
                 if phase in ("Succeeded", "Failed"):
                     break
                 time.sleep(3)
-            # "After the run": its final series scraped, then one more step so
-            # the queried range ends after them.
+            # "After the run": its final series scraped, then more than one
+            # query step, so the last point evaluated falls after them.
             if phase == "Succeeded":
                 for final in (f'mathtune_run_status{{namespace="{ns}",phase="Succeeded"}} == 1',
                               f'mathtune_quality_gate_passed{{namespace="{ns}"}}'):
                     deadline = time.monotonic() + 60
                     while not prom.query(final) and time.monotonic() < deadline:
                         time.sleep(1)
-            time.sleep(3)
+            time.sleep(QUERY_STEP_SECONDS + 1)
             ended = time.time()
             mft = json.loads(demo.kubectl("get", "mft", "-n", ns, name, "-o", "json", kubeconfig=kubeconfig).stdout)
             yield {"name": name, "namespace": ns, "phase": phase, "mft": mft, "prom": prom, "stack": stack,
@@ -169,7 +172,7 @@ def test_every_dashboard_panel_returns_data(finished_run):
     span = f"{int(end - start) + 60}s"
     empty = []
     for title, expr in promtool.dashboard_exprs(grafana_range=span):
-        data = prom.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step="5s")
+        data = prom.api("query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=f"{QUERY_STEP_SECONDS}s")
         if not data["result"]:
             empty.append((title, expr))
     assert not empty, "panels without data:\n" + "\n".join(f"  {t}: {e}" for t, e in empty)
