@@ -212,7 +212,20 @@ def spec_schema():
                           "spec.data.seqLength must be an integer from 16 to 32768 or the string \"auto\"")]},
         "seqLengthPercentile": n("For seqLength auto: the share (percent) of rows that must fit.", 100, 50, 100),
         "shards": i("MindRecord shard files tokenize writes.", 1, 1, 64),
-    }, required=["source"], default=False, rules=[immutable("data")])
+        "batching": obj("How rows become training batches. bucketed: rows of similar length share a "
+                        "batch, padded only to that batch's longest row (MindFormers' dynamic_batch; "
+                        "the NPUs stop computing padding); padded: every row padded to seqLength.", {
+            "mode": s("bucketed or padded.", "bucketed", enum=["bucketed", "padded"]),
+            "multiple": i("bucketed: a batch's width (tokens per row, before the one-token shift) is a "
+                          "multiple of this; larger values compile fewer shapes, smaller ones pad less.",
+                          8, enum=[1, 2, 4, 8, 16, 32, 64]),
+        }),
+    }, required=["source"], default=False, rules=[
+        immutable("data"),
+        rule("self.batching.mode != 'bucketed' || type(self.seqLength) != int || "
+             "int(self.seqLength) % self.batching.multiple == 0",
+             "spec.data.seqLength must be a multiple of spec.data.batching.multiple when batching is bucketed",
+             field_path=".seqLength")])
 
     lora = obj("LoRA: low-rank adapters trained on top of the frozen base model. Trainable parameters per "
                "adapted matrix are rank x (in + out); the run reports trainable / total as lowParamRatio.", {

@@ -32,6 +32,7 @@ DEFAULTS: Dict[str, Any] = {
         "seqLength": 512,
         "seqLengthPercentile": 100,
         "shards": 1,
+        "batching": {"mode": "bucketed", "multiple": 8},
     },
     "lora": {"rank": 8, "alpha": 16, "dropout": 0.05, "targetModules": ["wq", "wv"]},
     "training": {

@@ -42,8 +42,10 @@ def _freeze_header(writer) -> None:
         pass
 
 
-def write_shard(path: Path, rows: TokenRows, seq_length: int, pad_id: int) -> int:
-    """Write every row of `rows` (padded or truncated to seq_length + 1) to one shard file."""
+def write_shard(path: Path, rows: TokenRows, seq_length: int, pad_id: int, pad: bool = True) -> int:
+    """Write every row of `rows` to one shard file, truncated to seq_length + 1
+    tokens and, when `pad`, padded to it (bucketed batches are padded by
+    MindFormers when it batches them, each to its own longest row)."""
     from mindspore.mindrecord import FileWriter
 
     path = Path(path)
@@ -57,7 +59,10 @@ def write_shard(path: Path, rows: TokenRows, seq_length: int, pad_id: int) -> in
     for start in range(0, len(rows), WRITE_BATCH):
         select = np.arange(start, min(start + WRITE_BATCH, len(rows)))
         input_ids, labels = padded(rows, select, seq_length, pad_id)
-        writer.write_raw_data([{"input_ids": input_ids[i], "labels": labels[i]} for i in range(len(select))])
+        widths = np.minimum(rows.lengths[select], seq_length + 1) if not pad else None
+        writer.write_raw_data([{"input_ids": input_ids[i] if pad else input_ids[i, :widths[i]],
+                                "labels": labels[i] if pad else labels[i, :widths[i]]}
+                               for i in range(len(select))])
     writer.commit()
     return len(rows)
 

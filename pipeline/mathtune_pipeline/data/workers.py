@@ -38,9 +38,9 @@ def parse_prepared(lines: Sequence[bytes], source: str, first: int = 0) -> Tuple
                                 f"{exc})") from None
 
 
-def _write(task: Tuple[str, TokenRows, int, int]) -> int:
-    path, rows, seq_length, pad_id = task
-    return write_shard(Path(path), rows, seq_length, pad_id)
+def _write(task: Tuple[str, TokenRows, int, int, bool]) -> int:
+    path, rows, seq_length, pad_id, pad = task
+    return write_shard(Path(path), rows, seq_length, pad_id, pad)
 
 
 def concat(parts: Sequence[TokenRows]) -> TokenRows:
@@ -96,7 +96,7 @@ class Workers:
         return concat(fork_map(_tokenize_range, ranges, self.processes,
                                {"tokenizer": tokenizer, "lines": lines, "source": source}))
 
-    def write(self, tasks: Sequence[Tuple[str, TokenRows, int, int]]) -> List[int]:
+    def write(self, tasks: Sequence[Tuple[str, TokenRows, int, int, bool]]) -> List[int]:
         """Shard i goes to writer i mod N; returns the rows written per shard, in shard order."""
         plan = [list(range(w, len(tasks), len(self._writers))) for w in range(len(self._writers))]
         for (proc, conn), indices in zip(self._writers, plan):

@@ -19,13 +19,16 @@ def shards(data_dir: Union[str, Path]) -> List[Path]:
 
 def layout(data_dir: Union[str, Path]) -> dict:
     """What the tokenize stage's manifest says the rows are: seqLength (resolved when the spec
-    says "auto") and the tokenizer's special ids. Empty when the shards came without one."""
+    says "auto"), the batching they are laid out for and the tokenizer's special ids.
+    Empty when the shards came without one."""
     from ..artifacts import read_manifest
 
     manifest = read_manifest(data_dir) or {}
     out = {}
     if "seqLength" in manifest.get("counts", {}):
         out["seqLength"] = int(manifest["counts"]["seqLength"])
+    if isinstance(manifest.get("batching"), dict):
+        out["batching"] = manifest["batching"]
     tokenizer = manifest.get("tokenizer") or {}
     if {"bos", "eos", "pad"} <= set(tokenizer):
         out["tokens"] = {"bos_token_id": tokenizer["bos"], "eos_token_id": tokenizer["eos"],

@@ -56,6 +56,19 @@ def _dataset(dataset_dir: str, columns: List[str], shuffle: bool, drop_remainder
     return out
 
 
+def bucketed_batches(train_dataset: Dict[str, Any], model_config: Dict[str, Any], multiple: int, pad_id: int) -> None:
+    """MindFormers 1.9's dynamic batches: the loader pads each batch to its
+    longest row rounded to k * divisor + remainder (causal_language_model_dataset.py,
+    dyn_batch_wrapper; input_ids with the pad id, labels with -100), the
+    Trainer declares that axis symbolic (base_trainer.py, "if
+    config.train_dataset.dynamic_batch"), and the model must be built dynamic.
+    The loader must keep the written order: it holds the buckets."""
+    train_dataset["data_loader"]["shuffle"] = False
+    train_dataset.update({"dynamic_batch": True, "divisor": multiple, "remainder": 1,
+                          "pad_token_id": [int(pad_id), -100]})
+    model_config["is_dynamic"] = True
+
+
 # MindFormers' own LoRA configs for its fp16 models (llama_7b, internlm_7b),
 # and what seed 002 names ("动态损失缩放", dynamic loss scaling).
 DYNAMIC_LOSS_SCALE = {"type": "DynamicLossScaleUpdateCell", "loss_scale_value": 65536, "scale_factor": 2,
@@ -91,13 +104,16 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
                     output_dir: str = "./output", save_checkpoint_steps: int,
                     use_parallel: Optional[bool] = None, seq_length: Optional[int] = None,
                     special_tokens: Optional[Dict[str, int]] = None,
-                    sink_size: Optional[int] = None) -> Dict[str, Any]:
+                    sink_size: Optional[int] = None,
+                    batching: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The MindFormers finetune config for `spec`, in the seeds' vocabulary.
 
     `seq_length` and `special_tokens` are the tokenized data's (its manifest),
     when known: the spec may say `seqLength: auto`, and the tiny model takes
     its tokenizer's ids. `sink_size` replaces the spec's when the train stage
     aligns sink loops with epochs (checkpoints.aligned_sink_size).
+    `batching` is how tokenize laid the rows out (its manifest): bucketed rows
+    train with MindFormers' dynamic batches (see `bucketed_batches`).
     """
     fam = families.family(spec)
     training = spec["training"]
@@ -132,6 +148,9 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
     model_config["pet_config"] = pet_config(spec)
     par = resources["parallel"]
     train_dataset = _dataset(dataset_dir, ["input_ids", "labels"], True, True, 1)
+    if (batching or {}).get("mode") == "bucketed":
+        pad = (special_tokens or {}).get("pad_token_id", model_config.get("pad_token_id", 0))
+        bucketed_batches(train_dataset, model_config, batching["multiple"], pad)
     eval_dataset = _dataset("", ["input_ids"], False, False, None)
     return {
         "seed": training["seed"],
@@ -219,6 +238,10 @@ def inference_config(finetune: Dict[str, Any], *, run_mode: str, load_checkpoint
     model_config = cfg["model"]["model_config"]
     if not keep_lora:
         model_config.pop("pet_config", None)
+    # Bucketed training declares the sequence axis symbolic; generation runs
+    # its own fixed shapes (and MindFormers' dynamic inference path needs
+    # CumsumExt, which has no CPU kernel).
+    model_config.pop("is_dynamic", None)
     model_config.update({"use_past": use_past, "max_new_tokens": max_new_tokens, "min_new_tokens": 1,
                          "do_sample": False})
     if run_mode == "eval":

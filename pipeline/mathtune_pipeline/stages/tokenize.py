@@ -7,12 +7,22 @@ over BOS, prompt and padding, and writes `spec.data.shards` MindRecord files
 in parallel processes to `<run-dir>/tokenize/`, with a manifest holding the
 token-length histogram, the padding share and the truncated rows.
 
+With `spec.data.batching.mode: bucketed` (the default) rows are written
+unpadded, in the order data/bucketing.py chooses (similar lengths share a
+training step), and MindFormers pads each batch only to its longest row; the
+manifest's `batching` tells the train stage to configure that. `padded`
+writes every row padded to seq_length + 1, as MindFormers' own
+llama_preprocess does.
+
 Packing several samples into one row is not done: MindFormers' qa rows
 (input_ids, labels) get one causal mask per row, so packed samples would
 attend to each other. MindFormers 1.9 separates them only with
 `use_eod_attn_mask_compression` + `actual_seq_len`, which needs flash
-attention (Ascend only; the CPU profile must turn it off), and the contest's
-MindFormers r1.1 has no such path.
+attention (Ascend only), and its legacy Llama (the one the seeds' configs
+build) takes `actual_seq_len` as the 19th argument of `construct` while the
+Trainer hands dataset columns over by position; the contest's MindFormers
+r1.1 has no such path at all. Bucketing reaches the same padding goal on
+every profile (see `make bench`).
 
 Python API: `tokenize(spec, run_dir)`.
 """
@@ -27,6 +37,7 @@ import numpy as np
 from .. import __version__
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError
+from ..data import bucketing
 from ..data.mindrecord import shard_name
 from ..data.workers import Workers, parse_prepared
 from ..data.seqlen import choose_seq_length, length_stats
@@ -76,6 +87,7 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
     data = spec.get("data") or {}
     tok_cfg = ((spec.get("model") or {}).get("tokenizer")) or {}
     shards = _shards(data)
+    batching = _batching(spec)
     setting, percentile = data.get("seqLength", 512), data.get("seqLengthPercentile", 100)
     choose_seq_length(np.array([2]), setting, percentile)   # validate before any work
     prepared_path = run_dir / PREPARE_STAGE / PREPARED
@@ -87,7 +99,8 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
 
     input_digest = sha256_json({"rows": sha256_file(prepared_path), "tokenizer": sha256_file(tok_path)})
     config_digest = sha256_json({"stage": STAGE, "formatVersion": FORMAT_VERSION, "tokenizerFormat": fmt,
-                                 "seqLength": setting, "seqLengthPercentile": percentile, "shards": shards})
+                                 "seqLength": setting, "seqLengthPercentile": percentile, "shards": shards,
+                                 "batching": batching})
     stage_dir = run_dir / STAGE
     if not force and is_current(stage_dir, input_digest, config_digest):
         return _result(read_manifest(stage_dir), skipped=True)
@@ -110,10 +123,20 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
             rows = _subset(rows, keep)
         if len(rows) == 0:
             raise SpecError("spec.data.seqLength", f"room for at least one answer token (every prompt is longer than {seq_length})")
+        if batching["mode"] == "bucketed":
+            if seq_length % batching["multiple"]:
+                raise SpecError("spec.data.seqLength", f"a multiple of spec.data.batching.multiple "
+                                                       f"({batching['multiple']}) when batching is bucketed "
+                                                       f"(got {seq_length})")
+            widths = np.minimum(rows.lengths, seq_length + 1)
+            rows = _subset(rows, bucketing.order(widths, batching["batchSize"], batching["dataParallel"],
+                                                 batching["seed"]))
+            stats.update(_bucketed_share(rows, seq_length, batching, stats["paddingShare"]))
         bounds = np.linspace(0, len(rows), shards + 1).astype(int)
         with atomic_stage_dir(run_dir, STAGE) as tmp:
+            pad = batching["mode"] == "padded"
             tasks = [(str(tmp / shard_name(i, shards)), rows.slice(bounds[i], bounds[i + 1]), seq_length,
-                      tokenizer.pad_id) for i in range(shards)]
+                      tokenizer.pad_id, pad) for i in range(shards)]
             written = pool.write(tasks)
             files = [shard_name(i, shards) for i in range(shards)]
             stats.update({"written": int(sum(written)), "shardRows": [int(n) for n in written],
@@ -126,9 +149,40 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
                 extra={"tokenizer": {"uri": tok_cfg.get("uri"), "format": fmt, "engine": tokenizer.engine,
                                      "bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id,
                                      "vocabSize": tokenizer.vocab_size},
-                       "schema": {"input_ids": "int32[seqLength+1]", "labels": "int32[seqLength+1], -100 masked"},
-                       "packing": False, "pipelineVersion": __version__})
+                       "schema": {"input_ids": f"int32[{'seqLength+1' if pad else '<=seqLength+1'}]",
+                                  "labels": f"int32[{'seqLength+1' if pad else '<=seqLength+1'}], -100 masked"},
+                       "batching": batching, "packing": False, "pipelineVersion": __version__})
     return _result(manifest)
+
+
+def _batching(spec: Mapping[str, Any]) -> Dict[str, Any]:
+    """The batching the rows are laid out for. Bucketed rows are ordered for
+    one global batch (batchSize x dataParallel) per step, so those are part of it."""
+    config = (spec.get("data") or {}).get("batching") or {}
+    mode, multiple = config.get("mode", "bucketed"), config.get("multiple", 8)
+    if mode not in ("bucketed", "padded"):
+        raise SpecError("spec.data.batching.mode", f"bucketed or padded (got {mode!r})")
+    if mode == "padded":
+        return {"mode": "padded"}
+    if isinstance(multiple, bool) or multiple not in (1, 2, 4, 8, 16, 32, 64):
+        raise SpecError("spec.data.batching.multiple", f"one of 1, 2, 4, 8, 16, 32, 64 (got {multiple!r})")
+    training = spec.get("training") or {}
+    parallel = ((spec.get("resources") or {}).get("parallel")) or {}
+    # Semi-auto parallel (model or pipeline parallel) reads the whole global batch on every card.
+    shared = parallel.get("modelParallel", 1) > 1 or parallel.get("pipelineStage", 1) > 1
+    return {"mode": "bucketed", "multiple": multiple, "batchSize": int(training.get("batchSize", 32)),
+            "dataParallel": int(parallel.get("dataParallel", 1)), "seed": int(training.get("seed", 0)),
+            "perRankBatches": not shared}
+
+
+def _bucketed_share(rows, seq_length: int, batching: Mapping[str, Any], padded_share: float) -> Dict[str, Any]:
+    """The padding share of the bucketed layout (replacing the padded one's,
+    which stays for comparison): what each rank's batches compute."""
+    widths = np.minimum(rows.lengths, seq_length + 1)
+    tokens = bucketing.computed_tokens(widths, batching["batchSize"], batching["dataParallel"], batching["multiple"],
+                                       batching["perRankBatches"])
+    share = round(1 - tokens["real"] / tokens["computed"], 4) if tokens["computed"] else 0.0
+    return {"paddingShareIfPadded": padded_share, "computedTokens": tokens["computed"], "paddingShare": share}
 
 
 def _subset(rows, keep):

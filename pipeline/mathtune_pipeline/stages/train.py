@@ -39,6 +39,20 @@ def add_arguments(parser) -> None:
                         help="auto: start from the last epoch every rank saved under the run dir")
 
 
+def check_batching(spec: Dict[str, Any], batching: Optional[Dict[str, Any]]) -> None:
+    """Bucketed rows are ordered for one global batch per step: training
+    with another batch size or data-parallel width would mix the buckets."""
+    if not batching or batching.get("mode") != "bucketed":
+        return
+    wanted = {"batchSize": spec["training"]["batchSize"],
+              "dataParallel": spec["resources"]["parallel"]["dataParallel"]}
+    for key, field in (("batchSize", "spec.training.batchSize"),
+                       ("dataParallel", "spec.resources.parallel.dataParallel")):
+        if batching.get(key) != wanted[key]:
+            raise SpecError(field, f"{batching.get(key)}, the value the tokenize stage ordered the bucketed rows "
+                                   f"for (got {wanted[key]}; run tokenize again)")
+
+
 def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path,
          data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The MindFormers config this run trains with, and the numbers derived on the way. Pure."""
@@ -51,13 +65,14 @@ def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path,
         raise SpecError("spec.training.checkpoint.saveSteps", "a positive step count when everyEpoch is false")
     work = run_dir / "train.work"
     data = data or {}
+    check_batching(spec, data.get("batching"))
     # Sink loops that end on epoch boundaries, so each epoch's save is that
     # epoch's last step and the run trains every step it should.
     sink = checkpoints.aligned_sink_size(steps, training["sinkSize"]) if training["sinkMode"] else None
     seeds = render.finetune_config(spec, dataset_dir=str(run_dir / "tokenize"), load_checkpoint=str(base_checkpoint),
                                    output_dir=str(work / "output"), save_checkpoint_steps=save_steps,
                                    seq_length=data.get("seqLength"), special_tokens=data.get("tokens"),
-                                   sink_size=sink)
+                                   sink_size=sink, batching=data.get("batching"))
     config = dialect.adapt(seeds)
     if spec["profile"] == "cpu":
         config = cpu.cpu_profile(config)

@@ -41,9 +41,10 @@ def prepared(tmp_path_factory, contest_200_path):
     return run_dir, rows
 
 
-def tokenize_spec(uri, fmt="hf-json", seq_length=512, shards=2, percentile=100):
+def tokenize_spec(uri, fmt="hf-json", seq_length=512, shards=2, percentile=100, batching="padded", **extra):
     return {"model": {"tokenizer": {"uri": str(uri), "format": fmt}},
-            "data": {"seqLength": seq_length, "seqLengthPercentile": percentile, "shards": shards}}
+            "data": {"seqLength": seq_length, "seqLengthPercentile": percentile, "shards": shards,
+                     "batching": {"mode": batching}}, **extra}
 
 
 def shard_paths(run_dir: Path):
@@ -51,12 +52,17 @@ def shard_paths(run_dir: Path):
     return [run_dir / p for p in manifest["outputs"]["shards"]], manifest
 
 
-def check_rows(read, rows, tok, seq_length):
-    """Every row: BOS, prompt, response, EOS, padding; labels exactly the response and EOS."""
+def check_rows(read, rows, tok, seq_length, padded=True):
+    """Every row: BOS, prompt, response, EOS, then padding to seq_length + 1
+    (`padded`) or nothing; labels exactly the response and EOS."""
     answers = {r["prompt"]: r["response"] for r in rows}
     assert len(read) == len(rows)
     for input_ids, labels in read:
-        assert input_ids.shape == labels.shape == (seq_length + 1,)
+        assert input_ids.shape == labels.shape
+        if padded:
+            assert input_ids.shape == (seq_length + 1,)
+        else:
+            assert labels[-1] == tok.eos_id and len(input_ids) <= seq_length + 1, "unpadded rows end at EOS"
         assert input_ids.dtype == labels.dtype == np.int32
         assert input_ids[0] == tok.bos_id
         kept = np.flatnonzero(labels != -100)
@@ -90,6 +96,57 @@ def test_real_rows_mindrecord_shards_and_exact_label_masks(tmp_path, prepared, l
     # Unchanged input and config: skipped.
     code, again = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), run_dir)
     assert code == 0 and again.get("skipped") is True
+
+
+def mindformers_padded_widths(lengths, batch_size, data_parallel, multiple, pad_id):
+    """Each rank's batches as MindFormers pads them: its own dyn_batch_wrapper
+    on the rows MindDataset deals to that rank (row i to rank i mod dp)."""
+    from mindformers.dataset.causal_language_model_dataset import dyn_batch_wrapper
+
+    group = batch_size * data_parallel
+    widths = []
+    for start in range(0, len(lengths) // group * group, group):
+        for rank in range(data_parallel):
+            batch = [np.ones(n, np.int32) for n in lengths[start:start + group][rank::data_parallel]]
+            ids, labels = dyn_batch_wrapper(batch, batch, None, divisor=multiple, remainder=1,
+                                            pad_token_id=[pad_id, -100])
+            widths.extend(len(row) for row in ids)
+    return widths
+
+
+def test_bucketed_rows_are_unpadded_in_length_sorted_global_batches(tmp_path, prepared, llama3_tokenizer_json):
+    """The default layout: rows end at EOS, each step's rows have similar
+    lengths, and the padding share the manifest states is what MindFormers'
+    own batch padding computes on the rows as read back."""
+    run_dir, rows = prepared
+    spec = tokenize_spec(llama3_tokenizer_json, batching="bucketed", shards=3,
+                         training={"batchSize": 8, "seed": 3},
+                         resources={"parallel": {"dataParallel": 2, "modelParallel": 1, "pipelineStage": 1}})
+    code, result = stage("tokenize", tmp_path, spec, run_dir)
+    assert code == 0, result
+    paths, manifest = shard_paths(run_dir)
+    tok = load_tokenizer(llama3_tokenizer_json, "hf-json")
+    read = read_shards(paths)["rows"]
+    check_rows(read, rows, tok, 512, padded=False)
+    assert manifest["batching"] == {"mode": "bucketed", "multiple": 8, "batchSize": 8, "dataParallel": 2,
+                                    "seed": 3, "perRankBatches": True}
+    lengths = np.array([len(ids) for ids, _ in read])
+    widths = mindformers_padded_widths(lengths, 8, 2, 8, tok.pad_id)
+    used = len(widths)
+    assert used == 192, "200 rows in global batches of 16: the last 8 are the partial batch MindFormers drops"
+    counts = manifest["counts"]
+    assert counts["computedTokens"] == sum(widths)
+    assert counts["paddingShare"] == round(1 - lengths[:used].sum() / sum(widths), 4)
+    assert counts["paddingShare"] < 0.10 < counts["paddingShareIfPadded"]
+    # Sorted into global batches, which are then shuffled: not one sorted run.
+    spans = [np.ptp(lengths[i:i + 16]) for i in range(0, used, 16)]
+    assert max(spans) < np.ptp(lengths) / 2
+    assert not (np.diff(lengths[:used]) >= 0).all()
+    # The same seed, the same order; the layout is part of the stage's config.
+    again = tokenize_spec(llama3_tokenizer_json, batching="bucketed", shards=3, training={"batchSize": 4, "seed": 3},
+                          resources={"parallel": {"dataParallel": 2, "modelParallel": 1, "pipelineStage": 1}})
+    code, result = stage("tokenize", tmp_path, again, run_dir)
+    assert code == 0 and not result.get("skipped"), "a new batch size orders the rows anew"
 
 
 def test_auto_seq_length_percentile_and_the_tiktoken_file(tmp_path, prepared, llama3_tokenizer_json):
@@ -139,6 +196,9 @@ def test_sentencepiece_through_the_stage(tmp_path, prepared):
     ({"seqLength": "long"}, "spec.data.seqLength"),
     ({"shards": 0}, "spec.data.shards"),
     ({"seqLength": "auto", "seqLengthPercentile": 0}, "spec.data.seqLengthPercentile"),
+    ({"batching": {"mode": "packed"}}, "spec.data.batching.mode"),
+    ({"batching": {"mode": "bucketed", "multiple": 3}}, "spec.data.batching.multiple"),
+    ({"batching": {"mode": "bucketed", "multiple": 64}, "seqLength": 100}, "spec.data.seqLength"),
 ])
 def test_bad_settings_exit_2_naming_the_field(tmp_path, prepared, llama3_tokenizer_json, data, field):
     run_dir, _ = prepared

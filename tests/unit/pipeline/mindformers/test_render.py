@@ -49,6 +49,18 @@ def test_changed_defaults_are_written(run1_spec):
     assert got["parallel"]["parallel_mode"] == 1 and got["parallel"]["full_batch"] is True
 
 
+def test_bucketed_rows_render_mindformers_dynamic_batches(run1_spec):
+    padded = render.finetune_config(run1_spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=3)
+    assert "is_dynamic" not in padded["model"]["model_config"] and "dynamic_batch" not in padded["train_dataset"]
+    got = render.finetune_config(run1_spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=3,
+                                 special_tokens={"pad_token_id": 128002}, batching={"mode": "bucketed", "multiple": 16})
+    data = got["train_dataset"]
+    assert (data["dynamic_batch"], data["divisor"], data["remainder"], data["pad_token_id"]) == (True, 16, 1,
+                                                                                                 [128002, -100])
+    assert data["data_loader"]["shuffle"] is False and got["model"]["model_config"]["is_dynamic"] is True
+    assert got["train_dataset_task"]["dataset_config"] is data
+
+
 def test_data_parallel_only_renders_mode_0():
     spec = with_defaults({**RUN1, "resources": {"npusPerNode": 4, "nodes": 2, "parallel": {
         "dataParallel": 8, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
@@ -139,10 +151,13 @@ def test_full_size_configs_load_in_mindformers(family, tmp_path):
 def test_eval_and_predict_configs(run1_spec, run_mode, tmp_path):
     from mathtune_pipeline.mindformers import model
 
-    finetune = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
+    finetune = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1,
+                                      batching={"mode": "bucketed", "multiple": 8})
     got = render.inference_config(finetune, run_mode=run_mode, load_checkpoint="/m/merged.ckpt",
                                   max_new_tokens=20, use_past=True)
     mc = got["model"]["model_config"]
+    # Bucketed training's symbolic sequence axis is training's alone.
+    assert finetune["model"]["model_config"]["is_dynamic"] is True and "is_dynamic" not in mc
     assert got["run_mode"] == run_mode and got["load_checkpoint"] == "/m/merged.ckpt"
     assert got["use_parallel"] is False and got["parallel_config"]["model_parallel"] == 1
     assert "pet_config" not in mc  # a merged checkpoint: LoRA is in the weights

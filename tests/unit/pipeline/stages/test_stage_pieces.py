@@ -185,3 +185,33 @@ def test_train_plan_cpu_profile(tmp_path):
     with pytest.raises(SpecError) as err:  # "auto" is for tokenize to resolve
         train.plan(spec, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt")
     assert err.value.field == "spec.data.seqLength"
+
+
+def test_train_plan_follows_the_batching_tokenize_laid_out(tmp_path):
+    """Bucketed rows (tokenize's manifest says so) train as MindFormers'
+    dynamic batches, and only with the batch they were ordered for."""
+    from mathtune_pipeline.stages import train
+
+    spec = with_defaults({"profile": "cpu", "model": {"family": "tiny-llama"}, "training": {"batchSize": 4},
+                          "resources": {"npusPerNode": 2, "nodes": 1, "parallel": {
+                              "dataParallel": 2, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
+    layout = {"mode": "bucketed", "multiple": 8, "batchSize": 4, "dataParallel": 2, "seed": 0, "perRankBatches": True}
+    tokens = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3}
+    p = train.plan(spec, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt",
+                   data={"seqLength": 128, "tokens": tokens, "batching": layout})
+    data = p["config"]["train_dataset"]
+    assert data["dynamic_batch"] is True and data["pad_token_id"] == [3, -100] and data["num_parallel_workers"] == 1
+    assert p["config"]["model"]["model_config"]["is_dynamic"] is True and p["steps_per_epoch"] == 25
+    padded = train.plan(spec, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt",
+                        data={"seqLength": 128, "tokens": tokens, "batching": {"mode": "padded"}})
+    assert "dynamic_batch" not in padded["config"]["train_dataset"]
+    for change, field in ((("training", "batchSize", 8), "spec.training.batchSize"),
+                          (("resources", "parallel", {**spec["resources"]["parallel"], "dataParallel": 1,
+                                                      "modelParallel": 1}), "spec.resources.parallel.dataParallel")):
+        other = json.loads(json.dumps(spec))
+        other[change[0]][change[1]] = change[2]
+        other["resources"]["npusPerNode"] = 1 if field.endswith("dataParallel") else 2
+        with pytest.raises(SpecError) as err:
+            train.plan(other, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt",
+                       data={"seqLength": 128, "tokens": tokens, "batching": layout})
+        assert err.value.field == field and "run tokenize again" in str(err.value)
