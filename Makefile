@@ -10,7 +10,7 @@ CLUSTER := hack/cluster
 NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help venv cluster cluster-down binaries node-deps images prometheus chart-crd test test-unit test-integration bench demo kubeconfig clean
+.PHONY: help venv cluster cluster-down binaries node-deps images prometheus chart-crd lint test test-unit test-integration bench demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -52,11 +52,17 @@ chart-crd: ## copy crds/ into the chart after changing the CRD
 kubeconfig: ## print the export line for the local cluster's kubeconfig
 	@bash $(CLUSTER)/env.sh
 
-test: venv binaries images prometheus ## the whole suite: unit, integration (real control plane), e2e
+test: lint venv binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
 	bash $(CLUSTER)/run-tests.sh
 
 test-unit: venv binaries prometheus ## unit tests only (no cluster)
 	$(PY) -m pytest -m "not integration" tests
+
+lint: venv ## ruff, mypy (strict for the operator, gradual for the pipeline: mypy.ini), import-linter (.importlinter)
+	$(VENV)/bin/ruff check .
+	cd operator && $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini --strict mathtune_operator
+	cd pipeline && $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini mathtune_pipeline
+	PYTHONPATH=operator:pipeline $(VENV)/bin/lint-imports
 
 bench: venv ## benchmarks; figures are ratios against baselines measured in the same run
 	$(PY) tests/bench/run_all.py

@@ -91,6 +91,7 @@ def image_refs() -> Dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True, input: Optional[str] = None) -> subprocess.CompletedProcess:
+def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True,
+            input: Optional[str] = None) -> subprocess.CompletedProcess:
     cmd = [str(KUBECTL), "--kubeconfig", str(kubeconfig or KUBECONFIG), *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=check, input=input, timeout=120)

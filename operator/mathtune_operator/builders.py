@@ -8,6 +8,7 @@ import json
 from typing import Dict, List, Optional
 
 from . import names, plan
+from .types import Obj
 
 NPU_RESOURCE = "huawei.com/Ascend910"
 NPU_NODE_LABEL = {"accelerator": "huawei-Ascend910"}
@@ -30,22 +31,22 @@ CONTAINER_SECURITY_CONTEXT = {"allowPrivilegeEscalation": False, "readOnlyRootFi
                               "capabilities": {"drop": ["ALL"]}}
 
 
-def _meta(body: dict) -> dict:
+def _meta(body: Obj) -> Obj:
     return body.get("metadata") or {}
 
 
-def _spec(body: dict) -> dict:
+def _spec(body: Obj) -> Obj:
     return body.get("spec") or {}
 
 
-def owner_reference(body: dict) -> dict:
+def owner_reference(body: Obj) -> Obj:
     """Children are owned by the run: deleting it garbage-collects them."""
     meta = _meta(body)
     return {"apiVersion": names.API_VERSION, "kind": names.KIND, "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": True}
 
 
-def spec_document(body: dict) -> dict:
+def spec_document(body: Obj) -> Obj:
     """What stage pods read at /etc/mathtune/spec.json (docs/contract.md §1)."""
     meta = _meta(body)
     return {"apiVersion": names.API_VERSION, "kind": names.KIND,
@@ -53,7 +54,7 @@ def spec_document(body: dict) -> dict:
             "spec": _spec(body)}
 
 
-def config_map(body: dict) -> dict:
+def config_map(body: Obj) -> Obj:
     meta = _meta(body)
     return {
         "apiVersion": "v1", "kind": "ConfigMap",
@@ -63,11 +64,11 @@ def config_map(body: dict) -> dict:
     }
 
 
-def claim_name(body: dict) -> str:
+def claim_name(body: Obj) -> str:
     return (_spec(body).get("storage") or {}).get("pvcName") or names.claim(_meta(body)["name"])
 
 
-def persistent_volume_claim(body: dict) -> Optional[dict]:
+def persistent_volume_claim(body: Obj) -> Optional[Obj]:
     """The work volume, or None when the spec names an existing claim.
 
     Deliberately NOT owner-referenced: deleting a run must keep its data
@@ -79,7 +80,7 @@ def persistent_volume_claim(body: dict) -> Optional[dict]:
     if storage.get("pvcName"):
         return None
     nodes = int((spec.get("resources") or {}).get("nodes", 1))
-    pvc = {
+    pvc: Obj = {
         "apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": names.claim(meta["name"]), "namespace": meta.get("namespace"),
                      "labels": names.labels(meta["name"])},
@@ -91,7 +92,7 @@ def persistent_volume_claim(body: dict) -> Optional[dict]:
     return pvc
 
 
-def headless_service(body: dict) -> dict:
+def headless_service(body: Obj) -> Obj:
     """Stable DNS names `<job>-<index>.<svc>` for the pods of multi-node training."""
     meta = _meta(body)
     run = meta["name"]
@@ -105,7 +106,7 @@ def headless_service(body: dict) -> dict:
     }
 
 
-def master_address(body: dict) -> str:
+def master_address(body: Obj) -> str:
     """Rank 0's stable hostname. msrun needs an IP on rank 0's own interface
     (a Service ClusterIP never matches), and pod IPs are only known once pods
     run, so the train stage resolves this name to rank 0's pod IP itself
@@ -115,7 +116,7 @@ def master_address(body: dict) -> str:
     return f"{names.job(run, 'train')}-0.{names.service(run)}.{meta.get('namespace')}.svc"
 
 
-def stage_args(body: dict, stage: str) -> List[str]:
+def stage_args(body: Obj, stage: str) -> List[str]:
     spec, meta = _spec(body), _meta(body)
     data_path = (spec.get("storage") or {}).get("dataPath", "/data")
     args = [stage, "--spec", names.SPEC_FILE, "--run-dir", names.run_dir(data_path, meta["name"]),
@@ -129,7 +130,7 @@ def stage_args(body: dict, stage: str) -> List[str]:
     return args
 
 
-def _env(body: dict, stage: str) -> List[dict]:
+def _env(body: Obj, stage: str) -> List[Obj]:
     meta = _meta(body)
     env = [
         {"name": "MATHTUNE_RUN", "value": meta["name"]},
@@ -150,7 +151,7 @@ def _env(body: dict, stage: str) -> List[dict]:
     return env
 
 
-def _tolerations(spec: dict, npus: int) -> List[dict]:
+def _tolerations(spec: Obj, npus: int) -> List[Obj]:
     """The user's, plus the NPU nodes' taint for every Ascend-profile stage
     and for any pod that asks for NPUs (a cpu-profile training pod with
     resources.requestNpusOnCpu): where the NPUs are, the taint is."""
@@ -160,7 +161,7 @@ def _tolerations(spec: dict, npus: int) -> List[dict]:
     return user
 
 
-def _node_selector(spec: dict) -> Dict[str, str]:
+def _node_selector(spec: Obj) -> Dict[str, str]:
     """Ascend profile: every stage runs on Ascend nodes, NPU stages or not. The
     pipeline image is built for the Ascend servers (aarch64, CANN), and CPU
     nodes of another architecture could not run it."""
@@ -171,7 +172,7 @@ def _node_selector(spec: dict) -> Dict[str, str]:
     return selector
 
 
-def job(body: dict, stage: str, suspend: bool = False) -> dict:
+def job(body: Obj, stage: str, suspend: bool = False) -> Obj:
     """The Job that runs one stage."""
     spec, meta = _spec(body), _meta(body)
     run = meta["name"]

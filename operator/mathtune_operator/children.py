@@ -1,13 +1,14 @@
 """Talking to the API server about a run's children: create if absent, read,
 suspend, delete. Everything that does I/O for the reconciler lives here."""
 import logging
-from typing import List, Optional
+from typing import Any, List, Optional, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from . import names
 from .errors import ForeignObject
+from .types import Obj
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +19,11 @@ class Cluster:
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
 
-    def _plain(self, obj) -> dict:
-        return self.api.sanitize_for_serialization(obj)
+    def _plain(self, obj: Any) -> Obj:
+        return cast(Obj, self.api.sanitize_for_serialization(obj))
 
     # -- create if absent ---------------------------------------------------
-    def ensure(self, obj: dict) -> bool:
+    def ensure(self, obj: Obj) -> bool:
         """Create `obj` unless it exists. True when this call created it.
 
         Names are deterministic, so "already exists" means an earlier pass (or
@@ -53,7 +54,7 @@ class Cluster:
         return False
 
     # -- read -----------------------------------------------------------------
-    def get_job(self, namespace: str, name: str) -> Optional[dict]:
+    def get_job(self, namespace: str, name: str) -> Optional[Obj]:
         try:
             return self._plain(self.batch.read_namespaced_job(name, namespace))
         except ApiException as exc:
@@ -61,7 +62,7 @@ class Cluster:
                 return None
             raise
 
-    def job_pods(self, namespace: str, job_name: str) -> List[dict]:
+    def job_pods(self, namespace: str, job_name: str) -> List[Obj]:
         pods = self.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}")
         return [self._plain(p) for p in pods.items]
 
@@ -70,7 +71,7 @@ class Cluster:
         resp = self.core.read_namespaced_pod_log(pod, namespace, container=names.CONTAINER, tail_lines=lines,
                                                  _preload_content=False)
         try:
-            return resp.data.decode("utf-8", errors="replace")
+            return str(resp.data.decode("utf-8", errors="replace"))
         finally:
             resp.release_conn()
 

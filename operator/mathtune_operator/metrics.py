@@ -4,9 +4,10 @@ Per-run gauges carry namespace and run labels and are removed when the run
 goes away; histograms and counters never carry the run name (cardinality).
 """
 import math
-from typing import Dict, Optional
+from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from .types import Obj
 
 PHASES = ("Pending", "Running", "Suspended", "Succeeded", "Failed")
 STAGE_BUCKETS = (10, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800)
@@ -44,11 +45,11 @@ class Metrics:
                                  registry=r)
         self.stage_pod = Gauge("mathtune_stage_pod_info", "1 for each running stage pod (joins NPU metrics).",
                                run + ["stage", "pod"], registry=r)
-        self._stage_of: Dict[tuple, str] = {}
-        self._pods: Dict[tuple, set] = {}
+        self._stage_of: Dict[Tuple[str, str], str] = {}
+        self._pods: Dict[Tuple[str, str], Set[Tuple[str, str]]] = {}
 
     # -- per pass ---------------------------------------------------------------
-    def observe_run(self, namespace: str, run: str, phase: str, stage: str, status: dict,
+    def observe_run(self, namespace: str, run: str, phase: str, stage: str, status: Obj,
                     start_unix: Optional[float]) -> None:
         key = (namespace, run)
         previous = self._stage_of.get(key)
@@ -69,7 +70,7 @@ class Metrics:
         progress = status.get("progress") or {}
         if progress.get("stage") == "train":
             # A NaN/Inf loss is kept in status by name (JSON has no such numbers).
-            lost = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(progress.get("lossNonFinite"))
+            lost = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(str(progress.get("lossNonFinite")))
             self._set(self.train_loss, key, lost if lost is not None else progress.get("loss"))
             self._set(self.train_step, key, progress.get("step"))
             self._set(self.train_epoch, key, progress.get("epoch"))
@@ -82,7 +83,7 @@ class Metrics:
         if isinstance(results.get("gatePassed"), bool):
             self.gate_passed.labels(*key).set(1 if results["gatePassed"] else 0)
 
-    def stage_pods(self, namespace: str, run: str, stage: str, pods) -> None:
+    def stage_pods(self, namespace: str, run: str, stage: str, pods: Iterable[str]) -> None:
         key = (namespace, run)
         wanted = {(stage, p) for p in pods}
         for old in self._pods.get(key, set()) - wanted:
@@ -92,7 +93,7 @@ class Metrics:
         self._pods[key] = wanted
 
     @staticmethod
-    def _set(gauge, key, value) -> None:
+    def _set(gauge: Gauge, key: Tuple[str, str], value: Any) -> None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             gauge.labels(*key).set(value)
 

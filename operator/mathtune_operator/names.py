@@ -5,6 +5,8 @@ that restarts at any moment finds what it created before instead of creating
 it twice. The CRD limits run names to 40 characters so every derived name
 stays a valid DNS label (63) even with the Indexed Job pod suffix.
 """
+from typing import Dict, Optional
+
 GROUP = "mathtune.dev"
 VERSION = "v1alpha1"
 PLURAL = "mathfinetunes"
@@ -47,7 +49,7 @@ def run_dir(data_path: str, run: str) -> str:
     return f"{data_path.rstrip('/')}/runs/{run}"
 
 
-def labels(run: str, stage: str = None) -> dict:
+def labels(run: str, stage: Optional[str] = None) -> Dict[str, str]:
     out = {LABEL_RUN: run, LABEL_MANAGED_BY: MANAGED_BY, "app.kubernetes.io/name": "mathtune"}
     if stage:
         out[LABEL_STAGE] = stage

@@ -4,32 +4,33 @@ Jobs and pods are plain dicts in the API's camelCase shape (what
 `ApiClient.sanitize_for_serialization` returns, or what a test writes).
 """
 import json
-from typing import List, Optional
+from typing import List, Optional, cast
 
 from . import names
+from .types import Obj
 
 RUNNING, RETRYING, SUSPENDED, SUCCEEDED, FAILED = "Running", "Retrying", "Suspended", "Succeeded", "Failed"
 
 
-def _condition(job: dict, ctype: str) -> Optional[dict]:
+def _condition(job: Obj, ctype: str) -> Optional[Obj]:
     for cond in (job.get("status") or {}).get("conditions") or []:
         if cond.get("type") == ctype and cond.get("status") == "True":
-            return cond
+            return cast(Obj, cond)
     return None
 
 
-def _terminated(pod: dict) -> Optional[dict]:
+def _terminated(pod: Obj) -> Optional[Obj]:
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         if cs.get("name") == names.CONTAINER:
-            return (cs.get("state") or {}).get("terminated")
+            return cast(Optional[Obj], (cs.get("state") or {}).get("terminated"))
     return None
 
 
-def _index(pod: dict) -> str:
-    return ((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0")
+def _index(pod: Obj) -> str:
+    return str(((pod.get("metadata") or {}).get("annotations") or {}).get("batch.kubernetes.io/job-completion-index", "0"))
 
 
-def _finished_at(pod: dict) -> str:
+def _finished_at(pod: Obj) -> str:
     term = _terminated(pod) or {}
     return term.get("finishedAt") or (pod.get("metadata") or {}).get("creationTimestamp") or ""
 
@@ -50,7 +51,7 @@ def pod_error(message: str) -> str:
     return text[-1000:]
 
 
-def result_pod(pods: List[dict]) -> Optional[dict]:
+def result_pod(pods: List[Obj]) -> Optional[Obj]:
     """The pod whose termination message is the stage's result: the
     succeeded pod of rank 0 (multi-node training), newest first."""
     done = [p for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"]
@@ -62,12 +63,12 @@ def result_pod(pods: List[dict]) -> Optional[dict]:
     return max(pool, key=_finished_at)
 
 
-def newest_failed_pod(pods: List[dict]) -> Optional[dict]:
+def newest_failed_pod(pods: List[Obj]) -> Optional[Obj]:
     failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     return max(failed, key=_finished_at) if failed else None
 
 
-def progress_pod(pods: List[dict]) -> Optional[dict]:
+def progress_pod(pods: List[Obj]) -> Optional[Obj]:
     """The running pod whose log carries progress lines (rank 0 if indexed)."""
     running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"]
     rank0 = [p for p in running if _index(p) == "0"]
@@ -75,7 +76,7 @@ def progress_pod(pods: List[dict]) -> Optional[dict]:
     return max(pool, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "") if pool else None
 
 
-def outcome(job: dict, pods: List[dict]) -> dict:
+def outcome(job: Obj, pods: List[Obj]) -> Obj:
     """{state, attempts, message, reason, startTime, completionTime}.
 
     message: the result JSON (Succeeded), or the failing pod's own words
@@ -106,7 +107,7 @@ def outcome(job: dict, pods: List[dict]) -> dict:
     return out
 
 
-def unschedulable(pods: List[dict]) -> Optional[str]:
+def unschedulable(pods: List[Obj]) -> Optional[str]:
     """Why a stage pod is not placed, in the scheduler's words (e.g. '0/4
     nodes are available: 2 Insufficient huawei.com/Ascend910, ...'), or None."""
     for pod in pods:
@@ -129,7 +130,7 @@ BLOCKING_WAIT_REASONS = frozenset({
 })
 
 
-def blocked_container(pods: List[dict]) -> Optional[dict]:
+def blocked_container(pods: List[Obj]) -> Optional[Obj]:
     """{"reason", "message"} of the first stage container the kubelet cannot
     start (its own reason and message, e.g. ErrImagePull: pull access denied
     for ...), or None: such a pod is Pending or Running in phase, yet the

@@ -1,5 +1,6 @@
 """The stage plan: which stages a run has, in order. Pure."""
 from typing import List
+from .types import Obj
 
 ALL_STAGES = ("prepare", "tokenize", "train", "merge", "evaluate", "predict", "report")
 
@@ -18,7 +19,7 @@ CONDITION_TYPE = {
 PROGRESS_STAGES = ("train", "evaluate", "predict")
 
 
-def stages(spec: dict) -> List[str]:
+def stages(spec: Obj) -> List[str]:
     """Stages of a run with this (defaulted) spec.
 
     evaluate and predict are left out when disabled; report always runs (it
@@ -34,11 +35,11 @@ def stages(spec: dict) -> List[str]:
     return out
 
 
-def is_multi_node(spec: dict, stage: str) -> bool:
+def is_multi_node(spec: Obj, stage: str) -> bool:
     return stage == "train" and int((spec.get("resources") or {}).get("nodes", 1)) > 1
 
 
-def npus_for(spec: dict, stage: str) -> int:
+def npus_for(spec: Obj, stage: str) -> int:
     """NPUs a stage pod asks for (0 = none).
 
     train uses every NPU of its node; evaluate and predict run the merged

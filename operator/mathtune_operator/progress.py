@@ -2,12 +2,13 @@
 predict (docs/contract.md §3), and how often the operator reads them. Pure."""
 import json
 import math
-from typing import Optional
+from typing import Any, Dict, Optional
+from .types import Obj
 
 PREFIX = "mathtune-progress "
 
 
-def newest(log_text: str) -> Optional[dict]:
+def newest(log_text: str) -> Optional[Obj]:
     """The newest well-formed progress line of a log, or None.
 
     Lines may carry a logger prefix before the marker; a half-written or
@@ -26,15 +27,15 @@ def newest(log_text: str) -> Optional[dict]:
     return None
 
 
-def _int(v):
+def _int(v: Any) -> Optional[int]:
     return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _num(v):
+def _num(v: Any) -> Optional[float]:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def non_finite(v) -> Optional[str]:
+def non_finite(v: Any) -> Optional[str]:
     """"NaN", "Infinity" or "-Infinity" for such a number, else None. Status
     keeps the name (JSON has no such numbers); the loss metric gets the value
     back, so the chart's loss-NaN alert can fire."""
@@ -43,7 +44,7 @@ def non_finite(v) -> Optional[str]:
     return None
 
 
-def finite_loss(progress: dict, loss) -> None:
+def finite_loss(progress: Obj, loss: Any) -> None:
     """Set progress's loss: the number when finite, else null and its name."""
     name = non_finite(_num(loss))
     progress["loss"] = None if name else _num(loss)
@@ -53,7 +54,7 @@ def finite_loss(progress: dict, loss) -> None:
         progress.pop("lossNonFinite", None)
 
 
-def to_status(stage: str, line: dict, now_iso: str) -> dict:
+def to_status(stage: str, line: Obj, now_iso: str) -> Obj:
     """status.progress from one progress line."""
     epoch, epochs = _int(line.get("epoch")), _int(line.get("epochs"))
     step, steps = _int(line.get("step")), _int(line.get("steps"))
@@ -94,7 +95,7 @@ class Throttle:
 
     def __init__(self, interval: float):
         self.interval = interval
-        self._last = {}
+        self._last: Dict[str, float] = {}
 
     def due(self, key: str, now: float) -> bool:
         last = self._last.get(key)

@@ -14,7 +14,7 @@ import datetime as _dt
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional
 
 from kubernetes.client.exceptions import ApiException
 
@@ -22,6 +22,7 @@ from . import builders, names, observe, plan, progress, results
 from . import status as st
 from .errors import ForeignObject
 from .metrics import METRICS, Metrics
+from .types import ClusterView, Obj
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Settings:
 @dataclass
 class Pass:
     """What one pass decided."""
-    status: dict
+    status: Obj
     events: List[Event] = field(default_factory=list)
 
 
@@ -76,9 +77,10 @@ def _api_reason(exc: ApiException) -> str:
 _THROTTLE = progress.Throttle(30.0)
 
 
-def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Settings = Settings(),
+def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, settings: Optional[Settings] = None,
              metrics: Metrics = METRICS, throttle: progress.Throttle = _THROTTLE) -> Pass:
     now = time.time() if now is None else now
+    settings = settings or Settings()
     now_iso = iso(now)
     meta, spec = body["metadata"], body.get("spec") or {}
     run, ns, generation = meta["name"], meta["namespace"], meta.get("generation")
@@ -87,14 +89,14 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
     # kopf may have stored handler results in status; they are not ours.
     out = Pass(status=new)
     stages = plan.stages(spec)
-    rows = st.stage_rows(run, stages, old.get("stages"))
+    rows = st.stage_rows(run, stages, old.get("stages") or [])
     throttle.interval = settings.progress_interval
     blocked = None
     phase = old.get("phase") or st.PENDING
     current = old.get("stage") or stages[0]
     message = ""
 
-    def event(kind, reason, text):
+    def event(kind: str, reason: str, text: str) -> None:
         out.events.append(Event(kind, reason, text))
 
     if phase in (st.SUCCEEDED, st.FAILED):
@@ -253,7 +255,7 @@ def run_pass(body: dict, cluster, now: Optional[float] = None, settings: Setting
     return out
 
 
-def _block(row: dict, event, reason: str, message: str) -> dict:
+def _block(row: Obj, event: Callable[[str, str, str], None], reason: str, message: str) -> Obj:
     """A stage that cannot start: its row says why, and one Warning Event is
     posted while the reason lasts (the row keeps the message), not one a pass."""
     if row.get("message") != message:
@@ -262,7 +264,7 @@ def _block(row: dict, event, reason: str, message: str) -> dict:
     return {"reason": reason, "message": message}
 
 
-def _prerequisites(body: dict, stage: str) -> List[dict]:
+def _prerequisites(body: Obj, stage: str) -> List[Obj]:
     spec = body.get("spec") or {}
     out = [builders.config_map(body)]
     claim = builders.persistent_volume_claim(body)
@@ -273,12 +275,12 @@ def _prerequisites(body: dict, stage: str) -> List[dict]:
     return out
 
 
-def _ready_message(status: dict) -> str:
-    cond = st.get_condition(status.get("conditions"), "Ready") or {}
-    return cond.get("message", "")
+def _ready_message(status: Obj) -> str:
+    cond = st.get_condition(status.get("conditions") or [], "Ready") or {}
+    return str(cond.get("message", ""))
 
 
-def _stage_failed(out: Pass, row: dict, stage: str, seen: dict, pod_message: str, reason: str, now: float,
+def _stage_failed(out: Pass, row: Obj, stage: str, seen: Obj, pod_message: str, reason: str, now: float,
                   metrics: Metrics) -> None:
     attempts = seen.get("attempts") or 1
     why = {"BackoffLimitExceeded": "retries used up", "PodFailurePolicy": "permanent error (exit code 2)",
@@ -291,13 +293,13 @@ def _stage_failed(out: Pass, row: dict, stage: str, seen: dict, pod_message: str
     out.events.append(Event("Warning", "StageFailed", message[:1000]))
 
 
-def _observe_duration(metrics: Metrics, stage: str, result: str, row: dict) -> None:
+def _observe_duration(metrics: Metrics, stage: str, result: str, row: Obj) -> None:
     start, end = parse_time(row.get("startTime")), parse_time(row.get("completionTime"))
     if start is not None and end is not None and end >= start:
         metrics.stage_duration.labels(stage, result).observe(end - start)
 
 
-def _train_done(status: dict, result: dict) -> None:
+def _train_done(status: Obj, result: Obj) -> None:
     """Training is over: the progress line becomes its final state."""
     prog = dict(status.get("progress") or {})
     if isinstance(result.get("finalLoss"), (int, float)):
@@ -310,7 +312,7 @@ def _train_done(status: dict, result: dict) -> None:
     status["progress"] = prog
 
 
-def _read_progress(cluster, ns: str, stage: str, pods: List[dict], status: dict, now: float, now_iso: str,
+def _read_progress(cluster: ClusterView, ns: str, stage: str, pods: List[Obj], status: Obj, now: float, now_iso: str,
                    settings: Settings, throttle: progress.Throttle) -> None:
     pod = observe.progress_pod(pods)
     if pod is None:
@@ -335,7 +337,7 @@ def _read_progress(cluster, ns: str, stage: str, pods: List[dict], status: dict,
     status["progress"] = merged
 
 
-def _cleanup_after_ttl(body: dict, cluster, status: dict, now: float, out: Pass) -> None:
+def _cleanup_after_ttl(body: Obj, cluster: ClusterView, status: Obj, now: float, out: Pass) -> None:
     ttl = int(((body.get("spec") or {}).get("runPolicy") or {}).get("ttlSecondsAfterFinished") or 0)
     done = parse_time(status.get("completionTime"))
     if ttl <= 0 or done is None or status.get("jobsDeletedAt") or now < done + ttl:
@@ -347,14 +349,14 @@ def _cleanup_after_ttl(body: dict, cluster, status: dict, now: float, out: Pass)
                             f"deleted {count} Jobs {ttl}s after the run ended (ttlSecondsAfterFinished)"))
 
 
-def _finish(out: Pass, new: dict, rows: dict, phase: str, current: str, message: str, generation,
-            now_iso: str, blocked: Optional[dict], metrics: Metrics, ns: str, run: str) -> None:
+def _finish(out: Pass, new: Obj, rows: Obj, phase: str, current: str, message: str, generation: Optional[int],
+            now_iso: str, blocked: Optional[Obj], metrics: Metrics, ns: str, run: str) -> None:
     new["stages"] = list(rows.values())
     new["phase"] = phase
     new["stage"] = current
     if generation is not None:
         new["observedGeneration"] = int(generation)
-    new["conditions"] = st.conditions_for(new.get("conditions"), rows, phase, current, message or "",
+    new["conditions"] = st.conditions_for(new.get("conditions") or [], rows, phase, current, message or "",
                                           generation, now_iso, blocked)
     start = parse_time((rows.get(current) or {}).get("startTime"))
     metrics.observe_run(ns, run, phase, current, new, start)

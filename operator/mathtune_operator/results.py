@@ -2,6 +2,7 @@
 (docs/contract.md §3), turned into a one-line summary and `status.results`. Pure."""
 import json
 from typing import Any, Dict, Optional, Tuple
+from .types import Obj
 
 
 class ResultError(ValueError):
@@ -31,7 +32,7 @@ def parse(message: Optional[str], stage: str) -> Dict[str, Any]:
     raise ResultError(f"stage {stage} termination message is not a JSON object: {text[-300:]!r}")
 
 
-def _num(value) -> Optional[float]:
+def _num(value: Any) -> Optional[float]:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -42,7 +43,7 @@ def _num(value) -> Optional[float]:
         return None
 
 
-def _int(value) -> Optional[int]:
+def _int(value: Any) -> Optional[int]:
     number = _num(value)
     return int(number) if number is not None else None
 
@@ -51,15 +52,16 @@ def _clean(d: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _fmt(x, digits=2) -> str:
+def _fmt(x: Optional[float], digits: int = 2) -> str:
     return "?" if x is None else f"{x:.{digits}f}"
 
 
-def _best(epochs: Dict[str, dict], key: str) -> Tuple[Optional[str], Optional[dict]]:
+def _best(epochs: Dict[str, Obj], key: str) -> Tuple[Optional[str], Optional[Obj]]:
     best_key, best = None, None
     for epoch, scores in epochs.items():
         value = _num((scores or {}).get(key))
-        if value is not None and (best is None or value > _num(best.get(key))):
+        # best is only ever a row whose value was a number
+        if value is not None and (best is None or value > (_num(best.get(key)) or 0.0)):
             best_key, best = epoch, scores
     return best_key, best
 

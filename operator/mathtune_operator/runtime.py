@@ -13,9 +13,9 @@ operator: its Jobs go by ownerReference and its claim is kept on purpose.
 import datetime as _dt
 import logging
 import threading
-import time
 from typing import Dict, Optional, Tuple
 
+import kopf
 from kubernetes import client, config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
@@ -23,6 +23,7 @@ from prometheus_client import start_http_server
 from . import children, config, names, reconcile
 from . import status as st
 from .metrics import METRICS
+from .types import Obj
 
 log = logging.getLogger("mathtune_operator")
 METRICS_PORT = {"port": 8080}
@@ -120,7 +121,7 @@ class Runner:
         for event in result.events:
             self.post_event(body, event)
 
-    def post_event(self, body: dict, event: reconcile.Event) -> None:
+    def post_event(self, body: Obj, event: reconcile.Event) -> None:
         (log.warning if event.type == "Warning" else log.info)(
             "[%s/%s] %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], event.reason, event.message)
         meta = body["metadata"]
@@ -144,7 +145,7 @@ class Runner:
 RUNNER = Runner()
 
 
-def configure(settings) -> None:
+def configure(settings: kopf.OperatorSettings) -> None:
     # No kopf bookkeeping on our objects: we use on.event only, which needs
     # neither a finalizer nor progress annotations; keep its prefix ours anyway.
     import kopf

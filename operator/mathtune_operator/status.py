@@ -7,17 +7,18 @@ generation it was computed for.
 """
 import copy
 import math
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, cast
 
 from . import names, plan
+from .types import Obj
 
 PENDING, RUNNING, SUSPENDED, SUCCEEDED, FAILED = "Pending", "Running", "Suspended", "Succeeded", "Failed"
 
 
-def set_condition(conditions: List[dict], ctype: str, status: str, reason: str, message: str,
-                  generation: Optional[int], now: str) -> List[dict]:
+def set_condition(conditions: List[Obj], ctype: str, status: str, reason: str, message: str,
+                  generation: Optional[int], now: str) -> List[Obj]:
     out = [copy.deepcopy(c) for c in conditions or []]
-    new = {"type": ctype, "status": status, "reason": reason, "message": message[:30000],
+    new: Obj = {"type": ctype, "status": status, "reason": reason, "message": message[:30000],
            "lastTransitionTime": now}
     if generation is not None:
         new["observedGeneration"] = int(generation)
@@ -31,14 +32,14 @@ def set_condition(conditions: List[dict], ctype: str, status: str, reason: str, 
     return out
 
 
-def get_condition(conditions: List[dict], ctype: str) -> Optional[dict]:
+def get_condition(conditions: List[Obj], ctype: str) -> Optional[Obj]:
     for cond in conditions or []:
         if cond.get("type") == ctype:
             return cond
     return None
 
 
-def stage_rows(run: str, stages: List[str], current: List[dict]) -> Dict[str, dict]:
+def stage_rows(run: str, stages: List[str], current: List[Obj]) -> Dict[str, Obj]:
     """One row per planned stage, keeping what earlier passes recorded."""
     known = {row.get("name"): copy.deepcopy(row) for row in current or []}
     rows = {}
@@ -53,8 +54,8 @@ _STAGE_REASON = {PENDING: "Pending", "Running": "Running", "Retrying": "Retrying
                  SUCCEEDED: "Succeeded", FAILED: "Failed"}
 
 
-def conditions_for(previous: List[dict], rows: Dict[str, dict], phase: str, stage: str, message: str,
-                   generation: Optional[int], now: str, blocked: Optional[dict] = None) -> List[dict]:
+def conditions_for(previous: List[Obj], rows: Dict[str, Obj], phase: str, stage: str, message: str,
+                   generation: Optional[int], now: str, blocked: Optional[Obj] = None) -> List[Obj]:
     """All conditions for this pass.
 
     blocked: {reason, message} when creating a child failed; it makes Ready
@@ -65,7 +66,7 @@ def conditions_for(previous: List[dict], rows: Dict[str, dict], phase: str, stag
         state = row.get("state", PENDING)
         text = row.get("summary") if state == SUCCEEDED else row.get("message") or f"stage {name} is {state.lower()}"
         conds = set_condition(conds, plan.CONDITION_TYPE[name], "True" if state == SUCCEEDED else "False",
-                              _STAGE_REASON.get(state, state), text or "", generation, now)
+                              str(_STAGE_REASON.get(state, state)), text or "", generation, now)
     if phase == SUCCEEDED:
         ready = ("True", "RunSucceeded", message)
     elif phase == FAILED:
@@ -103,12 +104,12 @@ def finite(value: object) -> object:
     return value
 
 
-def changed(old: dict, new: dict) -> Dict[str, object]:
+def changed(old: Obj, new: Obj) -> Dict[str, object]:
     """The JSON merge patch (RFC 7386) that turns status `old` into `new`:
     what differs, objects recursed into, lists replaced whole, and a key that
     is gone set to null, which is how a merge patch deletes it (else
     etaSeconds of a finished stage would linger). Empty when nothing changed."""
-    old, new = old or {}, finite(new or {})
+    old, new = old or {}, cast(Obj, finite(new or {}))
     patch: Dict[str, object] = {}
     for key, value in new.items():
         before = old.get(key)

@@ -64,10 +64,12 @@ def cot(kind, q, solution):
         return f"{a}^{n} = {round(float(a) ** int(n), 2)}"
     if kind == "equation":
         k, b = re.search(NUM + r"x \+ " + NUM, q).groups()
-        return f"{k}x = {-float(b)}\nx = {-float(b)} / {k}\nx = {round(-float(b) / float(k), 2)}\n方程的解为：{round(-float(b) / float(k), 2)}"
+        x = round(-float(b) / float(k), 2)
+        return f"{k}x = {-float(b)}\nx = {-float(b)} / {k}\nx = {x}\n方程的解为：{x}"
     if kind == "mean":
         values = [float(v) for v in re.findall(NUM, q)]
-        return f"{' + '.join(map(str, values))} = {sum(values)}\n{sum(values)} / {len(values)} = {round(sum(values) / len(values), 2)}\n平均值为 {round(sum(values) / len(values), 2)}"
+        mean = round(sum(values) / len(values), 2)
+        return f"{' + '.join(map(str, values))} = {sum(values)}\n{sum(values)} / {len(values)} = {mean}\n平均值为 {mean}"
     if kind in ("area", "mass"):
         a, b = map(float, re.findall(NUM, q)[:2])
         return f"{a} * {b} = {a * b}"

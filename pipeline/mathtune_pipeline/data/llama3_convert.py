@@ -11,7 +11,7 @@ import base64
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # Meta's Llama 3 pre-tokenizer regex (also in every Llama 3 tokenizer.json).
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -106,7 +106,7 @@ def hf_json_to_tiktoken(tokenizer_json: Path, out_model: Path) -> None:
 def merges_from_ranks(ranks: Dict[bytes, int]) -> List[Tuple[bytes, bytes]]:
     """BPE merges equivalent to tiktoken's rank order: every split of every token
     into two tokens, ordered by the merged token's rank, then by the parts' ranks."""
-    merges = []
+    merges: List[Tuple[int, bytes, bytes]] = []
     for token, rank in ranks.items():
         if len(token) < 2:
             continue
@@ -118,7 +118,7 @@ def merges_from_ranks(ranks: Dict[bytes, int]) -> List[Tuple[bytes, bytes]]:
     return [(left, right) for _, left, right in merges]
 
 
-def tiktoken_to_hf_json(model_path: Path, out_json: Path, special: Dict[str, int] = None) -> None:
+def tiktoken_to_hf_json(model_path: Path, out_json: Path, special: Optional[Dict[str, int]] = None) -> None:
     """A Hugging Face tokenizer.json equivalent to a Llama 3 tiktoken `tokenizer.model`."""
     ranks = read_tiktoken_model(model_path)
     special = special or llama3_special_tokens()

@@ -136,7 +136,8 @@ _ENUMERATED = {
 def distinct_rows(kind: str, n: int, rng: random.Random) -> List[Row]:
     if kind in _ENUMERATED:
         return _ENUMERATED[kind](rng, n)
-    make, seen, out = _DRAWN[kind], set(), []
+    make, seen = _DRAWN[kind], set()
+    out: List[Dict[str, str]] = []
     while len(out) < n:
         row = make(rng)
         if row not in seen:

@@ -1,6 +1,6 @@
 """MindSpore checkpoints as plain {name: numpy array} and back."""
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 
@@ -15,7 +15,7 @@ def read(path: Union[str, Path]) -> Dict[str, np.ndarray]:
     return out
 
 
-def write(params: Dict[str, np.ndarray], path: Union[str, Path], dtypes: Dict[str, object] = None) -> Path:
+def write(params: Dict[str, np.ndarray], path: Union[str, Path], dtypes: Optional[Dict[str, object]] = None) -> Path:
     """Atomically: a crash never leaves a truncated checkpoint under the final name."""
     import mindspore as ms
 

@@ -23,7 +23,8 @@ def is_training_state(name: str) -> bool:
 
 def split(params: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """(model weights without LoRA, LoRA A/B pairs) of a training checkpoint."""
-    base, adapter = {}, {}
+    base: Dict[str, np.ndarray] = {}
+    adapter: Dict[str, np.ndarray] = {}
     for name, value in params.items():
         if is_training_state(name):
             continue

@@ -1,7 +1,7 @@
 """The tokenize stage's MindRecord shards, as training reads them."""
 import re
 from pathlib import Path
-from typing import List, Union
+from typing import Any, Dict, List, Union
 
 from ..errors import SpecError
 
@@ -17,14 +17,14 @@ def shards(data_dir: Union[str, Path]) -> List[Path]:
     return found
 
 
-def layout(data_dir: Union[str, Path]) -> dict:
+def layout(data_dir: Union[str, Path]) -> Dict[str, Any]:
     """What the tokenize stage's manifest says the rows are: seqLength (resolved when the spec
     says "auto"), the batching they are laid out for and the tokenizer's special ids.
     Empty when the shards came without one."""
     from ..artifacts import read_manifest
 
-    manifest = read_manifest(data_dir) or {}
-    out = {}
+    manifest = read_manifest(Path(data_dir)) or {}
+    out: Dict[str, Any] = {}
     if "seqLength" in manifest.get("counts", {}):
         out["seqLength"] = int(manifest["counts"]["seqLength"])
     if isinstance(manifest.get("batching"), dict):

@@ -148,9 +148,9 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
     model_config["pet_config"] = pet_config(spec)
     par = resources["parallel"]
     train_dataset = _dataset(dataset_dir, ["input_ids", "labels"], True, True, 1)
-    if (batching or {}).get("mode") == "bucketed":
+    if batching and batching.get("mode") == "bucketed":
         pad = (special_tokens or {}).get("pad_token_id", model_config.get("pad_token_id", 0))
-        bucketed_batches(train_dataset, model_config, batching["multiple"], pad)
+        bucketed_batches(train_dataset, model_config, batching["multiple"], int(pad or 0))
     eval_dataset = _dataset("", ["input_ids"], False, False, None)
     return {
         "seed": training["seed"],

@@ -59,7 +59,7 @@ def score(problems: Sequence[str], solutions: Sequence[str], outputs: Sequence[s
         raise ValueError("nothing to score")
     per_type: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
     truth_per_type: Dict[str, List[int]] = defaultdict(lambda: [0, 0])
-    misses = []
+    misses: List[Dict[str, object]] = []
     correct = 0
     for index, (prompt, solution, output) in enumerate(zip(problems, solutions, outputs)):
         question = question_of(prompt)

@@ -288,6 +288,10 @@ def _gc_paused():
             gc.enable()
 
 
+def _hash_into(raw: bytes, digest: Dict[str, str]) -> None:
+    digest["sha256"] = hashlib.sha256(raw).hexdigest()
+
+
 def prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dict[str, Any]:
     with _gc_paused():
         return _prepare(spec, run_dir, force)
@@ -310,7 +314,8 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     raw = path.read_bytes()
     # Hash the source while it is parsed: hashlib releases the GIL on big buffers.
     digest: Dict[str, str] = {}
-    hasher = threading.Thread(target=lambda: digest.__setitem__("sha256", hashlib.sha256(raw).hexdigest()))
+    # The bytes are passed, not closed over: `del raw` below must not race the thread's first read.
+    hasher = threading.Thread(target=_hash_into, args=(raw, digest))
     hasher.start()
     cfg_digest = config_digest(data_config)
     stage_dir = run_dir / STAGE

@@ -103,7 +103,7 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
                                  "batching": batching})
     stage_dir = run_dir / STAGE
     if not force and is_current(stage_dir, input_digest, config_digest):
-        return _result(read_manifest(stage_dir), skipped=True)
+        return _result(read_manifest(stage_dir) or {}, skipped=True)
 
     # Writers first: they import MindSpore while this process loads and reads.
     processes = workers or _cpus()
@@ -122,7 +122,8 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
         if len(keep) < len(rows):
             rows = _subset(rows, keep)
         if len(rows) == 0:
-            raise SpecError("spec.data.seqLength", f"room for at least one answer token (every prompt is longer than {seq_length})")
+            raise SpecError("spec.data.seqLength",
+                            f"room for at least one answer token (every prompt is longer than {seq_length})")
         if batching["mode"] == "bucketed":
             if seq_length % batching["multiple"]:
                 raise SpecError("spec.data.seqLength", f"a multiple of spec.data.batching.multiple "

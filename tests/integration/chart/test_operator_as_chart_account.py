@@ -32,5 +32,5 @@ def test_operator_integration_tests_pass_as_the_chart_account(kubeconfig, tmp_pa
     assert logs, "no operator log found"
     # RBAC's refusal reads 'User "..." cannot <verb> resource ...'; other 403s
     # (a ResourceQuota one of the tests sets up on purpose) are not RBAC's.
-    denied = [l for l in logs.splitlines() if re.search(r'cannot \w+ resource', l)]
+    denied = [line for line in logs.splitlines() if re.search(r'cannot \w+ resource', line)]
     assert not denied, denied[:5]

@@ -56,7 +56,7 @@ def test_operator_is_scraped_through_a_run_and_every_panel_has_data(kubeconfig, 
                         # The same file, growing: kwok serves it as the pod's log.
                         h.write_pod_log(custom, pod, tmp_path / "train.log", ["[INFO] step"] + PROGRESS[:i + 1])
                         loss = line.split('"loss":')[1].split(",")[0]
-                        h.wait(lambda: prom.query(f'mathtune_train_loss{{namespace="{namespace}"}} == {loss}'), 60,
+                        h.wait(lambda loss=loss: prom.query(f'mathtune_train_loss{{namespace="{namespace}"}} == {loss}'), 60,
                                f"training loss {loss} scraped")
                     # The join of NPU metrics to runs needs the pod series while training runs.
                     h.wait(lambda: prom.query('npu_chip_info_utilization * on (namespace, pod_name) group_left (run) '
@@ -65,7 +65,7 @@ def test_operator_is_scraped_through_a_run_and_every_panel_has_data(kubeconfig, 
                            60, "NPU metrics joined to the run")
                     up_while_running = prom.targets_up().get("mathtune-operator") == "up"
                 h.finish_stage(core, namespace, job, 0, h.result(stage))
-                h.wait(lambda: h.stage_row(h.get_run(custom, namespace, name), stage).get("state") == "Succeeded",
+                h.wait(lambda stage=stage: h.stage_row(h.get_run(custom, namespace, name), stage).get("state") == "Succeeded",
                        60, f"stage {stage} Succeeded")
             h.wait(lambda: h.get_run(custom, namespace, name)["status"].get("phase") == "Succeeded", 60,
                    "run Succeeded")
@@ -73,7 +73,7 @@ def test_operator_is_scraped_through_a_run_and_every_panel_has_data(kubeconfig, 
             for final in (f'mathtune_run_status{{namespace="{namespace}",phase="Succeeded"}} == 1',
                           f'mathtune_quality_gate_passed{{namespace="{namespace}"}}',
                           f'mathtune_predict_accuracy{{namespace="{namespace}"}}'):
-                h.wait(lambda: prom.query(final), 60, f"{final} scraped")
+                h.wait(lambda final=final: prom.query(final), 60, f"{final} scraped")
             # A range query steps from its start; the newest samples must be
             # older than its last step, not inside the final second.
             time.sleep(2)

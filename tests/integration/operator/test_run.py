@@ -53,7 +53,7 @@ def test_full_ascend_run_from_apply_to_succeeded(kubeconfig, namespace, apis, op
             metrics = operator.metrics()
             assert f'mathtune_train_loss{{namespace="{namespace}",run="{name}"}} 0.7312' in metrics
         h.finish_stage(core, namespace, job, 0, h.result(stage))
-        h.wait(lambda: h.stage_row(h.get_run(custom, namespace, name), stage).get("state") == "Succeeded",
+        h.wait(lambda stage=stage: h.stage_row(h.get_run(custom, namespace, name), stage).get("state") == "Succeeded",
                60, f"stage {stage} Succeeded in status")
         tables.append(_table(kubeconfig, namespace, name))
 

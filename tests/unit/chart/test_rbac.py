@@ -8,7 +8,6 @@ server, and the operator's integration tests run as the chart's account).
 """
 import ast
 import re
-from pathlib import Path
 
 import pytest
 

@@ -52,7 +52,7 @@ def ignored_top_levels(dockerfile: Path):
     """What the Dockerfile's own .dockerignore lets through (the context is the repo root)."""
     ignore = dockerfile.with_name("Dockerfile.dockerignore")
     assert ignore.exists(), f"{ignore} missing: the whole repository (and .venv) would be sent"
-    allowed = {l[1:].rstrip("/") for l in ignore.read_text().splitlines() if l.startswith("!")}
+    allowed = {line[1:].rstrip("/") for line in ignore.read_text().splitlines() if line.startswith("!")}
     return allowed
 
 

@@ -144,7 +144,7 @@ def test_squad_json_keeps_the_first_question_of_each_paragraph(tmp_path):
 
 def test_train_plan_ascend_runs_the_seeds_config_as_is(tmp_path):
     """On Ascend the Trainer gets the seeds' config, only renamed for MindFormers 1.9; no CPU pieces."""
-    from mathtune_pipeline.mindformers import dialect, render
+    from mathtune_pipeline.mindformers import dialect
     from mathtune_pipeline.stages import train
 
     spec = with_defaults({"model": {"family": "llama3-8b", "checkpoint": "/data/llama3-8B.ckpt"},

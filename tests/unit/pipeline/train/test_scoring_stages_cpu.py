@@ -55,10 +55,10 @@ def test_evaluate_scores_base_and_every_epoch(scored):
     assert result["baseSource"] in ("computed", "cache")
     # The scores are the metric applied to the answers written beside them.
     for key in ("2",):
-        rows = [json.loads(l) for l in (run_dir / "evaluate" / f"{key}.jsonl").read_text().splitlines()]
+        rows = [json.loads(line) for line in (run_dir / "evaluate" / f"{key}.jsonl").read_text().splitlines()]
         again = squad.score([r["prediction"] for r in rows], [r["answers"] for r in rows])
         assert (again["f1"], again["em"]) == (result["epochs"][key]["f1"], result["epochs"][key]["em"])
-    assert any(l.startswith("mathtune-progress ") and '"stage":"evaluate"' in l for l in stdout.splitlines())
+    assert any(line.startswith("mathtune-progress ") and '"stage":"evaluate"' in line for line in stdout.splitlines())
 
 
 def test_base_scores_are_computed_once_and_reused(scored):

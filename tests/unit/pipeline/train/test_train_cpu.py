@@ -57,7 +57,7 @@ def test_base_frozen_lora_trained_loss_falls(trained):
 
 def test_progress_lines_for_the_operator(trained):
     _, _, proc = trained
-    lines = [json.loads(l.split(" ", 1)[1]) for l in proc.stdout.splitlines() if l.startswith("mathtune-progress ")]
+    lines = [json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines() if line.startswith("mathtune-progress ")]
     assert [(p["epoch"], p["step"]) for p in lines] == [(e, s) for e in (1, 2) for s in range(1, 9)]
     assert all(p["epochs"] == 2 and p["steps"] == 8 and p["loss"] > 0 for p in lines)
 
