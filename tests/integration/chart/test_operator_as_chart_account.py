@@ -1,6 +1,7 @@
-"""The chart's RBAC is enough: the operator's own cluster tests pass with the
-operator process holding only the chart's ServiceAccount token (see
-chart_account_plugin.py), and RBAC never refuses the operator anything."""
+"""The chart's RBAC is enough: the operator's own cluster tests that start an
+operator pass with the operator process holding only the chart's
+ServiceAccount token (see chart_account_plugin.py), and RBAC never refuses
+the operator anything."""
 import os
 import re
 import subprocess
@@ -25,6 +26,8 @@ def test_operator_integration_tests_pass_as_the_chart_account(kubeconfig, tmp_pa
          "-p", "no:cacheprovider", "-q", "-x", f"--basetemp={tmp_path / 'run'}"],
         cwd=local.REPO, env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
+    ran = re.search(r"(\d+) passed", out.stdout)
+    assert ran and int(ran.group(1)) >= 10, f"too few operator tests ran as the chart's account: {out.stdout[-500:]}"
     accounts = marker.read_text().split()
     assert accounts and all(a.startswith("system:serviceaccount:") for a in accounts), \
         "the operator was never started with the chart's account"

@@ -94,6 +94,40 @@ class LocalPrometheus:
             params["time"] = f"{at:.3f}"
         return self.api("query", **params)["result"]
 
+    def alerts_during(self, start: float, end: float) -> Dict[str, set]:
+        """{alertname: states it was in} at any rule evaluation in [start, end]:
+        pending counts, so an alert whose `for:` outlasts a run still shows
+        that its expression held."""
+        data = self.api("query_range", query="ALERTS", start=f"{start:.3f}", end=f"{end:.3f}", step="1s")
+        seen: Dict[str, set] = {}
+        for series in data["result"]:
+            if any(float(v) == 1 for _, v in series["values"]):
+                seen.setdefault(series["metric"]["alertname"], set()).add(series["metric"]["alertstate"])
+        return seen
+
+    def settled_after(self, exprs: List[str], step: float, timeout: float = 60) -> float:
+        """Waits until every expr has a sample and the alert rules were
+        evaluated after the newest of them; returns the end a range query
+        with this step should use so its last point falls after them all
+        (it may lie ahead: points ahead read the latest samples)."""
+        deadline = time.monotonic() + timeout
+        newest = 0.0
+        for expr in exprs:
+            while not (found := self.query(f"timestamp({expr})")):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no sample of {expr} within {timeout}s")
+                time.sleep(0.5)
+            newest = max([newest] + [float(r["value"][1]) for r in found])
+
+        def evaluated_after() -> bool:
+            groups = self.api("rules")["groups"]
+            return all(_unix(g["lastEvaluation"]) > newest for g in groups)
+        while not evaluated_after():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the alert rules were not evaluated after {newest} within {timeout}s")
+            time.sleep(0.5)
+        return newest + step + 1
+
     def targets_up(self) -> Dict[str, str]:
         return {t["labels"]["job"]: t["health"] for t in self.api("targets")["activeTargets"]}
 
@@ -103,3 +137,12 @@ class LocalPrometheus:
             if time.monotonic() > deadline:
                 raise AssertionError(f"target {job} not up: {self.api('targets')['activeTargets']}")
             time.sleep(0.5)
+
+
+def _unix(rfc3339: str) -> float:
+    """Prometheus's RFC 3339 times (nanosecond fractions) as Unix seconds."""
+    import datetime
+
+    head, _, frac = rfc3339.rstrip("Z").partition(".")
+    whole = datetime.datetime.fromisoformat(head).replace(tzinfo=datetime.timezone.utc).timestamp()
+    return whole + (float(f"0.{frac}") if frac else 0.0)
