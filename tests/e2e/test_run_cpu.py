@@ -25,7 +25,7 @@ from tests.waiting import create_test_namespace
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
 
 STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
-RUN_TIMEOUT = 45 * 60
+RUN_TIMEOUT = 20 * 60  # under pytest-timeout's 1800 s, so this message is the one a slow run gets
 # The step of the dashboard range queries.
 QUERY_STEP_SECONDS = 5
 
