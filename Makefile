@@ -44,10 +44,11 @@ cluster-down: ## stop every process `make cluster` started and remove its state
 prometheus: ## install Prometheus + promtool (Debian's package) when missing; the monitoring tests use them
 	bash $(CLUSTER)/prometheus.sh
 
-# The chart ships the CRD from crds/ (helm installs charts/<chart>/crds/ first);
-# tests/unit/chart fails when the two differ.
-chart-crd: ## copy crds/ into the chart after changing the CRD
-	cp crds/mathtune.dev_mathfinetunes.yaml charts/mathtune-operator/crds/
+# crds/generate.py is the one definition of the spec: it writes the CRD, the
+# chart's copy (helm installs charts/<chart>/crds/ first) and the pipeline's
+# defaults; tests/unit/operator/test_crd.py fails when one is stale.
+chart-crd: ## regenerate the CRD, its copy in the chart and the pipeline's spec defaults
+	$(PY) crds/generate.py
 
 kubeconfig: ## print the export line for the local cluster's kubeconfig
 	@bash $(CLUSTER)/env.sh
