@@ -20,6 +20,7 @@ from mathtune_pipeline.data.synth import write_synth
 
 from .checks import true_type_from_solution
 from .test_cot import check_row
+from tests import stage_result
 
 
 def run_prepare(tmp_path: Path, data: dict, run_dir: Path = None, extra_args=()):
@@ -31,7 +32,7 @@ def run_prepare(tmp_path: Path, data: dict, run_dir: Path = None, extra_args=())
     result_file = tmp_path / "result.json"
     code = main(["prepare", "--spec", str(spec_path), "--run-dir", str(run_dir),
                  "--result-file", str(result_file), *extra_args])
-    return code, json.loads(result_file.read_text()), run_dir
+    return code, stage_result.check(json.loads(result_file.read_text())), run_dir
 
 
 def rows_of(run_dir: Path):

@@ -14,6 +14,7 @@ from mathtune_pipeline.data import llama3_convert as L3
 from mathtune_pipeline.data import types as T
 from mathtune_pipeline.data.mindrecord import read_shards
 from mathtune_pipeline.data.tokenizer import load_tokenizer
+from tests import stage_result
 
 pytestmark = pytest.mark.mindspore
 
@@ -25,7 +26,7 @@ def stage(name, tmp_path: Path, spec: dict, run_dir: Path):
     spec_path.write_text(yaml.safe_dump({"spec": spec}))
     result_file = tmp_path / f"{name}-result.json"
     code = main([name, "--spec", str(spec_path), "--run-dir", str(run_dir), "--result-file", str(result_file)])
-    return code, json.loads(result_file.read_text())
+    return code, stage_result.check(json.loads(result_file.read_text()))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
+from tests import stage_result
+
 SEQ = 32
 ROWS = 64
 
@@ -74,7 +76,8 @@ def run_stage(stage: str, spec: Path, run_dir: Path, *extra: str) -> subprocess.
 
 
 def last_json(stdout: str) -> dict:
-    return json.loads(stdout.strip().splitlines()[-1])
+    """The stage's result (its last stdout line), held to the stage-result contract."""
+    return stage_result.check(json.loads(stdout.strip().splitlines()[-1]))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ import pytest
 from mathtune_pipeline.errors import SpecError
 from mathtune_pipeline.mindformers import records
 
+from tests import stage_result
+
 from .conftest import run_stage, write_mindrecord, write_spec
 
 pytestmark = pytest.mark.mindspore
@@ -24,6 +26,6 @@ def test_a_corrupt_mindrecord_is_bad_input_naming_the_file(tmp_path, damage):
 
     proc = run_stage("train", write_spec(tmp_path / "run.yaml"), tmp_path / "run")
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = stage_result.check(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert result["ok"] is False and str(shard) in result["error"] and "MindRecord" in result["error"]
     assert shard.read_bytes() == kept  # tokenize's output is left as it was

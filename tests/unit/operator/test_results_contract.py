@@ -1,0 +1,57 @@
+"""The operator reads every stage result the contract allows into status.
+
+tests/fixtures/stage-results-cpu-run.jsonl holds the seven results of a real
+CPU run of examples/run-cpu.yaml (run-local, this revision's pipeline), one per
+line. They must satisfy docs/stage-result.schema.json, as every result the
+pipeline's own tests produce must; read in order, they must fill each status
+field the printer columns and `kubectl describe` show, with a summary that
+names no missing value.
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+from mathtune_operator import results
+from tests import stage_result
+
+RUN = Path(__file__).resolve().parents[2] / "fixtures" / "stage-results-cpu-run.jsonl"
+STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
+
+
+def recorded():
+    return [json.loads(line) for line in RUN.read_text().splitlines()]
+
+
+def test_the_recorded_run_keeps_the_contract():
+    got = recorded()
+    assert [r["stage"] for r in got] == STAGES
+    for result in got:
+        stage_result.check(result)
+
+
+def test_a_whole_run_fills_status_results():
+    status = {}
+    for result in recorded():
+        summary, status = results.apply(result["stage"], result, status)
+        assert summary and "?" not in summary and "None" not in summary, (result["stage"], summary)
+    # What the printer columns (F1, EM, Math-Acc) and describe show.
+    for key in ("f1", "em", "mathAccuracy", "bestEpoch", "gatePassed", "trainableParams", "totalParams",
+                "lowParamRatio", "passedEpochs", "baseF1", "baseEm"):
+        assert key in status, f"status.results lacks {key}: {sorted(status)}"
+    assert status["rows"]["read"] > 0 and status["tokenize"]["paddingShare"] >= 0
+    assert set(status["epochs"]) == {"1", "2"} and all("f1" in row and "accuracy" in row
+                                                       for row in status["epochs"].values())
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_failed_stage_keeps_the_contract_and_its_message(stage):
+    failed = stage_result.check({"stage": stage, "ok": False, "error": "spec.data.seqLength: a whole number"})
+    assert results.parse(json.dumps(failed), stage)["error"].startswith("spec.data.seqLength")
+
+
+def test_the_schema_refuses_what_would_blank_a_column():
+    report = next(r for r in recorded() if r["stage"] == "report")
+    renamed = {("mathAcc" if k == "mathAccuracy" else k): v for k, v in report.items()}
+    with pytest.raises(AssertionError, match="mathAccuracy"):
+        stage_result.check(renamed)
