@@ -10,6 +10,10 @@
 #   pipeline-ascend-nocann  images/pipeline-ascend/Dockerfile on the local
 #                 base instead of CANN (which cannot be had here): every layer
 #                 but CANN's builds, and the CANN wrapper's fallback is run
+#   *-deps        the `deps` stage of the two pipeline Dockerfiles (MindSpore,
+#                 MindFormers and the other dependencies), keyed by the
+#                 Dockerfile and pyproject.toml only, and handed to the full
+#                 build as DEPS_IMAGE: a code change rebuilds in seconds
 #
 # Each image is tagged localhost/mathtune/<name>:<digest of its inputs> and
 # saved as an OCI archive under $MATHTUNE_CACHE/images/, so an unchanged image
@@ -48,8 +52,12 @@ BASE_RECIPE="mmdebstrap $DEBIAN_SUITE minbase $BASE_PACKAGES, no docs/man/locale
 python_base_tag() { digest_of "$BASE_RECIPE"; }
 pause_tag() { digest_of "gcc -static" hack/images/pause.c; }
 operator_tag() { digest_of "base $(python_base_tag)" images/operator operator; }
-pipeline_cpu_tag() { digest_of "base $(python_base_tag)" images/pipeline-cpu pipeline; }
-pipeline_ascend_nocann_tag() { digest_of "base $(python_base_tag)" images/pipeline-ascend pipeline; }
+pipeline_cpu_deps_tag() { digest_of "base $(python_base_tag)" images/pipeline-cpu/Dockerfile pipeline/pyproject.toml; }
+pipeline_cpu_tag() { digest_of "deps $(pipeline_cpu_deps_tag)" images/pipeline-cpu pipeline; }
+pipeline_ascend_nocann_deps_tag() {
+  digest_of "base $(python_base_tag)" images/pipeline-ascend/Dockerfile pipeline/pyproject.toml
+}
+pipeline_ascend_nocann_tag() { digest_of "deps $(pipeline_ascend_nocann_deps_tag)" images/pipeline-ascend pipeline; }
 
 ref() { echo "$REGISTRY/$1:$("${1//-/_}_tag")"; }
 archive() { echo "$IMAGES/$1-$("${1//-/_}_tag").oci.tar"; }
@@ -67,7 +75,15 @@ save() {
   for old in "$IMAGES/$name"-*.oci.tar; do
     if [[ "$old" != "$out" && "$old" =~ /$name-[0-9a-f]{12}\.oci\.tar$ ]]; then rm -f "$old"; fi
   done
-  if [[ "$name" != python-base ]]; then buildah rmi --force "$(ref "$name")" >/dev/null; fi
+  if [[ "$name" == python-base || "$name" == *-deps ]]; then
+    # Starting points of later builds stay in storage; their older versions go.
+    local tag
+    for tag in $(buildah images --format '{{.Name}}:{{.Tag}}' "$REGISTRY/$name" 2>/dev/null); do
+      if [[ "$tag" != "$(ref "$name")" ]]; then buildah rmi --force "$tag" >/dev/null 2>&1 || true; fi
+    done
+  else
+    buildah rmi --force "$(ref "$name")" >/dev/null
+  fi
   buildah rmi --prune >/dev/null 2>&1 || true
 }
 
@@ -129,13 +145,25 @@ bud() {
 }
 
 build_operator() { bud operator images/operator/Dockerfile; }
-build_pipeline_cpu() { bud pipeline-cpu images/pipeline-cpu/Dockerfile; }
+build_pipeline_cpu_deps() { bud pipeline-cpu-deps images/pipeline-cpu/Dockerfile --target deps; }
+build_pipeline_cpu() {
+  ensure pipeline-cpu-deps
+  present pipeline-cpu-deps
+  bud pipeline-cpu images/pipeline-cpu/Dockerfile --build-arg "DEPS_IMAGE=$(ref pipeline-cpu-deps)"
+}
 # The Ascend Dockerfile with the local base standing in for CANN: MindSpore's
 # x86-64 wheel instead of aarch64, no set_env.sh. What it proves: every COPY
 # and RUN of the Dockerfile works, and the stage command on PATH is the CANN
 # wrapper, which runs the real pipeline (tests/integration/node).
+build_pipeline_ascend_nocann_deps() {
+  bud pipeline-ascend-nocann-deps images/pipeline-ascend/Dockerfile --target deps \
+    --build-arg "CANN_IMAGE=$(ref python-base)"
+}
 build_pipeline_ascend_nocann() {
-  bud pipeline-ascend-nocann images/pipeline-ascend/Dockerfile --build-arg "CANN_IMAGE=$(ref python-base)"
+  ensure pipeline-ascend-nocann-deps
+  present pipeline-ascend-nocann-deps
+  bud pipeline-ascend-nocann images/pipeline-ascend/Dockerfile --build-arg "CANN_IMAGE=$(ref python-base)" \
+    --build-arg "DEPS_IMAGE=$(ref pipeline-ascend-nocann-deps)"
 }
 
 ensure() {

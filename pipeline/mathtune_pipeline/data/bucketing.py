@@ -39,19 +39,17 @@ def order(lengths: np.ndarray, batch_size: int, data_parallel: int, seed: int) -
     the global batches in a seeded random order."""
     n = len(lengths)
     rng = np.random.default_rng(seed)
-    ties = rng.permutation(n)
-    by_length = ties[np.argsort(np.asarray(lengths)[ties], kind="stable")]
     group = batch_size * data_parallel
-    starts = np.arange(0, n, group)
-    # The last, partial global batch keeps its place at the end: MindFormers
-    # drops a partial batch (drop_remainder), and which rows fall there should
-    # not depend on the shuffle.
-    full = starts[:-1] if n % group else starts
-    shuffled = rng.permutation(len(full))
-    pieces = [by_length[full[i]: full[i] + group] for i in shuffled]
-    if n % group:
-        pieces.append(by_length[starts[-1]:])
-    return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    shuffled = rng.permutation(n)
+    # MindFormers drops a last, partial global batch (drop_remainder). Its
+    # rows are drawn at random and written last, so the rows never trained
+    # are a random few, as with shuffled padded batches, not the longest.
+    left_over = n % group
+    kept, dropped = shuffled[left_over:], shuffled[:left_over]
+    by_length = kept[np.argsort(np.asarray(lengths)[kept], kind="stable")]
+    batches = [by_length[i:i + group] for i in range(0, len(by_length), group)]
+    pieces = [batches[i] for i in rng.permutation(len(batches))] + [dropped]
+    return np.concatenate(pieces).astype(np.int64)
 
 
 def computed_tokens(lengths_in_order: np.ndarray, batch_size: int, data_parallel: int, multiple: int,
