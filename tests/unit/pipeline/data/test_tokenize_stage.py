@@ -141,7 +141,7 @@ def test_bucketed_rows_are_unpadded_in_length_sorted_global_batches(tmp_path, pr
     assert counts["paddingShare"] < 0.10 < counts["paddingShareIfPadded"]
     # Sorted into global batches, which are then shuffled: not one sorted run.
     spans = [np.ptp(lengths[i:i + 16]) for i in range(0, used, 16)]
-    assert max(spans) < np.ptp(lengths) / 2
+    assert np.median(spans) <= 2 < np.ptp(lengths), spans
     assert not (np.diff(lengths[:used]) >= 0).all()
     # The same seed, the same order; the layout is part of the stage's config.
     again = tokenize_spec(llama3_tokenizer_json, batching="bucketed", shards=3, training={"batchSize": 4, "seed": 3},
