@@ -534,6 +534,12 @@ def status_schema():
                    "x-kubernetes-list-map-keys": ["name"]},
         "progress": progress,
         "results": results,
+        "display": obj("The results as people read them, for kubectl get's columns (status.results keeps "
+                       "the numbers).", {
+            "f1": s("SQuAD F1 of the chosen epoch, two decimals."),
+            "em": s("SQuAD EM of the chosen epoch, two decimals."),
+            "mathAccuracy": s("Math accuracy of the chosen epoch, as a percentage."),
+        }, default=False),
     }, default=False)
 
 
@@ -591,9 +597,9 @@ def crd():
                     col("Stage", ".status.stage", "string", "Current stage"),
                     col("Progress", ".status.progress.summary", "string", "Training progress"),
                     col("Loss", ".status.progress.loss", "number", "Latest training loss"),
-                    col("F1", ".status.results.f1", "number", "SQuAD F1"),
-                    col("EM", ".status.results.em", "number", "SQuAD EM"),
-                    col("Math-Acc", ".status.results.mathAccuracy", "number", "Math accuracy"),
+                    col("F1", ".status.display.f1", "string", "SQuAD F1"),
+                    col("EM", ".status.display.em", "string", "SQuAD EM"),
+                    col("Math-Acc", ".status.display.mathAccuracy", "string", "Math accuracy"),
                     col("Phase", ".status.phase", "string", "Run phase", 1),
                     col("Age", ".metadata.creationTimestamp", "date", "Age"),
                 ],

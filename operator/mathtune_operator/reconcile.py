@@ -186,6 +186,7 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
                 phase, message = st.FAILED, row["message"]
                 break
             summary, new["results"] = results.apply(stage, result, new.get("results") or {})
+            new["display"] = results.display(new["results"])
             row.update(state=st.SUCCEEDED, summary=summary, attempts=seen["attempts"],
                        completionTime=norm_time(seen.get("completionTime"), now_iso))
             row.pop("message", None)
@@ -245,6 +246,8 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
         phase, current = st.SUCCEEDED, "Done"
         message = (rows.get("report") or {}).get("summary") or "all stages succeeded"
         new["completionTime"] = now_iso
+        new["progress"] = {**(new.get("progress") or {}), "summary": results.final_summary(new.get("results") or {})}
+        new["progress"].pop("etaSeconds", None)
         event("Normal", "RunSucceeded", f"run succeeded: {message}")
         metrics.stage_pods(ns, run, "", [])
 

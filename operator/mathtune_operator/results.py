@@ -66,6 +66,32 @@ def _best(epochs: Dict[str, Obj], key: str) -> Tuple[Optional[str], Optional[Obj
     return best_key, best
 
 
+def display(out: Dict[str, Any]) -> Dict[str, str]:
+    """status.display: the printer columns' text (JSONPath cannot format a
+    number): F1/EM with two decimals, accuracy as a percentage."""
+    shown = {}
+    for key in ("f1", "em"):
+        if _num(out.get(key)) is not None:
+            shown[key] = f"{_num(out[key]):.2f}"
+    accuracy = _num(out.get("mathAccuracy"))
+    if accuracy is not None:
+        shown["mathAccuracy"] = f"{accuracy * 100:.1f}%"
+    return shown
+
+
+def final_summary(out: Dict[str, Any]) -> str:
+    """PROGRESS once the run is done: what it found, not the last stage's line."""
+    parts = [f"best epoch {out['bestEpoch']}" if _int(out.get("bestEpoch")) is not None else "done"]
+    shown = display(out)
+    if "f1" in shown:
+        parts.append(f"F1 {shown['f1']}")
+    if "mathAccuracy" in shown:
+        parts.append(f"acc {shown['mathAccuracy']}")
+    if isinstance(out.get("gatePassed"), bool):
+        parts.append("gate passed" if out["gatePassed"] else "gate failed")
+    return "done: " + ", ".join(parts)
+
+
 def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """(summary line, status.results updated with this stage's result)."""
     out = json.loads(json.dumps(current or {}))  # deep copy

@@ -82,7 +82,10 @@ def test_full_ascend_run_from_apply_to_succeeded(kubeconfig, namespace, apis, op
     header = tables[0].splitlines()[0].split()
     assert header == ["NAME", "STAGE", "PROGRESS", "LOSS", "F1", "EM", "MATH-ACC", "AGE"]
     final = tables[-1].splitlines()[1]
-    assert "Done" in final and "0.2031" in final and "55.1" in final and "40.2" in final and "0.8475" in final
+    # F1/EM with two decimals, accuracy as a percentage, PROGRESS saying what the run found.
+    assert final.split()[1:3] == ["Done", "done:"], final
+    assert "best epoch 5, F1 55.10, acc 84.8%, gate passed" in final, final
+    assert final.split()[-3:-1] == ["40.20", "84.8%"] and "0.2031" in final and " 55.10 " in final, final
     # The success of one stage and the start of the next are one status write:
     # the STAGE column moves straight on.
     for done, row in zip(STAGES, after_stage):

@@ -159,7 +159,10 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     assert res["rows"]["classified"] == {"add": 120, "mean": 80} and res["bestEpoch"] == 2
     assert res["lowParamRatio"] == pytest.approx(0.04096) and res["mathAccuracy"] == 0.2
     assert status["progress"]["loss"] == 1.25  # the final loss stays for the LOSS column
-    assert status["progress"]["summary"] == "evaluate done" and status["progress"]["percent"] == 100.0
+    # Once done, PROGRESS says what the run found; the columns show text a person reads.
+    assert status["progress"]["summary"] == "done: best epoch 2, F1 9.90, acc 20.0%, gate passed"
+    assert status["progress"]["percent"] == 100.0
+    assert status["display"] == {"f1": "9.90", "em": f"{res['em']:.2f}", "mathAccuracy": "20.0%"}
     conds = {c["type"]: c for c in status["conditions"]}
     assert conds["Succeeded"]["status"] == "True" and conds["Ready"]["reason"] == "RunSucceeded"
     assert conds["Trained"]["status"] == "True" and conds["Failed"]["status"] == "False"
