@@ -219,17 +219,19 @@ def spec_schema():
         "shards": i("MindRecord shard files tokenize writes.", 1, 1, 64),
         "batching": obj("How rows become training batches. bucketed: rows of similar length share a "
                         "batch, padded only to that batch's longest row (MindFormers' dynamic_batch; "
-                        "the NPUs stop computing padding); padded: every row padded to seqLength.", {
-            "mode": s("bucketed or padded.", "bucketed", enum=["bucketed", "padded"]),
+                        "the NPUs stop computing padding); padded: every row padded to seqLength; auto: "
+                        "bucketed where it runs, padded where not (LoRA on wo: MindFormers 1.9 fails on a "
+                        "symbolic sequence length there).", {
+            "mode": s("auto, bucketed or padded.", "auto", enum=["auto", "bucketed", "padded"]),
             "multiple": i("bucketed: a batch's width (tokens per row, before the one-token shift) is a "
                           "multiple of this; larger values compile fewer shapes, smaller ones pad less.",
                           8, enum=[1, 2, 4, 8, 16, 32, 64]),
         }),
     }, required=["source"], default=False, rules=[
         immutable("data"),
-        rule("self.batching.mode != 'bucketed' || type(self.seqLength) != int || "
+        rule("self.batching.mode == 'padded' || type(self.seqLength) != int || "
              "int(self.seqLength) % self.batching.multiple == 0",
-             "spec.data.seqLength must be a multiple of spec.data.batching.multiple when batching is bucketed",
+             "spec.data.seqLength must be a multiple of spec.data.batching.multiple unless batching is padded",
              field_path=".seqLength")])
 
     lora = obj("LoRA: low-rank adapters trained on top of the frozen base model. Trainable parameters per "
@@ -438,6 +440,9 @@ def spec_schema():
         rule("self.evaluation.epochs.all(e, e <= self.training.epochs)",
              "spec.evaluation.epochs: every epoch must be at most spec.training.epochs", ".evaluation.epochs"),
         rule("self.profile == oldSelf.profile", "spec.profile is immutable once the run exists", ".profile"),
+        rule("self.data.batching.mode != 'bucketed' || !('wo' in self.lora.targetModules)",
+             "spec.data.batching.mode: bucketed cannot train LoRA on wo (MindFormers 1.9 fails on a symbolic "
+             "sequence length there); use auto (padded for such runs) or padded", ".data.batching.mode"),
     ])
 
 

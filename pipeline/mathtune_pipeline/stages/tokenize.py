@@ -7,7 +7,8 @@ over BOS, prompt and padding, and writes `spec.data.shards` MindRecord files
 in parallel processes to `<run-dir>/tokenize/`, with a manifest holding the
 token-length histogram, the padding share and the truncated rows.
 
-With `spec.data.batching.mode: bucketed` (the default) rows are written
+With `spec.data.batching.mode: bucketed` (what `auto`, the default, means
+unless a LoRA target is in BUCKETING_UNSUPPORTED) rows are written
 unpadded, in the order data/bucketing.py chooses (similar lengths share a
 training step), and MindFormers pads each batch only to its longest row; the
 manifest's `batching` tells the train stage to configure that. `padded`
@@ -46,6 +47,11 @@ from ..data.tokenizer import load_tokenizer
 from .prepare import OUTPUT as PREPARED, STAGE as PREPARE_STAGE
 
 STAGE = "tokenize"
+# LoRA targets whose training fails with MindFormers 1.9's dynamic batches
+# (found by tests/unit/pipeline/train/test_memorise.py: a Mul broadcast of
+# [batch, seq, head_dim] against [batch, seq, hidden] when compiling the step).
+BUCKETING_UNSUPPORTED = frozenset({"wo"})
+BUCKETING_UNSUPPORTED_WHY = "MindFormers 1.9 cannot train it on a symbolic sequence length"
 FORMAT_VERSION = 1
 MAX_SHARDS = 256
 
@@ -160,11 +166,18 @@ def _batching(spec: Mapping[str, Any]) -> Dict[str, Any]:
     """The batching the rows are laid out for. Bucketed rows are ordered for
     one global batch (batchSize x dataParallel) per step, so those are part of it."""
     config = (spec.get("data") or {}).get("batching") or {}
-    mode, multiple = config.get("mode", "bucketed"), config.get("multiple", 8)
-    if mode not in ("bucketed", "padded"):
-        raise SpecError("spec.data.batching.mode", f"bucketed or padded (got {mode!r})")
+    mode, multiple = config.get("mode", "auto"), config.get("multiple", 8)
+    if mode not in ("auto", "bucketed", "padded"):
+        raise SpecError("spec.data.batching.mode", f"auto, bucketed or padded (got {mode!r})")
+    unsupported = BUCKETING_UNSUPPORTED & set(((spec.get("lora") or {}).get("targetModules")) or [])
+    if mode == "bucketed" and unsupported:
+        raise SpecError("spec.data.batching.mode", f"auto or padded with LoRA on {', '.join(sorted(unsupported))} "
+                                                   f"({BUCKETING_UNSUPPORTED_WHY})")
     if mode == "padded":
         return {"mode": "padded"}
+    if unsupported:
+        return {"mode": "padded", "requested": mode,
+                "reason": f"LoRA on {', '.join(sorted(unsupported))}: {BUCKETING_UNSUPPORTED_WHY}"}
     if isinstance(multiple, bool) or multiple not in (1, 2, 4, 8, 16, 32, 64):
         raise SpecError("spec.data.batching.multiple", f"one of 1, 2, 4, 8, 16, 32, 64 (got {multiple!r})")
     training = spec.get("training") or {}

@@ -70,6 +70,18 @@ CASES = [
 ]
 
 
+def test_bucketed_batching_with_lora_on_wo_is_rejected(namespace, apis, crd):
+    doc = h.run_doc("run-cpu.yaml", "bad-bucketed-wo")
+    doc["spec"]["data"]["batching"] = {"mode": "bucketed"}
+    doc["spec"]["lora"]["targetModules"] = ["wq", "wo"]
+    with pytest.raises(ApiException) as info:
+        apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc)
+    assert info.value.status == 422 and "spec.data.batching.mode: bucketed cannot train LoRA on wo" in \
+        json.loads(info.value.body)["message"]
+    doc["spec"]["data"]["batching"] = {"mode": "auto"}
+    apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc)
+
+
 @pytest.mark.parametrize("case,path,value,needle", CASES, ids=[c[0] for c in CASES])
 def test_invalid_resource_is_rejected_naming_the_field(case, path, value, needle, namespace, apis, crd):
     doc = h.run_doc("run-cpu.yaml", f"bad-{case}"[:40])

@@ -150,6 +150,26 @@ def test_bucketed_rows_are_unpadded_in_length_sorted_global_batches(tmp_path, pr
     assert code == 0 and not result.get("skipped"), "a new batch size orders the rows anew"
 
 
+def test_auto_batching_pads_where_bucketing_cannot_train(tmp_path, prepared, llama3_tokenizer_json):
+    """LoRA on wo fails on MindFormers' dynamic batches: auto pads such runs
+    and says why; asking for bucketed with it is refused, naming the field."""
+    run_dir, rows = prepared
+    with_wo = {"lora": {"targetModules": ["wq", "wo"]}}
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, batching="auto", **with_wo),
+                         run_dir)
+    assert code == 0, result
+    _, manifest = shard_paths(run_dir)
+    assert manifest["batching"]["mode"] == "padded" and manifest["batching"]["requested"] == "auto"
+    assert "wo" in manifest["batching"]["reason"]
+    check_rows(read_shards(shard_paths(run_dir)[0])["rows"], rows, load_tokenizer(llama3_tokenizer_json, "hf-json"),
+               512)
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, batching="bucketed", **with_wo),
+                         run_dir)
+    assert code == 2 and result["error"].startswith("spec.data.batching.mode:") and "wo" in result["error"]
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, batching="auto"), run_dir)
+    assert code == 0 and shard_paths(run_dir)[1]["batching"]["mode"] == "bucketed"
+
+
 def test_auto_seq_length_percentile_and_the_tiktoken_file(tmp_path, prepared, llama3_tokenizer_json):
     run_dir, rows = prepared
     tok = load_tokenizer(llama3_tokenizer_json, "hf-json")
