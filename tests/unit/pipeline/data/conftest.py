@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import LLAMA3_TOKENIZER
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +22,10 @@ def contest_200(contest_200_path):
 
 
 @pytest.fixture(scope="session")
-def llama3_tokenizer_json(shared_fixtures) -> Path:
-    path = shared_fixtures / "tokenizers" / "llama3-tokenizer.json"
+def llama3_tokenizer_json() -> Path:
+    """The real Llama 3 tokenizer, as `make tokenizer` installs it from its
+    npm package (pinned, digest-checked), not a copy beside the checkout."""
+    path = LLAMA3_TOKENIZER
     if not path.is_file():
-        pytest.fail(f"missing real fixture {path}", pytrace=False)
+        pytest.fail(f"missing the real Llama 3 tokenizer {path}: run `make tokenizer`", pytrace=False)
     return path
