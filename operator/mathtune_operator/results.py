@@ -81,7 +81,7 @@ def display(out: Dict[str, Any]) -> Dict[str, str]:
 
 def final_summary(out: Dict[str, Any]) -> str:
     """PROGRESS once the run is done: what it found, not the last stage's line."""
-    parts = [f"best epoch {out['bestEpoch']}" if _int(out.get("bestEpoch")) is not None else "done"]
+    parts = [f"best epoch {out['bestEpoch']}"] if _int(out.get("bestEpoch")) is not None else []
     shown = display(out)
     if "f1" in shown:
         parts.append(f"F1 {shown['f1']}")
@@ -89,7 +89,7 @@ def final_summary(out: Dict[str, Any]) -> str:
         parts.append(f"acc {shown['mathAccuracy']}")
     if isinstance(out.get("gatePassed"), bool):
         parts.append("gate passed" if out["gatePassed"] else "gate failed")
-    return "done: " + ", ".join(parts)
+    return "done: " + ", ".join(parts) if parts else "done"
 
 
 def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:

@@ -55,3 +55,10 @@ def test_the_schema_refuses_what_would_blank_a_column():
     renamed = {("mathAcc" if k == "mathAccuracy" else k): v for k, v in report.items()}
     with pytest.raises(AssertionError, match="mathAccuracy"):
         stage_result.check(renamed)
+
+
+def test_the_final_progress_line_says_only_what_the_run_found():
+    assert results.final_summary({}) == "done"
+    assert results.final_summary({"f1": 12.3456}) == "done: F1 12.35"
+    assert results.final_summary({"bestEpoch": 3, "mathAccuracy": 0.41549, "gatePassed": False}) == \
+        "done: best epoch 3, acc 41.5%, gate failed"
