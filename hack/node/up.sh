@@ -102,6 +102,18 @@ current="$(printf '%s\n' "$PAUSE_IMAGE" "$PYTHON_BASE_IMAGE" "$OPERATOR_IMAGE" "
 for stale in $(ctr_ images ls -q | grep '^localhost/mathtune/' | grep -vxF "$current"); do
   ctr_ images rm "$stale" >/dev/null
 done
+# The CRI plugin also names every image it has seen by its ID (sha256:...).
+# Such a name outlives the image's tags and keeps its content and unpacked
+# snapshots (GiBs per pipeline build) alive: drop the ones no tag shares,
+# then collect what they held (--sync).
+named_targets="$(ctr_ images ls | awk 'NR > 1 && $1 !~ /^sha256:/ {print $3}' | sort -u)"
+orphans="$(ctr_ images ls | awk 'NR > 1 && $1 ~ /^sha256:/ {print $1, $3}' |
+  while read -r id target; do grep -qxF "$target" <<<"$named_targets" || echo "$id"; done)"
+if [[ -n "$orphans" ]]; then
+  # shellcheck disable=SC2086
+  ctr_ images rm --sync $orphans >/dev/null
+  log "removed $(wc -w <<<"$orphans") images only their IDs still named"
+fi
 
 echo "$joined_to" >"$NODE_STATE/joined-to"
 start_daemon kubelet "$KUBELET" --config "$NODE_STATE/kubelet.yaml" --kubeconfig "$KUBECONFIG_FILE" \

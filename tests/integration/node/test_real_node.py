@@ -134,3 +134,25 @@ def test_the_ascend_image_runs_the_stage_command_through_its_cann_wrapper(k8s_ap
     assert done.status.phase == "Succeeded", log
     assert log.splitlines()[0] == "/opt/mathtune/wrap/mathtune-pipeline", log
     assert "usage: mathtune-pipeline" in log
+
+
+# hack/node/common.sh: the node's own containerd, apart from any the machine runs.
+NODE_CONTAINERD = "/run/mathtune-node/containerd.sock"
+
+
+def test_the_node_keeps_no_image_that_only_its_id_still_names():
+    """The CRI plugin names every image it has seen by its ID (sha256:...).
+    When hack/node/up.sh drops an earlier build's tag, that name alone would
+    keep the build's content and unpacked snapshots (GiBs a pipeline image)
+    on disk for good: up.sh drops such names too."""
+    import subprocess
+    from pathlib import Path
+
+    if not Path(NODE_CONTAINERD).exists():
+        pytest.fail(f"the local node's containerd ({NODE_CONTAINERD}) is not running", pytrace=False)
+    listing = subprocess.run(["ctr", "--address", NODE_CONTAINERD, "--namespace", "k8s.io", "images", "ls"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()[1:]
+    rows = [line.split()[:3] for line in listing if line.strip()]
+    named = {target for ref, _, target in rows if not ref.startswith("sha256:")}
+    orphans = [ref for ref, _, target in rows if ref.startswith("sha256:") and target not in named]
+    assert named and not orphans, f"images only their ID names: {orphans}"
