@@ -12,7 +12,7 @@ Everything a run decides (paths, step counts, ranks) is an argument, so the
 renderers are pure functions and the stage code only gathers the inputs.
 """
 import copy
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from ..errors import SpecError
 from . import families
@@ -82,7 +82,7 @@ def loss_scale(model_config: Dict[str, Any]) -> Any:
     return dict(DYNAMIC_LOSS_SCALE) if model_config.get("compute_dtype") == "float16" else 1.0
 
 
-def parallel_mode(spec: Dict[str, Any]) -> int:
+def parallel_mode(spec: Mapping[str, Any]) -> int:
     """0 data parallel when every card holds the whole model, else 1 semi-auto parallel."""
     p = spec["resources"]["parallel"]
     return 1 if p["modelParallel"] > 1 or p["pipelineStage"] > 1 else 0

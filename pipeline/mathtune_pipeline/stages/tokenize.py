@@ -44,6 +44,7 @@ from ..data.workers import Workers, parse_prepared
 from ..data.seqlen import choose_seq_length, length_stats
 from ..data.sources import fetch
 from ..data.tokenizer import load_tokenizer
+from ..mindformers import render
 from .prepare import OUTPUT as PREPARED, STAGE as PREPARE_STAGE
 
 STAGE = "tokenize"
@@ -136,9 +137,9 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
                                                        f"({batching['multiple']}) when batching is bucketed "
                                                        f"(got {seq_length})")
             widths = np.minimum(rows.lengths, seq_length + 1)
-            rows = _subset(rows, bucketing.order(widths, batching["batchSize"], batching["dataParallel"],
-                                                 batching["seed"]))
-            stats.update(_bucketed_share(rows, seq_length, batching, stats["paddingShare"]))
+            order = bucketing.order(widths, batching["batchSize"], batching["dataParallel"], batching["seed"])
+            rows = _subset(rows, order)
+            stats.update(_bucketed_share(widths[order], batching, stats["paddingShare"]))
         bounds = np.linspace(0, len(rows), shards + 1).astype(int)
         with atomic_stage_dir(run_dir, STAGE) as tmp:
             pad = batching["mode"] == "padded"
@@ -164,12 +165,13 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
 
 def _batching(spec: Mapping[str, Any]) -> Dict[str, Any]:
     """The batching the rows are laid out for. Bucketed rows are ordered for
-    one global batch (batchSize x dataParallel) per step, so those are part of it."""
-    config = (spec.get("data") or {}).get("batching") or {}
-    mode, multiple = config.get("mode", "auto"), config.get("multiple", 8)
+    one global batch (batchSize x dataParallel) per step, so those are part of
+    it. `spec` has its defaults (the stage's entry applies them)."""
+    config = spec["data"]["batching"]
+    mode, multiple = config["mode"], config["multiple"]
     if mode not in ("auto", "bucketed", "padded"):
         raise SpecError("spec.data.batching.mode", f"auto, bucketed or padded (got {mode!r})")
-    unsupported = BUCKETING_UNSUPPORTED & set(((spec.get("lora") or {}).get("targetModules")) or [])
+    unsupported = BUCKETING_UNSUPPORTED & set(spec["lora"]["targetModules"])
     if mode == "bucketed" and unsupported:
         raise SpecError("spec.data.batching.mode", f"auto or padded with LoRA on {', '.join(sorted(unsupported))} "
                                                    f"({BUCKETING_UNSUPPORTED_WHY})")
@@ -180,19 +182,17 @@ def _batching(spec: Mapping[str, Any]) -> Dict[str, Any]:
                 "reason": f"LoRA on {', '.join(sorted(unsupported))}: {BUCKETING_UNSUPPORTED_WHY}"}
     if isinstance(multiple, bool) or multiple not in (1, 2, 4, 8, 16, 32, 64):
         raise SpecError("spec.data.batching.multiple", f"one of 1, 2, 4, 8, 16, 32, 64 (got {multiple!r})")
-    training = spec.get("training") or {}
-    parallel = ((spec.get("resources") or {}).get("parallel")) or {}
-    # Semi-auto parallel (model or pipeline parallel) reads the whole global batch on every card.
-    shared = parallel.get("modelParallel", 1) > 1 or parallel.get("pipelineStage", 1) > 1
-    return {"mode": "bucketed", "multiple": multiple, "batchSize": int(training.get("batchSize", 32)),
-            "dataParallel": int(parallel.get("dataParallel", 1)), "seed": int(training.get("seed", 0)),
-            "perRankBatches": not shared}
+    training = spec["training"]
+    # Semi-auto parallel (render's mode 1) reads the whole global batch on every card.
+    return {"mode": "bucketed", "multiple": multiple, "batchSize": int(training["batchSize"]),
+            "dataParallel": int(spec["resources"]["parallel"]["dataParallel"]), "seed": int(training["seed"]),
+            "perRankBatches": render.parallel_mode(spec) == 0}
 
 
-def _bucketed_share(rows, seq_length: int, batching: Mapping[str, Any], padded_share: float) -> Dict[str, Any]:
-    """The padding share of the bucketed layout (replacing the padded one's,
-    which stays for comparison): what each rank's batches compute."""
-    widths = np.minimum(rows.lengths, seq_length + 1)
+def _bucketed_share(widths: np.ndarray, batching: Mapping[str, Any], padded_share: float) -> Dict[str, Any]:
+    """The padding share of the bucketed layout, for rows of these widths in
+    written order (replacing the padded one's, which stays for comparison):
+    what each rank's batches compute."""
     tokens = bucketing.computed_tokens(widths, batching["batchSize"], batching["dataParallel"], batching["multiple"],
                                        batching["perRankBatches"])
     share = round(1 - tokens["real"] / tokens["computed"], 4) if tokens["computed"] else 0.0
