@@ -106,8 +106,9 @@ done
 # Such a name outlives the image's tags and keeps its content and unpacked
 # snapshots (GiBs per pipeline build) alive: drop the ones no tag shares,
 # then collect what they held (--sync).
-named_targets="$(ctr_ images ls | awk 'NR > 1 && $1 !~ /^sha256:/ {print $3}' | sort -u)"
-orphans="$(ctr_ images ls | awk 'NR > 1 && $1 ~ /^sha256:/ {print $1, $3}' |
+listing="$(ctr_ images ls | awk 'NR > 1 {print $1, $3}')"
+named_targets="$(awk '$1 !~ /^sha256:/ {print $2}' <<<"$listing" | sort -u)"
+orphans="$(awk '$1 ~ /^sha256:/ {print $1, $2}' <<<"$listing" |
   while read -r id target; do grep -qxF "$target" <<<"$named_targets" || echo "$id"; done)"
 if [[ -n "$orphans" ]]; then
   # shellcheck disable=SC2086
