@@ -10,7 +10,7 @@ CLUSTER := hack/cluster
 NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help venv tokenizer cluster cluster-down binaries node-deps images prometheus chart-crd lint test test-unit test-integration bench demo kubeconfig clean
+.PHONY: help venv tokenizer cluster cluster-down binaries node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -74,6 +74,11 @@ lint: venv ## ruff, mypy (strict for the operator, gradual for the pipeline: myp
 
 bench: venv ## benchmarks; figures are ratios against baselines measured in the same run
 	$(PY) tests/bench/run_all.py
+
+# 500 runs by default (BENCH_RUNS=...); the local cluster is started if
+# needed and left running. Takes about ten minutes on two cores.
+bench-scale: venv binaries images ## N concurrent runs on simulated nodes: stage-transition latency against the Job controller's, API requests, operator RSS/CPU
+	$(PY) tests/bench/bench_scale.py
 
 demo: venv binaries images ## bring up the local cluster and run the CPU example end to end
 	bash $(CLUSTER)/demo.sh

@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 
 
 class Cluster:
-    def __init__(self, api_client: client.ApiClient):
+    def __init__(self, api_client: client.ApiClient, request_timeout: float = 30.0):
         self.api = api_client
+        # Every call gives up after this: a hung request must not hold a worker.
+        self.timeout = request_timeout
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
 
@@ -39,7 +41,7 @@ class Cluster:
             "Service": self.core.create_namespaced_service,
         }[kind]
         try:
-            create(ns, obj)
+            create(ns, obj, _request_timeout=self.timeout)
             return True
         except ApiException as exc:
             if exc.status != 409:
@@ -48,7 +50,7 @@ class Cluster:
                 "Service": self.core.read_namespaced_service}.get(kind)
         owner = [o["uid"] for o in obj["metadata"].get("ownerReferences") or []]
         if read and owner:
-            existing = read(obj["metadata"]["name"], ns)
+            existing = read(obj["metadata"]["name"], ns, _request_timeout=self.timeout)
             if not any(o.uid in owner for o in existing.metadata.owner_references or []):
                 raise ForeignObject(kind, obj["metadata"]["name"])
         return False
@@ -56,20 +58,21 @@ class Cluster:
     # -- read -----------------------------------------------------------------
     def get_job(self, namespace: str, name: str) -> Optional[Obj]:
         try:
-            return self._plain(self.batch.read_namespaced_job(name, namespace))
+            return self._plain(self.batch.read_namespaced_job(name, namespace, _request_timeout=self.timeout))
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
 
     def job_pods(self, namespace: str, job_name: str) -> List[Obj]:
-        pods = self.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}")
+        pods = self.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}",
+                                             _request_timeout=self.timeout)
         return [self._plain(p) for p in pods.items]
 
     def pod_log_tail(self, namespace: str, pod: str, lines: int = 200) -> str:
         # Raw bytes: the generated client turns a log into the repr of bytes ("b'...'").
         resp = self.core.read_namespaced_pod_log(pod, namespace, container=names.CONTAINER, tail_lines=lines,
-                                                 _preload_content=False)
+                                                 _preload_content=False, _request_timeout=self.timeout)
         try:
             return str(resp.data.decode("utf-8", errors="replace"))
         finally:
@@ -77,14 +80,26 @@ class Cluster:
 
     # -- change -----------------------------------------------------------------
     def set_job_suspend(self, namespace: str, name: str, suspend: bool) -> None:
-        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}})
+        self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}}, _request_timeout=self.timeout)
+
+    def delete_job(self, namespace: str, name: str, uid: Optional[str]) -> None:
+        """Delete this Job (not a newer one of the same name: uid precondition)."""
+        options = client.V1DeleteOptions(propagation_policy="Background",
+                                         preconditions=client.V1Preconditions(uid=uid) if uid else None)
+        try:
+            self.batch.delete_namespaced_job(name, namespace, body=options, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status not in (404, 409):  # gone already, or already replaced
+                raise
 
     def delete_jobs(self, namespace: str, run: str) -> int:
         """Delete the run's Jobs and (background propagation) their pods."""
-        jobs = self.batch.list_namespaced_job(namespace, label_selector=f"{names.LABEL_RUN}={run}").items
+        jobs = self.batch.list_namespaced_job(namespace, label_selector=f"{names.LABEL_RUN}={run}",
+                                            _request_timeout=self.timeout).items
         for job in jobs:
             try:
-                self.batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background")
+                self.batch.delete_namespaced_job(job.metadata.name, namespace, propagation_policy="Background",
+                                                _request_timeout=self.timeout)
             except ApiException as exc:
                 if exc.status != 404:
                     raise

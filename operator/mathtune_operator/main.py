@@ -1,5 +1,5 @@
 """kopf handlers, and nothing else: each one hands over to `runtime`."""
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 import kopf
 
@@ -19,7 +19,21 @@ def cleanup(**_: Any) -> None:
 
 @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL)
 def run_event(event: kopf.RawEvent, name: str, namespace: Optional[str], meta: kopf.Meta, **_: Any) -> None:
-    """A run appeared, changed or went away: the runner passes over it."""
-    if namespace is None:  # the CRD is namespaced: never the case
+    """A run appeared, changed or went away: the controller queues it."""
+    if namespace is None or runtime.CONTROLLER is None:  # the CRD is namespaced; startup has run
         return
-    runtime.RUNNER.seen(event.get("type"), namespace, name, int(meta.get("generation") or 0))
+    runtime.CONTROLLER.seen(event.get("type"), namespace, name, int(meta.get("generation") or 0))
+
+
+# PERMANENT: a failing probe answers the liveness endpoint with an error at
+# once, instead of kopf retrying it until the kubelet's probe times out.
+@kopf.on.probe(id="reconcile", errors=kopf.ErrorsMode.PERMANENT)
+def reconcile_loop_alive(**_: Any) -> Dict[str, Any]:
+    """Liveness: fails when no worker takes ready work, a worker or a watch died."""
+    controller = runtime.CONTROLLER
+    if controller is None:
+        raise kopf.PermanentError("the controller has not started")
+    why = controller.unhealthy()
+    if why:
+        raise kopf.PermanentError(why)
+    return {"leading": controller.leading.is_set(), "queued": len(controller.queue)}

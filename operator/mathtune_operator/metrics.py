@@ -4,6 +4,7 @@ Per-run gauges carry namespace and run labels and are removed when the run
 goes away; histograms and counters never carry the run name (cardinality).
 """
 import math
+import threading
 from typing import Any, Dict, Iterable, Optional, Set, Tuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -45,52 +46,61 @@ class Metrics:
                                  registry=r)
         self.stage_pod = Gauge("mathtune_stage_pod_info", "1 for each running stage pod (joins NPU metrics).",
                                run + ["stage", "pod"], registry=r)
+        self.leader = Gauge("mathtune_operator_leader", "1 while this replica holds the leader Lease (reconciles).",
+                            registry=r)
+        self.reconcile_seconds = Histogram("mathtune_reconcile_duration_seconds", "Duration of one reconcile pass.",
+                                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                           registry=r)
+        # Reconcile workers run passes of different runs at once.
+        self._lock = threading.RLock()
         self._stage_of: Dict[Tuple[str, str], str] = {}
         self._pods: Dict[Tuple[str, str], Set[Tuple[str, str]]] = {}
 
     # -- per pass ---------------------------------------------------------------
     def observe_run(self, namespace: str, run: str, phase: str, stage: str, status: Obj,
                     start_unix: Optional[float]) -> None:
-        key = (namespace, run)
-        previous = self._stage_of.get(key)
-        if previous and previous != stage:
-            self.current_stage.remove(namespace, run, previous)
-            try:
-                self.stage_start.remove(namespace, run, previous)
-            except KeyError:
-                pass
-        self._stage_of[key] = stage
-        for p in PHASES:
-            self.run_status.labels(namespace, run, p).set(1 if p == phase else 0)
-        self.current_stage.labels(namespace, run, stage).set(1)
-        if start_unix is not None and phase == "Running":
-            self.stage_start.labels(namespace, run, stage).set(start_unix)
-        self._recount()
-        results = status.get("results") or {}
-        progress = status.get("progress") or {}
-        if progress.get("stage") == "train":
-            # A NaN/Inf loss is kept in status by name (JSON has no such numbers).
-            lost = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(str(progress.get("lossNonFinite")))
-            self._set(self.train_loss, key, lost if lost is not None else progress.get("loss"))
-            self._set(self.train_step, key, progress.get("step"))
-            self._set(self.train_epoch, key, progress.get("epoch"))
-            self._set(self.train_throughput, key, progress.get("samplesPerSecond"))
-            if progress.get("percent") is not None:
-                self.train_progress.labels(*key).set(progress["percent"] / 100.0)
-        self._set(self.eval_f1, key, results.get("f1"))
-        self._set(self.eval_em, key, results.get("em"))
-        self._set(self.predict_accuracy, key, results.get("mathAccuracy"))
-        if isinstance(results.get("gatePassed"), bool):
-            self.gate_passed.labels(*key).set(1 if results["gatePassed"] else 0)
+        with self._lock:
+            key = (namespace, run)
+            previous = self._stage_of.get(key)
+            if previous and previous != stage:
+                self.current_stage.remove(namespace, run, previous)
+                try:
+                    self.stage_start.remove(namespace, run, previous)
+                except KeyError:
+                    pass
+            self._stage_of[key] = stage
+            for p in PHASES:
+                self.run_status.labels(namespace, run, p).set(1 if p == phase else 0)
+            self.current_stage.labels(namespace, run, stage).set(1)
+            if start_unix is not None and phase == "Running":
+                self.stage_start.labels(namespace, run, stage).set(start_unix)
+            self._recount()
+            results = status.get("results") or {}
+            progress = status.get("progress") or {}
+            if progress.get("stage") == "train":
+                # A NaN/Inf loss is kept in status by name (JSON has no such numbers).
+                lost = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}.get(str(progress.get("lossNonFinite")))
+                self._set(self.train_loss, key, lost if lost is not None else progress.get("loss"))
+                self._set(self.train_step, key, progress.get("step"))
+                self._set(self.train_epoch, key, progress.get("epoch"))
+                self._set(self.train_throughput, key, progress.get("samplesPerSecond"))
+                if progress.get("percent") is not None:
+                    self.train_progress.labels(*key).set(progress["percent"] / 100.0)
+            self._set(self.eval_f1, key, results.get("f1"))
+            self._set(self.eval_em, key, results.get("em"))
+            self._set(self.predict_accuracy, key, results.get("mathAccuracy"))
+            if isinstance(results.get("gatePassed"), bool):
+                self.gate_passed.labels(*key).set(1 if results["gatePassed"] else 0)
 
     def stage_pods(self, namespace: str, run: str, stage: str, pods: Iterable[str]) -> None:
-        key = (namespace, run)
-        wanted = {(stage, p) for p in pods}
-        for old in self._pods.get(key, set()) - wanted:
-            self.stage_pod.remove(namespace, run, *old)
-        for stage_name, pod in wanted:
-            self.stage_pod.labels(namespace, run, stage_name, pod).set(1)
-        self._pods[key] = wanted
+        with self._lock:
+            key = (namespace, run)
+            wanted = {(stage, p) for p in pods}
+            for old in self._pods.get(key, set()) - wanted:
+                self.stage_pod.remove(namespace, run, *old)
+            for stage_name, pod in wanted:
+                self.stage_pod.labels(namespace, run, stage_name, pod).set(1)
+            self._pods[key] = wanted
 
     @staticmethod
     def _set(gauge: Gauge, key: Tuple[str, str], value: Any) -> None:
@@ -109,16 +119,17 @@ class Metrics:
 
     def forget_run(self, namespace: str, run: str) -> None:
         """The run is gone: drop every series that names it."""
-        key = (namespace, run)
-        self._stage_of.pop(key, None)
-        self._pods.pop(key, None)
-        for metric in (self.run_status, self.current_stage, self.stage_start, self.train_loss, self.train_step,
-                       self.train_epoch, self.train_progress, self.train_throughput, self.eval_f1, self.eval_em,
-                       self.predict_accuracy, self.gate_passed, self.stage_pod):
-            for labels in list(metric._metrics):
-                if tuple(labels[:2]) == key:
-                    metric.remove(*labels)
-        self._recount()
+        with self._lock:
+            key = (namespace, run)
+            self._stage_of.pop(key, None)
+            self._pods.pop(key, None)
+            for metric in (self.run_status, self.current_stage, self.stage_start, self.train_loss, self.train_step,
+                           self.train_epoch, self.train_progress, self.train_throughput, self.eval_f1, self.eval_em,
+                           self.predict_accuracy, self.gate_passed, self.stage_pod):
+                for labels in list(metric._metrics):
+                    if tuple(labels[:2]) == key:
+                        metric.remove(*labels)
+            self._recount()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

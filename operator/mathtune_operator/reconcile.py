@@ -38,6 +38,8 @@ class Event:
 class Settings:
     progress_interval: float = 30.0  # seconds between reads of a pod log
     log_tail_lines: int = 200
+    resync_interval: float = 300.0  # an active run's pass with no event, as a safety net
+    blocked_retry: float = 15.0  # a refused stage (quota, admission, an old object) is tried again
 
 
 @dataclass
@@ -45,6 +47,8 @@ class Pass:
     """What one pass decided."""
     status: Obj
     events: List[Event] = field(default_factory=list)
+    # Seconds until the run wants another pass with no event; None: only on an event.
+    requeue_after: Optional[float] = None
 
 
 def iso(ts: float) -> str:
@@ -90,6 +94,7 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
     out = Pass(status=new)
     stages = plan.stages(spec)
     rows = st.stage_rows(run, stages, old.get("stages") or [])
+    old_rows = {row.get("name"): row for row in old.get("stages") or []}
     throttle.interval = settings.progress_interval
     blocked = None
     phase = old.get("phase") or st.PENDING
@@ -102,6 +107,7 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
     if phase in (st.SUCCEEDED, st.FAILED):
         _cleanup_after_ttl(body, cluster, new, now, out)
         _finish(out, new, rows, phase, current, _ready_message(old), generation, now_iso, None, metrics, ns, run)
+        out.requeue_after = _ttl_due(body, new, now)
         return out
 
     suspend = bool((spec.get("runPolicy") or {}).get("suspend"))
@@ -146,12 +152,18 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
                 phase, message = (st.RUNNING if any(r.get("state") == st.SUCCEEDED for r in rows.values())
                                   else st.PENDING), blocked["message"]
                 break
+            if created and row.get("startTime"):
+                # The stage had started: someone deleted its Job (or the
+                # operator did, its result being lost). It runs again.
+                event("Warning", "StageRestarted", f"stage {stage}: Job {job_name} was gone; created it again")
+            elif created or not row.get("startTime"):
+                # Also when the Job exists but no status recorded its start:
+                # the operator stopped between creating it and writing status.
+                event("Normal", "StageStarted", f"stage {stage}: created Job {job_name}")
             row.update(state="Running", jobName=job_name, attempts=max(1, int(row.get("attempts") or 0)),
                        startTime=row.get("startTime") or now_iso)
             row.pop("message", None)
             new.setdefault("startTime", now_iso)
-            if created:
-                event("Normal", "StageStarted", f"stage {stage}: created Job {job_name}")
             message = f"stage {stage} started"
             break
 
@@ -173,9 +185,22 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
         pods = cluster.job_pods(ns, job_name)
         seen = observe.outcome(job, pods)
         row["jobName"] = job_name
+        if not row.get("startTime"):
+            # A Job no status knew of: the operator stopped right after creating it.
+            event("Normal", "StageStarted", f"stage {stage}: created Job {job_name}")
         row["startTime"] = row.get("startTime") or norm_time(seen.get("startTime"), now_iso)
         new.setdefault("startTime", row["startTime"])
 
+        if seen["state"] == observe.SUCCEEDED and observe.result_pod(pods) is None:
+            # The Job completed but its pod, whose termination message is the
+            # result, was deleted before this operator read it. Run it again.
+            cluster.delete_job(ns, job_name, (job.get("metadata") or {}).get("uid"))
+            row.update(state=st.RUNNING, message=f"the result of Job {job_name} was lost with its pod; "
+                                                f"running the stage again")
+            if row.get("message") != (old_rows.get(stage) or {}).get("message"):
+                event("Warning", "ResultLost", f"stage {stage}: {row['message']}")
+            message = row["message"]
+            break
         if seen["state"] == observe.SUCCEEDED:
             try:
                 result = results.parse(seen["message"], stage)
@@ -255,7 +280,29 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
         new["completionTime"] = now_iso
         metrics.stage_pods(ns, run, "", [])
     _finish(out, new, rows, phase, current, message, generation, now_iso, blocked, metrics, ns, run)
+    out.requeue_after = _due_again(body, new, blocked, now, settings)
     return out
+
+
+def _due_again(body: Obj, status: Obj, blocked: Optional[Obj], now: float, settings: Settings) -> Optional[float]:
+    """When the run needs a pass that no watch event will cause."""
+    phase = status.get("phase")
+    if phase in (st.SUCCEEDED, st.FAILED):
+        return _ttl_due(body, status, now)
+    if blocked and blocked.get("reason") in ("CreateJobFailed", "WaitingForOldObject", "WaitingForOldJob"):
+        # A quota raised, an old object deleted: nothing we watch says when.
+        return settings.blocked_retry
+    if phase == st.RUNNING and status.get("stage") in plan.PROGRESS_STAGES:
+        return settings.progress_interval  # its log's progress lines
+    return settings.resync_interval
+
+
+def _ttl_due(body: Obj, status: Obj, now: float) -> Optional[float]:
+    ttl = int(((body.get("spec") or {}).get("runPolicy") or {}).get("ttlSecondsAfterFinished") or 0)
+    done = parse_time(status.get("completionTime"))
+    if ttl <= 0 or done is None or status.get("jobsDeletedAt"):
+        return None
+    return max(0.0, done + ttl - now)
 
 
 def _block(row: Obj, event: Callable[[str, str, str], None], reason: str, message: str) -> Obj:
@@ -341,10 +388,10 @@ def _read_progress(cluster: ClusterView, ns: str, stage: str, pods: List[Obj], s
 
 
 def _cleanup_after_ttl(body: Obj, cluster: ClusterView, status: Obj, now: float, out: Pass) -> None:
-    ttl = int(((body.get("spec") or {}).get("runPolicy") or {}).get("ttlSecondsAfterFinished") or 0)
-    done = parse_time(status.get("completionTime"))
-    if ttl <= 0 or done is None or status.get("jobsDeletedAt") or now < done + ttl:
+    due = _ttl_due(body, status, now)
+    if due is None or due > 0:
         return
+    ttl = int(body["spec"]["runPolicy"]["ttlSecondsAfterFinished"])
     meta = body["metadata"]
     count = cluster.delete_jobs(meta["namespace"], meta["name"])
     status["jobsDeletedAt"] = iso(now)

@@ -1,167 +1,266 @@
-"""Glue between kopf and the reconciler.
+"""The controller: what wakes a run's reconcile pass, and who runs it.
 
-kopf watches MathFinetunes (`on.event`, which needs no finalizer) and tells
-the `Runner` which runs exist. The Runner's own thread passes over every
-known run every RECONCILE_INTERVAL seconds (at once after a create or a spec
-change), patches status when it changed and posts the pass's Events.
+- kopf watches MathFinetunes (`on.event`, which needs no finalizer) and
+  queues a run when it appears or its spec changes (its generation moves);
+  our own status patches do not wake it.
+- Informers (informer.py) list and watch the runs' Jobs and pods, label-
+  selected, and queue exactly the owning run on every change: a stage
+  boundary costs one watch event, not a polling interval. Passes read Jobs and
+  pods from these caches.
+- `settings.workers` threads take runs from one work queue (workqueue.py):
+  at most one pass per run at a time, runs in parallel. Every API call has
+  a timeout, so one hung request holds one worker, never the others.
+- A pass says when it wants to run again (reconcile.due_again): soon while a
+  stage reports progress, after a retry delay when refused, at the TTL of a
+  finished run, else after a slow resync. A finished run costs nothing.
+- With leader election only the Lease holder runs passes; a standby keeps
+  its caches warm and takes over when the Lease expires.
 
-Why not a kopf timer: kopf gives every object with a timer a finalizer, and a
-finalizer makes a run undeletable (and its namespace stuck Terminating)
-whenever the operator is not running. Nothing about deleting a run needs the
-operator: its Jobs go by ownerReference and its claim is kept on purpose.
+Why not kopf timers or daemons: kopf gives every object with a timer a
+finalizer, and a finalizer makes a run undeletable (and its namespace stuck
+Terminating) whenever the operator is not running. Nothing about deleting a
+run needs the operator: its Jobs go by ownerReference and its claim is kept.
 """
-import datetime as _dt
 import logging
 import threading
-from typing import Dict, Optional, Tuple
+import time
+from typing import Any, Dict, List, Optional, Tuple
 
 import kopf
 from kubernetes import client, config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from . import children, config, names, reconcile
+from . import children, informer, names, reconcile, workqueue
 from . import status as st
+from .events import EventRecorder
+from .leader import LeaderElector, LeaseSettings
 from .metrics import METRICS
+from .settings import Settings
 from .types import Obj
 
 log = logging.getLogger("mathtune_operator")
-METRICS_PORT = {"port": 8080}
+Key = Tuple[str, str]  # (namespace, run name)
 
 
-def _api() -> client.ApiClient:
+def _api(settings: Settings) -> client.ApiClient:
     try:
         k8s_config.load_incluster_config()
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
-    return client.ApiClient()
+    api = client.ApiClient()
+    # Room for every worker and both informers' long-lived watches.
+    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = settings.workers + 8
+    return api
 
 
-class Runner:
-    def __init__(self, interval: float = config.RECONCILE_INTERVAL):
-        self.interval = interval
-        self.known: Dict[Tuple[str, str], int] = {}  # (namespace, name) -> last generation seen
+class CachedCluster(children.Cluster):
+    """children.Cluster whose reads of Jobs and pods come from the informers."""
+
+    def __init__(self, api: client.ApiClient, jobs: "informer.Informers", pods: "informer.Informers",
+                 request_timeout: float):
+        super().__init__(api, request_timeout=request_timeout)
+        self.jobs, self.pods = jobs, pods
+
+    def get_job(self, namespace: str, name: str) -> Optional[Obj]:
+        return self.jobs.get(namespace, name)
+
+    def job_pods(self, namespace: str, job_name: str) -> List[Obj]:
+        return self.pods.select(namespace, "batch.kubernetes.io/job-name", job_name)
+
+
+class Controller:
+    def __init__(self, settings: Optional[Settings] = None, namespaces: Optional[List[str]] = None):
+        self.settings = settings or Settings.from_env()
+        self.namespaces = list(namespaces or [])
+        self.queue: "workqueue.WorkQueue[Key]" = workqueue.WorkQueue()
+        self.known: Dict[Key, int] = {}  # run -> last generation seen
+        self.failures: Dict[Key, int] = {}  # run -> passes failed in a row
         self.lock = threading.Lock()
-        self.wake = threading.Event()
-        self.stop = threading.Event()
-        self.thread: Optional[threading.Thread] = None
-        self.api: Optional[client.ApiClient] = None
-        self.settings = reconcile.Settings(progress_interval=config.PROGRESS_INTERVAL)
+        self.leading = threading.Event()
+        self.stopping = threading.Event()
+        self.workers: List[threading.Thread] = []
+        self.elector: Optional[LeaderElector] = None
+        self.reconcile_settings = reconcile.Settings(progress_interval=self.settings.progress_interval,
+                                                     resync_interval=self.settings.resync_interval,
+                                                     blocked_retry=self.settings.blocked_retry)
 
-    # -- from kopf's watch ----------------------------------------------------
+    # -- from kopf's watch of the runs ------------------------------------------
     def seen(self, event_type: Optional[str], namespace: str, name: str, generation: int) -> None:
         key = (namespace, name)
         with self.lock:
             if event_type == "DELETED":
                 self.known.pop(key, None)
+                self.failures.pop(key, None)
                 METRICS.forget_run(namespace, name)
+                self.queue.forget(key)
                 return
             before = self.known.get(key)
             self.known[key] = generation
         if before is None or generation != before:
-            self.wake.set()  # a new run or a spec change: do not wait for the next tick
+            self.queue.add(key)  # a new run or a spec change; our own status patches do not count
 
-    # -- the loop ---------------------------------------------------------------
+    def job_or_pod_changed(self, namespace: str, run: str) -> None:
+        self.queue.add((namespace, run))
+
+    # -- life ---------------------------------------------------------------------
     def start(self) -> None:
-        self.api = _api()
-        self.cluster = children.Cluster(self.api)
+        s = self.settings
+        self.api = _api(s)
         self.custom = client.CustomObjectsApi(self.api)
-        self.events = client.CoreV1Api(self.api)
-        self.thread = threading.Thread(target=self._loop, name="mathtune-reconcile", daemon=True)
-        self.thread.start()
+        batch, core = client.BatchV1Api(self.api), client.CoreV1Api(self.api)
+        selector = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
+        scopes: List[Optional[str]] = list(self.namespaces) or [None]
+        self.jobs = informer.Informers([
+            informer.Informer("jobs", batch.list_namespaced_job if ns else batch.list_job_for_all_namespaces, ns,
+                              selector, informer.trim_job, self.job_or_pod_changed, request_timeout=s.request_timeout)
+            for ns in scopes])
+        self.pods = informer.Informers([
+            informer.Informer("pods", core.list_namespaced_pod if ns else core.list_pod_for_all_namespaces, ns,
+                              selector, informer.trim_pod, self.job_or_pod_changed, request_timeout=s.request_timeout)
+            for ns in scopes])
+        self.cluster = CachedCluster(self.api, self.jobs, self.pods, s.request_timeout)
+        self.events = EventRecorder(self.api, request_timeout=s.request_timeout)
+        self.jobs.start()
+        self.pods.start()
+        # As client-go's WaitForCacheSync: a pass on an empty cache would
+        # take every Job for missing (creating it again is harmless, but slow).
+        if not (self.jobs.wait_synced(s.request_timeout) and self.pods.wait_synced(s.request_timeout)):
+            log.warning("caches not synced after %.0fs; passes start anyway", s.request_timeout)
+        for i in range(s.workers):
+            thread = threading.Thread(target=self._work, name=f"reconcile-{i}", daemon=True)
+            thread.start()
+            self.workers.append(thread)
+        if s.leader_election:
+            self.elector = LeaderElector(self.api, LeaseSettings(
+                namespace=s.lease_namespace, name=s.lease_name, identity=s.identity,
+                request_timeout=min(s.request_timeout, 5.0)), self._started_leading, self._stopped_leading).start()
+        else:
+            self._started_leading()
 
     def shutdown(self) -> None:
-        self.stop.set()
-        self.wake.set()
-        if self.thread:
-            self.thread.join(timeout=30)
+        self.stopping.set()
+        if self.elector:
+            self.elector.stop()
+        self.queue.close()
+        self.jobs.stop()
+        self.pods.stop()
+        for thread in self.workers:
+            thread.join(timeout=self.settings.request_timeout)
 
-    def _loop(self) -> None:
-        while not self.stop.is_set():
-            self.wake.clear()
-            with self.lock:
-                keys = list(self.known)
-            for namespace, name in keys:
-                if self.stop.is_set():
-                    return
-                try:
-                    self.reconcile_one(namespace, name)
-                except Exception:  # noqa: BLE001 - one bad run must not stop the others
-                    METRICS.reconcile_errors.labels("Exception").inc()
-                    log.exception("reconciling %s/%s failed", namespace, name)
-            self.wake.wait(self.interval)
+    def _started_leading(self) -> None:
+        self.leading.set()
+        METRICS.leader.set(1)
+        with self.lock:
+            keys = list(self.known)
+        for key in keys:  # whatever happened while we were not leading
+            self.queue.add(key)
 
-    def reconcile_one(self, namespace: str, name: str) -> None:
+    def _stopped_leading(self) -> None:
+        self.leading.clear()
+        METRICS.leader.set(0)
+
+    # -- the workers ----------------------------------------------------------------
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            key = self.queue.get(timeout=1.0)
+            if key is None:
+                continue
+            again: Optional[float] = None
+            try:
+                if self.leading.is_set():
+                    again = self._pass(key)
+                    self.failures.pop(key, None)
+            except Exception as exc:  # noqa: BLE001 - one bad run must not stop the others
+                failures = self.failures.get(key, 0) + 1
+                self.failures[key] = failures
+                again = min(self.settings.retry_base * 2 ** (failures - 1), self.settings.retry_max)
+                METRICS.reconcile_errors.labels(type(exc).__name__).inc()
+                log.warning("reconciling %s/%s failed (%s); again in %.0fs", key[0], key[1], exc, again,
+                            exc_info=not isinstance(exc, (ApiException, OSError)))
+            finally:
+                self.queue.done(key)
+            if again is not None:
+                self.queue.add_after(key, again)
+
+    def _pass(self, key: Key) -> Optional[float]:
+        """One pass over one run; when to pass again (None: only on an event)."""
+        namespace, name = key
+        started = time.monotonic()
         try:
-            body = self.custom.get_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, name)
+            body = self.custom.get_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL,
+                                                            name, _request_timeout=self.settings.request_timeout)
         except ApiException as exc:
             if exc.status == 404:
                 with self.lock:
-                    self.known.pop((namespace, name), None)
+                    self.known.pop(key, None)
                 METRICS.forget_run(namespace, name)
-                return
+                return None
             raise
         if body["metadata"].get("deletionTimestamp"):
-            return
+            return None
         old = body.get("status") or {}
-        result = reconcile.run_pass(body, self.cluster, settings=self.settings)
+        result = reconcile.run_pass(body, self.cluster, settings=self.reconcile_settings)
         changed = st.changed(old, result.status)
         if changed:
             # Merge patch of the status subresource; lists (conditions, stages)
-            # are replaced whole, which is what we mean.
+            # are replaced whole, which is what we mean; None deletes a key.
             try:
                 self.custom.patch_namespaced_custom_object_status(
-                    names.GROUP, names.VERSION, namespace, names.PLURAL, name, {"status": changed})
+                    names.GROUP, names.VERSION, namespace, names.PLURAL, name, {"status": changed},
+                    _request_timeout=self.settings.request_timeout)
             except ApiException as exc:
                 if exc.status == 404:
-                    return
+                    return None
                 METRICS.reconcile_errors.labels("StatusPatchFailed").inc()
-                log.warning("%s/%s: status patch failed: %s %s", namespace, name, exc.status, exc.reason)
-                return
+                raise
         for event in result.events:
-            self.post_event(body, event)
+            self.events.post(body, event.type, event.reason, event.message)
+        METRICS.reconcile_seconds.observe(time.monotonic() - started)
+        return result.requeue_after
 
-    def post_event(self, body: Obj, event: reconcile.Event) -> None:
-        (log.warning if event.type == "Warning" else log.info)(
-            "[%s/%s] %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], event.reason, event.message)
-        meta = body["metadata"]
-        now = _dt.datetime.now(_dt.timezone.utc)
-        try:
-            self.events.create_namespaced_event(meta["namespace"], {
-                "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                "involvedObject": {"apiVersion": names.API_VERSION, "kind": names.KIND, "name": meta["name"],
-                                   "namespace": meta["namespace"], "uid": meta["uid"],
-                                   "resourceVersion": meta.get("resourceVersion")},
-                "reason": event.reason, "message": event.message[:1024], "type": event.type,
-                "source": {"component": names.MANAGED_BY},
-                "reportingComponent": names.MANAGED_BY, "reportingInstance": names.MANAGED_BY,
-                "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-            })
-        except ApiException as exc:
-            # Events are best effort; the status carries the same facts.
-            log.warning("cannot post event %s: %s %s", event.reason, exc.status, exc.reason)
+    # -- health ---------------------------------------------------------------------
+    def unhealthy(self) -> Optional[str]:
+        """Why the controller cannot make progress, or None."""
+        dead = [t.name for t in self.workers if not t.is_alive()]
+        if dead:
+            return f"reconcile workers died: {', '.join(dead)}"
+        for group in (self.jobs, self.pods):
+            why = group.unhealthy()
+            if why:
+                return why
+        waited = self.queue.oldest_wait()
+        if self.leading.is_set() and waited > self.settings.stall_after:
+            return f"a run has waited {waited:.0f}s for a reconcile worker: the loop is stuck"
+        return None
 
 
-RUNNER = Runner()
+CONTROLLER: Optional[Controller] = None
+# What the command line asked for (cli.run fills it before kopf starts).
+LAUNCH: Dict[str, Any] = {"settings": None, "namespaces": [], "metrics_port": 8080}
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+def configure(kopf_settings: kopf.OperatorSettings) -> Controller:
+    global CONTROLLER
     # No kopf bookkeeping on our objects: we use on.event only, which needs
     # neither a finalizer nor progress annotations; keep its prefix ours anyway.
-    import kopf
-
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.ANNOTATION_PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=names.ANNOTATION_PREFIX, key="last-handled-configuration")
-    settings.persistence.finalizer = f"{names.ANNOTATION_PREFIX}/finalizer"
-    settings.posting.level = logging.ERROR
-    settings.watching.server_timeout = 300
-    port = METRICS_PORT["port"]
+    kopf_settings.persistence.finalizer = f"{names.ANNOTATION_PREFIX}/finalizer"
+    kopf_settings.posting.level = logging.ERROR
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.watching.client_timeout = 330
+    port = int(LAUNCH["metrics_port"] or 0)
     if port:
         start_http_server(port, registry=METRICS.registry)
         log.info("metrics on :%d/metrics", port)
-    RUNNER.start()
+    CONTROLLER = Controller(LAUNCH["settings"], LAUNCH["namespaces"])
+    CONTROLLER.start()
+    return CONTROLLER
 
 
 def cleanup() -> None:
-    RUNNER.shutdown()
+    if CONTROLLER is not None:
+        CONTROLLER.shutdown()
+

@@ -73,6 +73,13 @@ app.kubernetes.io/part-of: mathtune
 {{- end }}
 {{- end }}
 - --liveness=http://0.0.0.0:{{ .Values.ports.health }}/healthz
+{{- if .Values.leaderElection.enabled }}
+- --leader-election
+- --lease-namespace={{ .Release.Namespace }}
+- --lease-name={{ include "mathtune-operator.fullname" . }}
+{{- else }}
+- --no-leader-election
+{{- end }}
 - --metrics-port={{ .Values.ports.metrics }}
 {{- if eq .Values.operator.logLevel "verbose" }}
 - --verbose
@@ -119,15 +126,17 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes/finalizers]
   verbs: [update]
-# One Job per stage: found by name, listed by run, suspended/resumed with the
-# run, deleted for TTL cleanup.
+# One Job per stage: watched (label-selected) so a stage's end wakes its run,
+# listed by run, suspended/resumed with the run, deleted for TTL cleanup or
+# when its result was lost with its pod.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, create, patch, delete]
-# A stage Job's pods: termination message (the stage result), Pending reasons.
+  verbs: [get, list, watch, create, patch, delete]
+# A stage Job's pods: termination message (the stage result), Pending reasons;
+# watched (label-selected) so a stage's end wakes its run at once.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 # Progress lines from the running stage pod's log.
 - apiGroups: [""]
   resources: [pods/log]
@@ -147,7 +156,8 @@ fails when a rule is added or dropped without saying why.
   resources: [services]
   verbs: [create, get]
 # Events on runs (kubectl describe mft); kopf posts its handler errors too.
+# patch: a repeated Event bumps its count instead of adding another.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 {{- end -}}

@@ -41,18 +41,23 @@ class Operator:
     """The operator as a real process (`mathtune-operator`), watching one
     namespace: killing it is a real crash, starting it again a real restart."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path):
-        self.kubeconfig, self.namespace, self.log_dir = kubeconfig, namespace, log_dir
+    def __init__(self, kubeconfig: Path, namespace: str, log_dir: Path, identity: str = "operator-0"):
+        self.kubeconfig, self.namespace, self.log_dir, self.identity = kubeconfig, namespace, log_dir, identity
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
 
     def start(self) -> "Operator":
         self.starts += 1
-        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), MATHTUNE_RECONCILE_INTERVAL="1",
-                   MATHTUNE_PROGRESS_INTERVAL="1", PYTHONUNBUFFERED="1")
+        # No reconcile interval: passes follow the runs' Jobs and pods. The
+        # leader Lease lives in the test's namespace (where the chart-account
+        # tests install the chart, whose Role grants it), and a restarted
+        # process keeps its identity, as a pod of a StatefulSet would, so it
+        # takes its own Lease back at once instead of waiting for it to expire.
+        env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), MATHTUNE_PROGRESS_INTERVAL="1",
+                   PYTHONUNBUFFERED="1", POD_NAMESPACE=self.namespace, POD_NAME=self.identity)
         exe = Path(sys.executable).parent / "mathtune-operator"
-        self.log = self.log_dir / f"operator-{self.starts}.log"
+        self.log = self.log_dir / f"{self.identity}-{self.starts}.log"
         self.proc = subprocess.Popen([str(exe), "--namespace", self.namespace, "--metrics-port", str(self.port),
                                       "--verbose"], env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -86,7 +91,7 @@ class Operator:
                 self.kill()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.log_dir.glob("operator-*.log")))
+        return "\n".join(p.read_text() for p in sorted(self.log_dir.glob(f"{self.identity}-*.log")))
 
 
 # Stage pods of these tests are played by the test (podsim), so they must land

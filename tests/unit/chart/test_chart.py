@@ -32,10 +32,18 @@ def test_defaults_render_the_operator_and_its_service():
     assert not helm.find(objs, "PrometheusRule")
 
 
-def test_deployment_is_one_replica_recreate_and_pod_security_restricted():
-    dep = helm.one(helm.render(), "Deployment")
+def test_deployment_elects_a_leader_and_is_pod_security_restricted():
+    objs = helm.render()
+    dep = helm.one(objs, "Deployment")
     spec = dep["spec"]
-    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    # Only the Lease holder reconciles, so pods may overlap in a rolling update.
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "RollingUpdate"}
+    args = spec["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-election" in args and "--lease-namespace=mathtune-system" in args
+    env = {e["name"]: e for e in spec["template"]["spec"]["containers"][0]["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    lease_role = helm.one(objs, "Role", "mt-mathtune-operator-leader-election")
+    assert lease_role["metadata"]["namespace"] == "mathtune-system"
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
@@ -60,7 +68,8 @@ def test_cluster_scope_binds_cluster_roles_and_watches_all_namespaces():
     assert "--all-namespaces" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
     roles = {o["metadata"]["name"] for o in helm.find(objs, "ClusterRole")}
     assert roles == {"mt-mathtune-operator", "mt-mathtune-operator-cluster"}
-    assert not helm.find(objs, "Role")
+    # The one namespaced Role: leader election's Lease, in the release namespace.
+    assert [r["metadata"]["name"] for r in helm.find(objs, "Role")] == ["mt-mathtune-operator-leader-election"]
 
 
 def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
@@ -68,7 +77,7 @@ def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
     dep = helm.one(objs, "Deployment")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
-    roles = helm.find(objs, "Role")
+    roles = [r for r in helm.find(objs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     bindings = helm.find(objs, "RoleBinding")
     for b in bindings:
@@ -83,7 +92,7 @@ def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
 
 
 def test_namespace_scope_defaults_to_the_release_namespace():
-    objs = helm.render({"watch.scope": "namespace"}, namespace="ml")
+    objs = helm.render({"watch.scope": "namespace", "leaderElection.enabled": "false"}, namespace="ml")
     (role,) = helm.find(objs, "Role")
     assert role["metadata"]["namespace"] == "ml"
     assert "--namespace=ml" in helm.one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -120,7 +129,7 @@ def test_service_monitor_without_service_is_refused():
 
 
 @pytest.mark.parametrize("key,value,complaint", [
-    ("replicaCount", "2", "replicaCount"),
+    ("replicaCount", "9", "replicaCount"),
     ("watch.scope", "everywhere", "scope"),
     ("image.pullPolicy", "Sometimes", "pullPolicy"),
     ("metrics.serviceMonitor.interval", "often", "interval"),
@@ -131,3 +140,13 @@ def test_schema_refuses_bad_values(key, value, complaint):
     out = helm.render_text({key: value}, check=False)
     assert out.returncode != 0
     assert "schema" in out.stderr and complaint in out.stderr, out.stderr
+
+
+def test_two_replicas_need_leader_election():
+    assert helm.one(helm.render({"replicaCount": "2"}), "Deployment")["spec"]["replicas"] == 2
+    refused = helm.render_text({"replicaCount": "2", "leaderElection.enabled": "false"}, check=False)
+    assert refused.returncode != 0 and "replicaCount above 1 needs leaderElection.enabled" in refused.stderr
+    dep = helm.one(helm.render({"leaderElection.enabled": "false"}), "Deployment")
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--no-leader-election" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not helm.find(helm.render({"leaderElection.enabled": "false"}), "Role")

@@ -72,6 +72,11 @@ class Fake:
         self.suspends.append((name, suspend))
         self.jobs[name]["spec"]["suspend"] = suspend
 
+    def delete_job(self, ns, name, uid):
+        self.jobs.pop(name, None)
+        self.objects.pop(("Job", name), None)
+        self.pods.pop(name, None)
+
     def delete_jobs(self, ns, run):
         self.deleted = len(self.jobs)
         self.jobs.clear()
@@ -410,8 +415,9 @@ def test_a_job_of_an_earlier_run_with_the_same_name_is_never_adopted(world):
 
 
 def test_a_pass_whose_status_patch_was_lost_is_repeated_safely(world):
-    """The operator dies after creating a Job but before status is written:
-    the next pass sees the old status, finds the Job and creates nothing."""
+    """The operator dies after creating a Job but before status (and the
+    pass's Events, posted after it) is written: the next pass sees the old
+    status, finds the Job, creates nothing and posts the lost StageStarted."""
     run, fake, metrics, throttle = world
     step(run, fake, metrics, throttle)
     fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
@@ -421,5 +427,61 @@ def test_a_pass_whose_status_patch_was_lost_is_repeated_safely(world):
     run["status"] = before  # ... but that status never reached the API server
     out = step(run, fake, metrics, throttle)
     assert sorted(fake.jobs) == ["run-cpu-prepare", "run-cpu-tokenize"]
-    assert [e.reason for e in out.events] == ["StageSucceeded"]  # no second StageStarted
+    assert [e.reason for e in out.events] == ["StageSucceeded", "StageStarted"]
     assert [r["state"] for r in run["status"]["stages"][:2]] == ["Succeeded", "Running"]
+
+
+def test_a_stage_job_deleted_while_it_runs_is_created_again(world):
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.delete_job("ns1", "run-cpu-prepare", None)  # kubectl delete job run-cpu-prepare
+    out = step(run, fake, metrics, throttle)
+    assert "run-cpu-prepare" in fake.jobs
+    assert [(e.type, e.reason) for e in out.events] == [("Warning", "StageRestarted")]
+    assert run["status"]["stages"][0]["state"] == "Running"
+
+
+def test_a_result_lost_with_its_pod_runs_the_stage_again(world):
+    """The Job completed, but its pod (the result) was deleted before a pass
+    read it: the stage runs again rather than failing the run."""
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
+    fake.pods["run-cpu-prepare"] = []  # kubectl delete pod, before the operator saw it
+    out = step(run, fake, metrics, throttle)
+    assert "run-cpu-prepare" not in fake.jobs and run["status"]["phase"] == "Running"
+    assert [e.reason for e in out.events] == ["ResultLost"]
+    out = step(run, fake, metrics, throttle)
+    assert [e.reason for e in out.events] == ["StageRestarted"] and "run-cpu-prepare" in fake.jobs
+    fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
+    step(run, fake, metrics, throttle)
+    assert run["status"]["stages"][0]["state"] == "Succeeded"
+    assert run["status"]["results"]["rows"]["read"] == 200
+
+
+def test_each_pass_says_when_it_needs_the_next(world):
+    run, fake, metrics, throttle = world
+    settings = reconcile.Settings(progress_interval=7, resync_interval=300, blocked_retry=15)
+
+    def again():
+        out = reconcile.run_pass(run, fake, now=1000.0, metrics=metrics, throttle=throttle, settings=settings)
+        run["status"] = out.status
+        return out.requeue_after
+
+    assert again() == 300  # prepare: its Job's events will wake the run; resync as a safety net
+    for stage in ["prepare", "tokenize"]:
+        fake.finish(f"run-cpu-{stage}", 0, json.dumps({"stage": stage, "ok": True, **RESULTS[stage]}))
+        last = again()
+    assert run["status"]["stage"] == "train" and last == 7  # training: read its progress lines
+    fake.fail_create = "Job"
+    for stage in ["train"]:
+        fake.finish(f"run-cpu-{stage}", 0, json.dumps({"stage": stage, "ok": True, **RESULTS[stage]}))
+    assert again() == 15  # merge's Job refused: nothing we watch says when to try again
+    fake.fail_create = None
+    run["spec"]["runPolicy"]["ttlSecondsAfterFinished"] = 60
+    for stage in ["merge", "evaluate", "predict", "report"]:
+        again()
+        fake.finish(f"run-cpu-{stage}", 0, json.dumps({"stage": stage, "ok": True, **RESULTS[stage]}))
+    assert again() == 60 and run["status"]["phase"] == "Succeeded"  # at its TTL
+    out = reconcile.run_pass(run, fake, now=1060.0, metrics=metrics, throttle=throttle, settings=settings)
+    assert out.requeue_after is None and out.status["jobsDeletedAt"]  # a finished run costs nothing more

@@ -1,0 +1,214 @@
+"""List-then-watch caches of the runs' Jobs and pods, as client-go's informers.
+
+One thread per (kind, namespace scope) lists the label-selected objects, then
+watches from the list's resourceVersion; a watch that ends is resumed from
+the last version seen, one the server calls expired (410 Gone) is replaced
+by a fresh list. Every change calls `on_change(namespace, run)`, so exactly
+the owning run is reconciled; reads come from memory, never the API server.
+
+Objects are kept as the API server's JSON (camelCase, what `observe` reads),
+trimmed to the fields the reconciler uses: 500 runs' Jobs with their pod
+templates would cost megabytes for nothing.
+"""
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from . import names
+from .types import Obj
+
+log = logging.getLogger(__name__)
+
+Key = Tuple[str, str]  # (namespace, name)
+ListFn = Callable[..., Any]
+
+
+def trim_job(job: Obj) -> Obj:
+    meta = job.get("metadata") or {}
+    spec = {k: v for k, v in (job.get("spec") or {}).items() if k != "template"}
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "uid", "labels", "ownerReferences",
+                                              "creationTimestamp", "resourceVersion", "deletionTimestamp")
+                         if k in meta},
+            "spec": spec, "status": job.get("status") or {}}
+
+
+_POD_ANNOTATIONS = ("batch.kubernetes.io/job-completion-index",)
+
+
+def trim_pod(pod: Obj) -> Obj:
+    meta = pod.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "creationTimestamp", "resourceVersion",
+                                 "deletionTimestamp") if k in meta}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in _POD_ANNOTATIONS}
+    if annotations:
+        kept["annotations"] = annotations
+    status = pod.get("status") or {}
+    return {"metadata": kept, "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
+            "status": {k: status[k] for k in ("phase", "conditions", "containerStatuses", "initContainerStatuses",
+                                              "reason", "message", "startTime") if k in status}}
+
+
+class Informer:
+    """A label-selected cache of one kind in one scope (a namespace, or all)."""
+
+    def __init__(self, kind: str, list_fn: ListFn, namespace: Optional[str], selector: str,
+                 trim: Callable[[Obj], Obj], on_change: Callable[[str, str], None],
+                 watch_timeout: int = 300, request_timeout: float = 30.0):
+        self.kind, self.list_fn, self.namespace, self.selector = kind, list_fn, namespace, selector
+        self.trim, self.on_change = trim, on_change
+        self.watch_timeout, self.request_timeout = watch_timeout, request_timeout
+        self.store: Dict[Key, Obj] = {}
+        self.lock = threading.Lock()
+        self.synced = threading.Event()
+        self.stopping = threading.Event()
+        self.thread: Optional[threading.Thread] = None
+        self.last_contact = time.monotonic()  # the last list or watch event (incl. bookmarks)
+        self._resp: Any = None  # the open watch response
+
+    # -- reading ----------------------------------------------------------------
+    def get(self, namespace: str, name: str) -> Optional[Obj]:
+        with self.lock:
+            return self.store.get((namespace, name))
+
+    def select(self, namespace: str, label: str, value: str) -> List[Obj]:
+        with self.lock:
+            return [o for (ns, _), o in self.store.items()
+                    if ns == namespace and ((o["metadata"].get("labels") or {}).get(label) == value)]
+
+    # -- life -------------------------------------------------------------------
+    def start(self) -> "Informer":
+        self.thread = threading.Thread(target=self._run, name=f"informer-{self.kind}-{self.namespace or 'all'}",
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        # The thread is a daemon: it ends with the process. Closing its
+        # response from here would wait for the read it is blocked in.
+        self.stopping.set()
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _call(self, **kwargs: Any) -> Any:
+        args = (self.namespace,) if self.namespace else ()
+        return self.list_fn(*args, label_selector=self.selector, _preload_content=False, **kwargs)
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                version = self._list()
+                backoff = 0.5
+                self._watch(version)
+            except Exception as exc:  # noqa: BLE001 - an API server restart, a timeout: list again
+                if self.stopping.is_set():
+                    return
+                log.warning("%s informer (%s): %s; listing again in %.1fs", self.kind, self.namespace or "all",
+                            exc, backoff)
+                self.stopping.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    def _list(self) -> str:
+        resp = self._call(_request_timeout=self.request_timeout)
+        body = json.loads(resp.data)
+        fresh = {}
+        for item in body.get("items") or []:
+            trimmed = self.trim(item)
+            meta = trimmed["metadata"]
+            fresh[(meta.get("namespace") or self.namespace or "", meta["name"])] = trimmed
+        with self.lock:
+            old, self.store = self.store, fresh
+        self.last_contact = time.monotonic()
+        self.synced.set()
+        # Whatever changed while we were not watching: wake those runs.
+        for key in set(old) | set(fresh):
+            if old.get(key) != fresh.get(key):
+                self._notify(fresh.get(key) or old[key])
+        return str(body["metadata"]["resourceVersion"])
+
+    def _watch(self, version: str) -> None:
+        while not self.stopping.is_set():
+            self._resp = self._call(watch=True, resource_version=version, allow_watch_bookmarks=True,
+                                    timeout_seconds=self.watch_timeout,
+                                    _request_timeout=(self.request_timeout, self.watch_timeout + 30))
+            try:
+                for line in iter_resp_lines(self._resp):
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    self.last_contact = time.monotonic()
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            return  # too old to resume: list again
+                        raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                    if kind == "BOOKMARK":
+                        continue
+                    self._apply(kind, obj)
+            finally:
+                resp, self._resp = self._resp, None
+                if resp is not None:
+                    resp.release_conn()
+
+    def _apply(self, kind: str, obj: Obj) -> None:
+        trimmed = self.trim(obj)
+        meta = trimmed["metadata"]
+        key = (meta.get("namespace") or self.namespace or "", meta["name"])
+        with self.lock:
+            if kind == "DELETED":
+                self.store.pop(key, None)
+            else:
+                self.store[key] = trimmed
+        self._notify(trimmed)
+
+    def _notify(self, obj: Obj) -> None:
+        meta = obj["metadata"]
+        run = (meta.get("labels") or {}).get(names.LABEL_RUN)
+        if run:
+            self.on_change(meta.get("namespace") or self.namespace or "", run)
+
+
+class Informers:
+    """The informers of one kind across the watched namespaces, read as one."""
+
+    def __init__(self, members: List[Informer]):
+        self.members = members
+
+    def _for(self, namespace: str) -> Optional[Informer]:
+        for member in self.members:
+            if member.namespace in (None, namespace):
+                return member
+        return None
+
+    def get(self, namespace: str, name: str) -> Optional[Obj]:
+        member = self._for(namespace)
+        return member.get(namespace, name) if member else None
+
+    def select(self, namespace: str, label: str, value: str) -> List[Obj]:
+        member = self._for(namespace)
+        return member.select(namespace, label, value) if member else []
+
+    def start(self) -> None:
+        for member in self.members:
+            member.start()
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+    def wait_synced(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        return all(m.synced.wait(max(0.0, end - time.monotonic())) for m in self.members)
+
+    def unhealthy(self) -> Optional[str]:
+        for member in self.members:
+            if not member.alive():
+                return f"the {member.kind} watch of {member.namespace or 'all namespaces'} stopped"
+        return None

@@ -1,0 +1,120 @@
+"""A keyed work queue, as client-go's: each run is queued at most once, and
+handed to at most one worker at a time.
+
+A key added while it is being worked on is queued again when that pass ends
+(the pass may have read state from before the change). A key added with a
+delay becomes ready at the earliest time asked for. Threads only; no I/O.
+"""
+import heapq
+import threading
+import time
+from typing import Callable, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._ready: List[K] = []  # FIFO of keys ready now (each once)
+        self._queued: Set[K] = set()  # keys in _ready
+        self._active: Set[K] = set()  # keys a worker holds
+        self._again: Set[K] = set()  # added while active: queue when done
+        self._delayed: List[Tuple[float, int, K]] = []  # (due, seq, key) heap
+        self._due: Dict[K, float] = {}  # earliest due time per delayed key
+        self._seq = 0
+        self._closed = False
+        self._waiting_since: Dict[K, float] = {}  # when a key became ready
+
+    # -- adding ---------------------------------------------------------------
+    def add(self, key: K) -> None:
+        with self._cond:
+            self._add_locked(key)
+
+    def add_after(self, key: K, delay: float) -> None:
+        if delay <= 0:
+            self.add(key)
+            return
+        with self._cond:
+            due = self._clock() + delay
+            if key in self._due and self._due[key] <= due:
+                return  # an earlier wake-up is already booked
+            self._due[key] = due
+            self._seq += 1
+            heapq.heappush(self._delayed, (due, self._seq, key))
+            self._cond.notify()
+
+    def _add_locked(self, key: K) -> None:
+        if key in self._active:
+            self._again.add(key)
+            return
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self._ready.append(key)
+        self._waiting_since.setdefault(key, self._clock())
+        self._cond.notify()
+
+    def forget(self, key: K) -> None:
+        """Drop a key's pending delayed wake-up (the run is gone)."""
+        with self._cond:
+            self._due.pop(key, None)
+
+    # -- taking ---------------------------------------------------------------
+    def get(self, timeout: Optional[float] = None) -> Optional[K]:
+        """The next ready key, marked active; None when closed or timed out."""
+        end = None if timeout is None else self._clock() + timeout
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                self._promote_due_locked()
+                if self._ready:
+                    key = self._ready.pop(0)
+                    self._queued.discard(key)
+                    self._waiting_since.pop(key, None)
+                    self._active.add(key)
+                    return key
+                wait = None if not self._delayed else max(0.0, self._delayed[0][0] - self._clock())
+                if end is not None:
+                    left = end - self._clock()
+                    if left <= 0:
+                        return None
+                    wait = left if wait is None else min(wait, left)
+                self._cond.wait(wait)
+
+    def done(self, key: K) -> None:
+        with self._cond:
+            self._active.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                self._add_locked(key)
+
+    def _promote_due_locked(self) -> None:
+        now = self._clock()
+        while self._delayed and self._delayed[0][0] <= now:
+            due, _, key = heapq.heappop(self._delayed)
+            if self._due.get(key) != due:
+                continue  # superseded by an earlier booking, or forgotten
+            del self._due[key]
+            self._add_locked(key)
+
+    # -- life and health ----------------------------------------------------------
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def oldest_wait(self) -> float:
+        """Seconds the longest-waiting ready key has waited (0 when none):
+        grows without bound only if no worker takes work."""
+        with self._cond:
+            self._promote_due_locked()
+            if not self._waiting_since:
+                return 0.0
+            return self._clock() - min(self._waiting_since.values())
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._ready)
