@@ -5,6 +5,7 @@ Markers
                cluster named by MATHTUNE_KUBECONFIG)
   mindspore    runs real MindSpore on CPU (slower)
   e2e          the whole pipeline through the cluster
+  faults       the operator under cluster faults (API server restart, kills, ...)
 
 Nothing here skips silently: a test that needs something absent fails and
 says what to run.
@@ -29,6 +30,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "integration: needs a Kubernetes API server (the local control plane)")
     config.addinivalue_line("markers", "mindspore: runs real MindSpore on CPU")
     config.addinivalue_line("markers", "e2e: the whole pipeline through the cluster")
+    config.addinivalue_line("markers", "faults: the operator under cluster faults (API server restart, kills, ...)")
 
 
 @pytest.fixture(scope="session")

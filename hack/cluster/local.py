@@ -84,6 +84,38 @@ def down() -> None:
     subprocess.run(["bash", str(HERE / "down.sh")], check=True)
 
 
+def restart_apiserver(kubeconfig: Path = KUBECONFIG, timeout: float = 60) -> None:
+    """Kill the running kube-apiserver and start it again with the same
+    command line (kwokctl runs it as a plain process; its pid file is
+    updated so `make cluster-down` still finds it). For fault tests: every
+    watch breaks and requests fail until it is back."""
+    import signal
+    import time
+
+    cluster_dir = CACHE / "kwok" / "clusters" / CLUSTER_NAME
+    pid_file = cluster_dir / "pids" / "kube-apiserver.pid"
+    pid = int(pid_file.read_text().strip())
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    # SIGKILL, as a crash or a node loss: a graceful stop drains watches for
+    # up to a minute, which is not the fault under test.
+    os.kill(pid, signal.SIGKILL)
+    while Path(f"/proc/{pid}").exists():
+        time.sleep(0.1)
+    log = open(cluster_dir / "logs" / "kube-apiserver.log", "ab")
+    proc = subprocess.Popen([a.decode() for a in argv], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    pid_file.write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        probe = subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), "get", "--raw", "/readyz"],
+                               capture_output=True, text=True, timeout=20)
+        if probe.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"kube-apiserver not ready {timeout}s after its restart: see {cluster_dir}/logs")
+
+
 def image_refs() -> Dict[str, str]:
     """The local images' names (localhost/mathtune/<name>:<digest of inputs>),
     as hack/images/build.sh tags them: OPERATOR_IMAGE, PIPELINE_CPU_IMAGE, ..."""

@@ -51,6 +51,10 @@ class Metrics:
         self.reconcile_seconds = Histogram("mathtune_reconcile_duration_seconds", "Duration of one reconcile pass.",
                                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                            registry=r)
+        self.queue_wait = Histogram("mathtune_workqueue_wait_seconds",
+                                    "Seconds a run waited, ready, for a reconcile worker.",
+                                    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                                    registry=r)
         # Reconcile workers run passes of different runs at once.
         self._lock = threading.RLock()
         self._stage_of: Dict[Tuple[str, str], str] = {}

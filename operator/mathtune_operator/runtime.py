@@ -73,7 +73,7 @@ class Controller:
     def __init__(self, settings: Optional[Settings] = None, namespaces: Optional[List[str]] = None):
         self.settings = settings or Settings.from_env()
         self.namespaces = list(namespaces or [])
-        self.queue: "workqueue.WorkQueue[Key]" = workqueue.WorkQueue()
+        self.queue: "workqueue.WorkQueue[Key]" = workqueue.WorkQueue(on_taken=METRICS.queue_wait.observe)
         self.known: Dict[Key, int] = {}  # run -> last generation seen
         self.failures: Dict[Key, int] = {}  # run -> passes failed in a row
         self.lock = threading.Lock()

@@ -6,18 +6,21 @@ A key added while it is being worked on is queued again when that pass ends
 delay becomes ready at the earliest time asked for. Threads only; no I/O.
 """
 import heapq
+from collections import deque
 import threading
 import time
-from typing import Callable, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
+from typing import Callable, Deque, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 on_taken: Optional[Callable[[float], None]] = None):
         self._clock = clock
+        self._on_taken = on_taken  # seconds a key waited, ready, for a worker
         self._cond = threading.Condition()
-        self._ready: List[K] = []  # FIFO of keys ready now (each once)
+        self._ready: Deque[K] = deque()  # FIFO of keys ready now (each once)
         self._queued: Set[K] = set()  # keys in _ready
         self._active: Set[K] = set()  # keys a worker holds
         self._again: Set[K] = set()  # added while active: queue when done
@@ -71,10 +74,12 @@ class WorkQueue(Generic[K]):
                     return None
                 self._promote_due_locked()
                 if self._ready:
-                    key = self._ready.pop(0)
+                    key = self._ready.popleft()
                     self._queued.discard(key)
-                    self._waiting_since.pop(key, None)
+                    since = self._waiting_since.pop(key, None)
                     self._active.add(key)
+                    if self._on_taken is not None and since is not None:
+                        self._on_taken(self._clock() - since)
                     return key
                 wait = None if not self._delayed else max(0.0, self._delayed[0][0] - self._clock())
                 if end is not None:

@@ -222,6 +222,19 @@ def api_requests(kubeconfig: Path) -> Dict[str, float]:
     return out
 
 
+def histogram_quantile(text: str, name: str, q: float) -> float:
+    """The upper bound of the bucket holding quantile q of a Prometheus histogram."""
+    buckets = []
+    for line in text.splitlines():
+        m = re.match(rf'^{name}_bucket\{{le="([^"]+)"\}} ([0-9.e+]+)$', line)
+        if m:
+            buckets.append((float(m.group(1)), float(m.group(2))))
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    total = buckets[-1][1]
+    return next(bound for bound, count in buckets if count >= q * total)
+
+
 # Resources only the operator (and kopf under it) calls in this benchmark;
 # the harness creates each run once and reads runs only by watch.
 OPERATOR_RESOURCES = ("mathfinetunes", "mathfinetunes/status", "events", "leases", "pods/log")
@@ -307,6 +320,7 @@ def main() -> int:
             raise SystemExit(f"operator exited {operator.returncode}:\n{log.read_text()[-3000:]}")
     elapsed = now() - started
     requests_after = api_requests(kubeconfig)
+    operator_metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     cpu = proc_cpu_seconds(operator.pid) - cpu_before
     rss = proc_peak_rss_mib(operator.pid)
     operator.terminate()
@@ -314,6 +328,7 @@ def main() -> int:
     stop.set()
 
     total, jobctl, added, status = [], [], [], []
+    slowest = []
     for i in range(RUNS):
         run = f"r{i:04d}"
         for here, nxt in zip(STAGES, STAGES[1:]):
@@ -324,6 +339,7 @@ def main() -> int:
             total.append(nxt_added - done)
             jobctl.append(complete - done)
             added.append(nxt_added - complete)
+            slowest.append((nxt_added - complete, f"{job} -> {nxt}", complete - started))
         for here in STAGES:
             job = f"{run}-{here}"
             if job in rec.pod_done and job in rec.status_done:
@@ -345,6 +361,12 @@ def main() -> int:
     if jobctl and added:
         print(f"operator's added latency against the Job controller's own (p99): "
               f"{pct(added, .99) / pct(jobctl, .99):.2f}x; p50 {statistics.median(added) / statistics.median(jobctl):.2f}x")
+    print("operator's own histograms (bucket bounds): reconcile pass p50 <= {:.3f} s, p99 <= {:.3f} s; "
+          "wait for a worker p50 <= {:.3f} s, p99 <= {:.3f} s".format(
+              *(histogram_quantile(operator_metrics, name, q) for name in (
+                  "mathtune_reconcile_duration_seconds", "mathtune_workqueue_wait_seconds") for q in (.5, .99))))
+    print("slowest added: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
+                                        for secs, name, at in sorted(slowest, reverse=True)[:5]))
     print(f"API requests per run-minute: {everyone / run_minutes:.1f} all clients; "
           f"{mine / run_minutes:.1f} the operator's (mathfinetunes, status, events, leases, pod logs)")
     print(f"operator: peak RSS {rss:.0f} MiB, CPU {cpu:.1f} s ({cpu / max(1, RUNS):.3f} s per run)")

@@ -33,7 +33,7 @@ def test_operator_is_scraped_through_a_run_and_every_panel_has_data(kubeconfig, 
     volumes = []
     stack = demo.Stack(kubeconfig, tmp_path / "stack", release=f"mon-{namespace[-5:]}", namespace=namespace,
                        watch_namespace=namespace, restricted=False,
-                       operator_env={"MATHTUNE_RECONCILE_INTERVAL": "1", "MATHTUNE_PROGRESS_INTERVAL": "1"})
+                       operator_env={"MATHTUNE_PROGRESS_INTERVAL": "1"})
     npu = StaticExporter().start()
     prom = None
     try:

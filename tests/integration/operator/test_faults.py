@@ -1,0 +1,153 @@
+"""The faults a cluster really has, each across a whole run on the real
+control plane (stage pods played on kwok's nodes): the API server
+restarted, the operator killed again and again, two operators at once, a
+user deleting a running stage's Job, a stage pod deleted after it
+succeeded. After each: the run Succeeded, no stage ran twice unless its
+result was truly lost, no result is missing, the status is not stuck."""
+import random
+import threading
+import time
+
+import pytest
+
+from hack.cluster import local
+
+from . import helpers as h
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
+
+
+def _start(apis, namespace, volumes, name):
+    h.bind_work_volume(apis["core"], namespace, f"{name}-work", volumes)
+    h.create_run(apis["custom"], namespace, h.run_doc("run-cpu.yaml", name))
+
+
+def _play(apis, namespace, name, stages=STAGES, after=None, timeout=120):
+    for stage in stages:
+        h.finish_stage(apis["core"], namespace, f"{name}-{stage}", 0, h.result(stage), timeout=timeout)
+        if after:
+            after(stage)
+
+
+def _pods_of(core, namespace, job):
+    return core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job}").items
+
+
+def _assert_whole(apis, namespace, name, touched=()):
+    """Succeeded, one Job per stage, each stage's pod run once (except the
+    stages whose Job or pod the test deleted), every result in status."""
+    core, batch, custom = apis["core"], apis["batch"], apis["custom"]
+    run = h.wait_phase(custom, namespace, name, "Succeeded", 120)
+    jobs = sorted(j.metadata.name for j in h.jobs_of(batch, namespace, name))
+    assert jobs == sorted(f"{name}-{s}" for s in STAGES)
+    for stage in STAGES:
+        if stage in touched:
+            continue
+        pods = _pods_of(core, namespace, f"{name}-{stage}")
+        assert len(pods) == 1, f"stage {stage} ran {len(pods)} times: {[p.metadata.name for p in pods]}"
+    status = run["status"]
+    assert [r["state"] for r in status["stages"]] == ["Succeeded"] * len(STAGES)
+    results = status["results"]
+    assert results["rows"]["read"] == 809993 and results["bestEpoch"] == 5 and results["gatePassed"] is True
+    assert results["mathAccuracy"] == pytest.approx(0.8475) and status["stage"] == "Done"
+    assert h.condition(run, "Ready")["reason"] == "RunSucceeded"
+    return run
+
+
+def test_the_api_server_restarted_mid_run(namespace, apis, operator, volumes, kubeconfig):
+    name = "apirestart"
+    _start(apis, namespace, volumes, name)
+
+    def restart_after_tokenize(stage):
+        if stage == "tokenize":
+            local.restart_apiserver(kubeconfig)
+
+    _play(apis, namespace, name, after=restart_after_tokenize)
+    _assert_whole(apis, namespace, name)
+    assert operator.proc.poll() is None, "the operator died with the API server"
+
+
+def test_the_operator_killed_at_random_moments_ten_times_across_a_run(namespace, apis, operator, volumes):
+    name = "tenkills"
+    _start(apis, namespace, volumes, name)
+    chance = random.Random(20261201)
+    kills = []
+
+    def killer():
+        for _ in range(10):
+            time.sleep(chance.uniform(0.2, 2.5))
+            operator.kill()
+            kills.append(time.monotonic())
+            time.sleep(chance.uniform(0.0, 1.0))  # down for a moment: the stage may end meanwhile
+            operator.start()
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        _play(apis, namespace, name, timeout=180)
+    finally:
+        thread.join(120)
+    assert len(kills) == 10 and operator.starts == 11
+    _assert_whole(apis, namespace, name)
+
+
+def test_two_operators_at_once_one_leads_and_the_other_takes_over(namespace, apis, operator, volumes, kubeconfig,
+                                                                  tmp_path):
+    standby = h.Operator(kubeconfig, namespace, tmp_path, identity="operator-1").start()
+    try:
+        name = "twoops"
+        _start(apis, namespace, volumes, name)
+        _play(apis, namespace, name, stages=STAGES[:3])
+        leaders = [op for op in (operator, standby) if "mathtune_operator_leader 1.0" in op.metrics()]
+        assert len(leaders) == 1, "exactly one operator holds the Lease"
+        leaders[0].kill()  # the leader dies without giving the Lease up: the other waits out its 15 s
+        _play(apis, namespace, name, stages=STAGES[3:], timeout=120)
+        _assert_whole(apis, namespace, name)
+        survivor = standby if leaders[0] is operator else operator
+        assert "mathtune_operator_leader 1.0" in survivor.metrics()
+        started = [e for e in h.events_of(apis["core"], namespace, name) if e == "StageStarted"]
+        assert len(started) == len(STAGES), "each stage started once, by one operator"
+    finally:
+        standby.stop()
+
+
+def test_a_user_deleting_a_running_stages_job(namespace, apis, operator, volumes):
+    core, batch = apis["core"], apis["batch"]
+    name = "deljob"
+    _start(apis, namespace, volumes, name)
+    _play(apis, namespace, name, stages=STAGES[:2])
+    h.running_pod(core, namespace, f"{name}-train")
+    batch.delete_namespaced_job(f"{name}-train", namespace, propagation_policy="Background")  # kubectl delete job
+    h.wait(lambda: "StageRestarted" in h.events_of(core, namespace, name), 60, "the train Job created again")
+    _play(apis, namespace, name, stages=STAGES[2:])
+    _assert_whole(apis, namespace, name, touched=("train",))
+
+
+def test_a_stage_pod_deleted_after_it_succeeded(namespace, apis, operator, volumes):
+    core, custom = apis["core"], apis["custom"]
+    name = "delpod"
+    _start(apis, namespace, volumes, name)
+    # Deleted after the operator recorded its result: nothing to do.
+    _play(apis, namespace, name, stages=["prepare"])
+    h.wait_run(custom, namespace, name, lambda r: h.stage_row(r, "prepare").get("state") == "Succeeded",
+               "prepare recorded")
+    (pod,) = _pods_of(core, namespace, f"{name}-prepare")
+    core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+    # Deleted before the operator read it (it was down): the result is gone
+    # with the pod, so the stage runs again instead of failing the run.
+    h.running_pod(core, namespace, f"{name}-tokenize")
+    operator.kill()
+    h.finish_stage(core, namespace, f"{name}-tokenize", 0, h.result("tokenize"))
+    h.wait(lambda: h.jobs_of(apis["batch"], namespace, name) and all(
+        (j.status.succeeded or 0) == 1 for j in h.jobs_of(apis["batch"], namespace, name)
+        if j.metadata.name.endswith("-tokenize")), 60, "the tokenize Job complete")
+    (pod,) = _pods_of(core, namespace, f"{name}-tokenize")
+    core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+    h.wait(lambda: not _pods_of(core, namespace, f"{name}-tokenize"), 60, "the tokenize pod gone")
+    operator.start()
+    h.wait(lambda: "ResultLost" in h.events_of(core, namespace, name), 60, "the lost result noticed")
+    _play(apis, namespace, name, stages=STAGES[1:])
+    _assert_whole(apis, namespace, name, touched=("prepare", "tokenize"))
+    assert h.events_of(core, namespace, name).count("StageStarted") == len(STAGES)
