@@ -28,29 +28,39 @@ Key = Tuple[str, str]  # (namespace, name)
 ListFn = Callable[..., Any]
 
 
-def trim_job(job: Obj) -> Obj:
-    meta = job.get("metadata") or {}
-    spec = {k: v for k, v in (job.get("spec") or {}).items() if k != "template"}
-    return {"metadata": {k: meta[k] for k in ("name", "namespace", "uid", "labels", "ownerReferences",
-                                              "creationTimestamp", "resourceVersion", "deletionTimestamp")
-                         if k in meta},
-            "spec": spec, "status": job.get("status") or {}}
-
-
+# Only what the reconciler reads is kept, and only a change of what is kept
+# wakes a run: a pod's IP, readiness or image ID, or a Job's count of ready
+# pods, changes nothing a pass decides, and at hundreds of runs such events
+# would be most of the passes.
+_JOB_META = ("name", "namespace", "uid", "labels", "ownerReferences", "creationTimestamp", "deletionTimestamp")
+_JOB_STATUS = ("conditions", "failed", "succeeded", "startTime", "completionTime")
+_POD_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp")
 _POD_ANNOTATIONS = ("batch.kubernetes.io/job-completion-index",)
+
+
+def trim_job(job: Obj) -> Obj:
+    meta, status = job.get("metadata") or {}, job.get("status") or {}
+    return {"metadata": {k: meta[k] for k in _JOB_META if k in meta},
+            "spec": {"suspend": (job.get("spec") or {}).get("suspend")},
+            "status": {k: status[k] for k in _JOB_STATUS if k in status}}
+
+
+def _container(status: Obj) -> Obj:
+    return {"name": status.get("name"), "state": status.get("state") or {}}
 
 
 def trim_pod(pod: Obj) -> Obj:
     meta = pod.get("metadata") or {}
-    kept = {k: meta[k] for k in ("name", "namespace", "uid", "labels", "creationTimestamp", "resourceVersion",
-                                 "deletionTimestamp") if k in meta}
+    kept = {k: meta[k] for k in _POD_META if k in meta}
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in _POD_ANNOTATIONS}
     if annotations:
         kept["annotations"] = annotations
     status = pod.get("status") or {}
-    return {"metadata": kept, "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
-            "status": {k: status[k] for k in ("phase", "conditions", "containerStatuses", "initContainerStatuses",
-                                              "reason", "message", "startTime") if k in status}}
+    return {"metadata": kept, "status": {
+        "phase": status.get("phase"),
+        "conditions": [c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"],
+        "containerStatuses": [_container(c) for c in status.get("containerStatuses") or []],
+        "initContainerStatuses": [_container(c) for c in status.get("initContainerStatuses") or []]}}
 
 
 class Informer:
@@ -162,11 +172,13 @@ class Informer:
         meta = trimmed["metadata"]
         key = (meta.get("namespace") or self.namespace or "", meta["name"])
         with self.lock:
+            before = self.store.get(key)
             if kind == "DELETED":
                 self.store.pop(key, None)
             else:
                 self.store[key] = trimmed
-        self._notify(trimmed)
+        if kind == "DELETED" or before != trimmed:
+            self._notify(trimmed)
 
     def _notify(self, obj: Obj) -> None:
         meta = obj["metadata"]

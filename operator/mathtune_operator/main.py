@@ -22,7 +22,8 @@ def run_event(event: kopf.RawEvent, name: str, namespace: Optional[str], meta: k
     """A run appeared, changed or went away: the controller queues it."""
     if namespace is None or runtime.CONTROLLER is None:  # the CRD is namespaced; startup has run
         return
-    runtime.CONTROLLER.seen(event.get("type"), namespace, name, int(meta.get("generation") or 0))
+    runtime.CONTROLLER.seen(event.get("type"), namespace, name, int(meta.get("generation") or 0),
+                            dict(event.get("object") or {}) or None)
 
 
 # PERMANENT: a failing probe answers the liveness endpoint with an error at

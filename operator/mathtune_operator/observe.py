@@ -8,8 +8,8 @@ from typing import List, Optional, cast
 
 from . import names
 from .types import Obj
+from .vocabulary import StageState
 
-RUNNING, RETRYING, SUSPENDED, SUCCEEDED, FAILED = "Running", "Retrying", "Suspended", "Succeeded", "Failed"
 
 
 def _condition(job: Obj, ctype: str) -> Optional[Obj]:
@@ -89,21 +89,21 @@ def outcome(job: Obj, pods: List[Obj]) -> Obj:
     if complete:
         pod = result_pod(pods)
         term = _terminated(pod) if pod else None
-        out.update(state=SUCCEEDED, message=(term or {}).get("message") or "",
+        out.update(state=StageState.SUCCEEDED, message=(term or {}).get("message") or "",
                    completionTime=status.get("completionTime") or complete.get("lastTransitionTime"))
         return out
     failed_cond = _condition(job, "Failed")
     pod = newest_failed_pod(pods)
     pod_message = pod_error((_terminated(pod) or {}).get("message", "")) if pod else ""
     if failed_cond:
-        out.update(state=FAILED, attempts=max(1, failed), reason=failed_cond.get("reason") or "Failed",
+        out.update(state=StageState.FAILED, attempts=max(1, failed), reason=failed_cond.get("reason") or "Failed",
                    message=pod_message or failed_cond.get("message") or "",
                    completionTime=failed_cond.get("lastTransitionTime"))
         return out
     if (job.get("spec") or {}).get("suspend"):
-        out.update(state=SUSPENDED)
+        out.update(state=StageState.SUSPENDED)
         return out
-    out.update(state=RETRYING if failed else RUNNING, message=pod_message)
+    out.update(state=StageState.RETRYING if failed else StageState.RUNNING, message=pod_message)
     return out
 
 

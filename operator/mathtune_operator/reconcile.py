@@ -14,7 +14,7 @@ import datetime as _dt
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Dict, List, Optional
 
 from kubernetes.client.exceptions import ApiException
 
@@ -23,6 +23,7 @@ from . import status as st
 from .errors import ForeignObject
 from .metrics import METRICS, Metrics
 from .types import ClusterView, Obj
+from .vocabulary import EventReason, EventType, Phase, Reason, StageState
 
 log = logging.getLogger(__name__)
 
@@ -81,218 +82,276 @@ def _api_reason(exc: ApiException) -> str:
 _THROTTLE = progress.Throttle(30.0)
 
 
+@dataclass
+class _Pass:
+    """What every case of one pass reads and writes."""
+    body: Obj
+    cluster: ClusterView
+    settings: Settings
+    metrics: Metrics
+    throttle: progress.Throttle
+    now: float
+    out: Pass
+    rows: Dict[str, Obj]
+    old_rows: Dict[str, Obj]
+    suspend: bool
+    suspend_changed: bool
+
+    @property
+    def new(self) -> Obj:
+        return self.out.status
+
+    @property
+    def run(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def ns(self) -> str:
+        return str(self.body["metadata"]["namespace"])
+
+    @property
+    def now_iso(self) -> str:
+        return iso(self.now)
+
+    def event(self, kind: str, reason: str, text: str) -> None:
+        self.out.events.append(Event(kind, reason, text))
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a stage's case decided: go on to the next stage (its stage
+    succeeded), or end the pass here with this phase and Ready message."""
+    next_stage: bool = False
+    phase: Phase = Phase.RUNNING
+    message: str = ""
+    blocked: Optional[Obj] = None
+
+
 def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, settings: Optional[Settings] = None,
              metrics: Metrics = METRICS, throttle: progress.Throttle = _THROTTLE) -> Pass:
+    """Read the run's stage rows, hand the first unfinished stage to its
+    case (start it, it succeeded, it failed, it is active), then record."""
     now = time.time() if now is None else now
     settings = settings or Settings()
-    now_iso = iso(now)
-    meta, spec = body["metadata"], body.get("spec") or {}
-    run, ns, generation = meta["name"], meta["namespace"], meta.get("generation")
+    spec = body.get("spec") or {}
+    generation = body["metadata"].get("generation")
     old = body.get("status") or {}
-    new = copy.deepcopy(old)
-    # kopf may have stored handler results in status; they are not ours.
-    out = Pass(status=new)
     stages = plan.stages(spec)
-    rows = st.stage_rows(run, stages, old.get("stages") or [])
-    old_rows = {row.get("name"): row for row in old.get("stages") or []}
-    throttle.interval = settings.progress_interval
-    blocked = None
-    phase = old.get("phase") or st.PENDING
-    current = old.get("stage") or stages[0]
-    message = ""
-
-    def event(kind: str, reason: str, text: str) -> None:
-        out.events.append(Event(kind, reason, text))
-
-    if phase in (st.SUCCEEDED, st.FAILED):
-        _cleanup_after_ttl(body, cluster, new, now, out)
-        _finish(out, new, rows, phase, current, _ready_message(old), generation, now_iso, None, metrics, ns, run)
-        out.requeue_after = _ttl_due(body, new, now)
-        return out
-
     suspend = bool((spec.get("runPolicy") or {}).get("suspend"))
-    # The operator changes a Job's suspend only when the run's changes: Kueue,
-    # or an administrator, may suspend or admit the Job in between, and a pass
-    # must not undo that. A status from before this field counts as unchanged.
-    suspend_changed = suspend != bool(old.get("appliedSuspend", suspend))
-    new["appliedSuspend"] = suspend
-    phase, message = st.RUNNING, ""
+    p = _Pass(body=body, cluster=cluster, settings=settings, metrics=metrics, throttle=throttle, now=now,
+              out=Pass(status=copy.deepcopy(old)), rows=st.stage_rows(body["metadata"]["name"], stages,
+                                                                   old.get("stages") or []),
+              old_rows={row.get("name"): row for row in old.get("stages") or []}, suspend=suspend,
+              # The operator changes a Job's suspend only when the run's
+              # changes: Kueue, or an administrator, may suspend or admit the
+              # Job in between, and a pass must not undo that. A status from
+              # before this field counts as unchanged.
+              suspend_changed=suspend != bool(old.get("appliedSuspend", suspend)))
+    throttle.interval = settings.progress_interval
+    phase = old.get("phase") or Phase.PENDING
+    current = old.get("stage") or stages[0]
+
+    if phase in (Phase.SUCCEEDED, Phase.FAILED):
+        _cleanup_after_ttl(body, cluster, p.new, now, p.out)
+        _finish(p, phase, current, _ready_message(old), generation, None)
+        p.out.requeue_after = _ttl_due(body, p.new, now)
+        return p.out
+
+    p.new["appliedSuspend"] = suspend
+    step = Step()
     for stage in stages:
-        row = rows[stage]
         current = stage
-        if row.get("state") == st.SUCCEEDED:
+        if p.rows[stage].get("state") == StageState.SUCCEEDED:
             continue
-        job_name = names.job(run, stage)
-        job = cluster.get_job(ns, job_name)
-        if job is None:
-            if suspend:
-                row["state"] = st.SUSPENDED
-                phase, message = st.SUSPENDED, f"suspended before stage {stage} started"
-                break
-            try:
-                # What every stage pod mounts, made (if absent) just before a
-                # stage Job needs it: passes that only watch a Job make no calls.
-                for child in _prerequisites(body, stage):
-                    if cluster.ensure(child):
-                        event("Normal", "Created", f"created {child['kind']} {child['metadata']['name']}")
-                created = cluster.ensure(builders.job(body, stage))
-            except ForeignObject as exc:
-                # Same name, earlier run, not yet garbage-collected: its spec
-                # ConfigMap would run this run's stages with the old recipe.
-                blocked = _block(row, event, "WaitingForOldObject",
-                                 f"{exc.kind} {exc.name} belongs to an earlier run named {run}; waiting for it to "
-                                 f"be deleted (delete it by hand if it is not garbage-collected)")
-                message = blocked["message"]
-                break
-            except ApiException as exc:
-                blocked = _block(row, event, "CreateJobFailed",
-                                 f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}")
-                # The error counter counts every try; the Event is posted once.
-                metrics.reconcile_errors.labels("CreateJobFailed").inc()
-                phase, message = (st.RUNNING if any(r.get("state") == st.SUCCEEDED for r in rows.values())
-                                  else st.PENDING), blocked["message"]
-                break
-            if created and row.get("startTime"):
-                # The stage had started: someone deleted its Job (or the
-                # operator did, its result being lost). It runs again.
-                event("Warning", "StageRestarted", f"stage {stage}: Job {job_name} was gone; created it again")
-            elif created or not row.get("startTime"):
-                # Also when the Job exists but no status recorded its start:
-                # the operator stopped between creating it and writing status.
-                event("Normal", "StageStarted", f"stage {stage}: created Job {job_name}")
-            row.update(state="Running", jobName=job_name, attempts=max(1, int(row.get("attempts") or 0)),
-                       startTime=row.get("startTime") or now_iso)
-            row.pop("message", None)
-            new.setdefault("startTime", now_iso)
-            message = f"stage {stage} started"
+        step = _stage_step(p, stage)
+        if not step.next_stage:
             break
-
-        owners = [o.get("uid") for o in (job.get("metadata") or {}).get("ownerReferences") or []]
-        if meta.get("uid") not in owners:
-            # Same name, earlier run (deleted and re-created before garbage
-            # collection finished): never take its results; wait for it to go.
-            blocked = _block(row, event, "WaitingForOldJob",
-                             f"Job {job_name} belongs to an earlier run named {run}; waiting for it to be deleted "
-                             f"(delete it by hand if it is not garbage-collected)")
-            message = blocked["message"]
-            break
-        job_finished = observe.outcome(job, [])["state"] in (observe.SUCCEEDED, observe.FAILED)
-        if not job_finished and suspend_changed and bool((job.get("spec") or {}).get("suspend")) != suspend:
-            cluster.set_job_suspend(ns, job_name, suspend)
-            job.setdefault("spec", {})["suspend"] = suspend
-            event("Normal", "Suspended" if suspend else "Resumed",
-                  f"stage {stage}: Job {job_name} {'suspended: its pods are stopped' if suspend else 'resumed'}")
-        pods = cluster.job_pods(ns, job_name)
-        seen = observe.outcome(job, pods)
-        row["jobName"] = job_name
-        if not row.get("startTime"):
-            # A Job no status knew of: the operator stopped right after creating it.
-            event("Normal", "StageStarted", f"stage {stage}: created Job {job_name}")
-        row["startTime"] = row.get("startTime") or norm_time(seen.get("startTime"), now_iso)
-        new.setdefault("startTime", row["startTime"])
-
-        if seen["state"] == observe.SUCCEEDED and observe.result_pod(pods) is None:
-            # The Job completed but its pod, whose termination message is the
-            # result, was deleted before this operator read it. Run it again.
-            cluster.delete_job(ns, job_name, (job.get("metadata") or {}).get("uid"))
-            row.update(state=st.RUNNING, message=f"the result of Job {job_name} was lost with its pod; "
-                                                f"running the stage again")
-            if row.get("message") != (old_rows.get(stage) or {}).get("message"):
-                event("Warning", "ResultLost", f"stage {stage}: {row['message']}")
-            message = row["message"]
-            break
-        if seen["state"] == observe.SUCCEEDED:
-            try:
-                result = results.parse(seen["message"], stage)
-                if result.get("ok") is False:
-                    raise results.ResultError(f"stage {stage} exited 0 but reported ok=false: {result.get('error')}")
-            except results.ResultError as exc:
-                _stage_failed(out, row, stage, seen, str(exc), "ResultUnreadable", now, metrics)
-                phase, message = st.FAILED, row["message"]
-                break
-            summary, new["results"] = results.apply(stage, result, new.get("results") or {})
-            new["display"] = results.display(new["results"])
-            row.update(state=st.SUCCEEDED, summary=summary, attempts=seen["attempts"],
-                       completionTime=norm_time(seen.get("completionTime"), now_iso))
-            row.pop("message", None)
-            if stage == "train":
-                _train_done(new, result)
-            elif stage in plan.PROGRESS_STAGES and (new.get("progress") or {}).get("stage") == stage:
-                # The last line read may predate the end: do not leave "50%" behind.
-                prog = dict(new["progress"])
-                prog.update(percent=100.0, summary=f"{stage} done")
-                prog.pop("etaSeconds", None)
-                new["progress"] = prog
-            _observe_duration(metrics, stage, "Succeeded", row)
-            event("Normal", "StageSucceeded", f"stage {stage}: {summary}")
-            continue
-
-        if seen["state"] == observe.FAILED:
-            _stage_failed(out, row, stage, seen, seen["message"], seen.get("reason") or "Failed", now, metrics)
-            phase, message = st.FAILED, row["message"]
-            break
-
-        # Running, retrying or suspended.
-        before = int(row.get("attempts") or 1)
-        if seen["attempts"] > before:
-            metrics.stage_retries.labels(stage).inc(seen["attempts"] - before)
-            event("Warning", "StageRetrying",
-                  f"stage {stage}: attempt {before} failed ({seen['message'] or 'no message'}); "
-                  f"attempt {seen['attempts']} of {1 + int((spec.get('runPolicy') or {}).get('backoffLimit', 2))}"
-                  + ("; training resumes from its last complete checkpoint" if stage == "train" else ""))
-        row.update(state=seen["state"], attempts=seen["attempts"])
-        if seen["state"] == observe.RETRYING and seen["message"]:
-            row["message"] = f"attempt {seen['attempts'] - 1} failed: {seen['message']}"
-        if seen["state"] == observe.SUSPENDED:
-            phase, message = st.SUSPENDED, f"stage {stage} suspended"
-        else:
-            message = f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})"
-            why = observe.unschedulable(pods)
-            stuck = None if why else observe.blocked_container(pods)
-            if why:
-                # The question users ask most of NPU jobs: why is it Pending?
-                blocked = {"reason": "Unschedulable", "message": why}
-            elif stuck:
-                # The pod is placed but its container cannot start: the kubelet's own words.
-                blocked = stuck
-            if blocked:
-                if row.get("message") != blocked["message"]:
-                    event("Warning", blocked["reason"], f"stage {stage}: {blocked['message']}")
-                row["message"] = blocked["message"]
-            elif row.get("message", "").startswith("pod ") and (
-                    "cannot be scheduled" in row["message"] or " container " in row["message"]):
-                row.pop("message")
-            running = [p["metadata"]["name"] for p in pods if (p.get("status") or {}).get("phase") == "Running"]
-            metrics.stage_pods(ns, run, stage, running)
-            if stage in plan.PROGRESS_STAGES:
-                _read_progress(cluster, ns, stage, pods, new, now, now_iso, settings, throttle)
-        break
     else:
-        phase, current = st.SUCCEEDED, "Done"
-        message = (rows.get("report") or {}).get("summary") or "all stages succeeded"
-        new["completionTime"] = now_iso
-        new["progress"] = {**(new.get("progress") or {}), "summary": results.final_summary(new.get("results") or {})}
-        new["progress"].pop("etaSeconds", None)
-        event("Normal", "RunSucceeded", f"run succeeded: {message}")
-        metrics.stage_pods(ns, run, "", [])
+        current, step = "Done", _run_succeeded(p)
 
-    if phase == st.FAILED:
-        new["completionTime"] = now_iso
-        metrics.stage_pods(ns, run, "", [])
-    _finish(out, new, rows, phase, current, message, generation, now_iso, blocked, metrics, ns, run)
-    out.requeue_after = _due_again(body, new, blocked, now, settings)
-    return out
+    if step.phase == Phase.FAILED:
+        p.new["completionTime"] = p.now_iso
+        metrics.stage_pods(p.ns, p.run, "", [])
+    _finish(p, step.phase, current, step.message, generation, step.blocked)
+    p.out.requeue_after = _due_again(body, p.new, step.blocked, now, settings)
+    return p.out
+
+
+def _stage_step(p: _Pass, stage: str) -> Step:
+    """The case of one unfinished stage, from its Job and pods."""
+    row, job_name = p.rows[stage], names.job(p.run, stage)
+    job = p.cluster.get_job(p.ns, job_name)
+    if job is None:
+        return _start_stage(p, stage, row, job_name)
+    owners = [o.get("uid") for o in (job.get("metadata") or {}).get("ownerReferences") or []]
+    if p.body["metadata"].get("uid") not in owners:
+        # Same name, earlier run (deleted and re-created before garbage
+        # collection finished): never take its results; wait for it to go.
+        return _blocked(p, row, Reason.WAITING_FOR_OLD_JOB,
+                        f"Job {job_name} belongs to an earlier run named {p.run}; waiting for it to be deleted "
+                        f"(delete it by hand if it is not garbage-collected)")
+    _apply_suspend(p, stage, job, job_name)
+    pods = p.cluster.job_pods(p.ns, job_name)
+    seen = observe.outcome(job, pods)
+    row["jobName"] = job_name
+    if not row.get("startTime"):
+        # A Job no status knew of: the operator stopped right after creating it.
+        p.event(EventType.NORMAL, EventReason.STAGE_STARTED, f"stage {stage}: created Job {job_name}")
+    row["startTime"] = row.get("startTime") or norm_time(seen.get("startTime"), p.now_iso)
+    p.new.setdefault("startTime", row["startTime"])
+    if seen["state"] == StageState.SUCCEEDED and observe.result_pod(pods) is None:
+        return _result_lost(p, stage, row, job, job_name)
+    if seen["state"] == StageState.SUCCEEDED:
+        return _stage_succeeded(p, stage, row, seen)
+    if seen["state"] == StageState.FAILED:
+        _stage_failed(p, row, stage, seen, seen["message"], seen.get("reason") or "Failed")
+        return Step(phase=Phase.FAILED, message=row["message"])
+    return _stage_active(p, stage, row, seen, pods)
+
+
+def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
+    if p.suspend:
+        row["state"] = StageState.SUSPENDED
+        return Step(phase=Phase.SUSPENDED, message=f"suspended before stage {stage} started")
+    try:
+        # What every stage pod mounts, made (if absent) just before a stage
+        # Job needs it: passes that only watch a Job make no calls.
+        for child in _prerequisites(p.body, stage):
+            if p.cluster.ensure(child):
+                p.event(EventType.NORMAL, EventReason.CREATED, f"created {child['kind']} {child['metadata']['name']}")
+        created = p.cluster.ensure(builders.job(p.body, stage))
+    except ForeignObject as exc:
+        # Same name, earlier run, not yet garbage-collected: its spec
+        # ConfigMap would run this run's stages with the old recipe.
+        return _blocked(p, row, Reason.WAITING_FOR_OLD_OBJECT,
+                        f"{exc.kind} {exc.name} belongs to an earlier run named {p.run}; waiting for it to be "
+                        f"deleted (delete it by hand if it is not garbage-collected)")
+    except ApiException as exc:
+        # The error counter counts every try; the Event is posted once.
+        p.metrics.reconcile_errors.labels(Reason.CREATE_JOB_FAILED).inc()
+        started = any(r.get("state") == StageState.SUCCEEDED for r in p.rows.values())
+        return _blocked(p, row, Reason.CREATE_JOB_FAILED,
+                        f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}",
+                        phase=Phase.RUNNING if started else Phase.PENDING)
+    if created and row.get("startTime"):
+        # The stage had started: someone deleted its Job (or the operator
+        # did, its result being lost). It runs again.
+        p.event(EventType.WARNING, EventReason.STAGE_RESTARTED, f"stage {stage}: Job {job_name} was gone; "
+                                                                f"created it again")
+    elif created or not row.get("startTime"):
+        # Also when the Job exists but no status recorded its start: the
+        # operator stopped between creating it and writing status.
+        p.event(EventType.NORMAL, EventReason.STAGE_STARTED, f"stage {stage}: created Job {job_name}")
+    row.update(state=StageState.RUNNING, jobName=job_name, attempts=max(1, int(row.get("attempts") or 0)),
+               startTime=row.get("startTime") or p.now_iso)
+    row.pop("message", None)
+    p.new.setdefault("startTime", p.now_iso)
+    return Step(message=f"stage {stage} started")
+
+
+def _apply_suspend(p: _Pass, stage: str, job: Obj, job_name: str) -> None:
+    job_finished = observe.outcome(job, [])["state"] in (StageState.SUCCEEDED, StageState.FAILED)
+    if job_finished or not p.suspend_changed or bool((job.get("spec") or {}).get("suspend")) == p.suspend:
+        return
+    p.cluster.set_job_suspend(p.ns, job_name, p.suspend)
+    job.setdefault("spec", {})["suspend"] = p.suspend
+    p.event(EventType.NORMAL, EventReason.SUSPENDED if p.suspend else EventReason.RESUMED,
+            f"stage {stage}: Job {job_name} {'suspended: its pods are stopped' if p.suspend else 'resumed'}")
+
+
+def _result_lost(p: _Pass, stage: str, row: Obj, job: Obj, job_name: str) -> Step:
+    """The Job completed but its pod, whose termination message is the
+    result, was deleted before a pass read it: run the stage again."""
+    p.cluster.delete_job(p.ns, job_name, (job.get("metadata") or {}).get("uid"))
+    row.update(state=StageState.RUNNING,
+               message=f"the result of Job {job_name} was lost with its pod; running the stage again")
+    if row["message"] != (p.old_rows.get(stage) or {}).get("message"):
+        p.event(EventType.WARNING, EventReason.RESULT_LOST, f"stage {stage}: {row['message']}")
+    return Step(message=row["message"])
+
+
+def _stage_succeeded(p: _Pass, stage: str, row: Obj, seen: Obj) -> Step:
+    try:
+        result = results.parse(seen["message"], stage)
+        if result.get("ok") is False:
+            raise results.ResultError(f"stage {stage} exited 0 but reported ok=false: {result.get('error')}")
+    except results.ResultError as exc:
+        _stage_failed(p, row, stage, seen, str(exc), Reason.RESULT_UNREADABLE)
+        return Step(phase=Phase.FAILED, message=row["message"])
+    new = p.new
+    summary, new["results"] = results.apply(stage, result, new.get("results") or {})
+    new["display"] = results.display(new["results"])
+    row.update(state=StageState.SUCCEEDED, summary=summary, attempts=seen["attempts"],
+               completionTime=norm_time(seen.get("completionTime"), p.now_iso))
+    row.pop("message", None)
+    if stage == "train":
+        _train_done(new, result)
+    elif stage in plan.PROGRESS_STAGES and (new.get("progress") or {}).get("stage") == stage:
+        # The last line read may predate the end: do not leave "50%" behind.
+        prog = dict(new["progress"])
+        prog.update(percent=100.0, summary=f"{stage} done")
+        prog.pop("etaSeconds", None)
+        new["progress"] = prog
+    _observe_duration(p.metrics, stage, StageState.SUCCEEDED, row)
+    p.event(EventType.NORMAL, EventReason.STAGE_SUCCEEDED, f"stage {stage}: {summary}")
+    return Step(next_stage=True)
+
+
+def _stage_active(p: _Pass, stage: str, row: Obj, seen: Obj, pods: List[Obj]) -> Step:
+    """Running, retrying or suspended: record attempts, why it is stuck if
+    it is, and its progress lines."""
+    before = int(row.get("attempts") or 1)
+    if seen["attempts"] > before:
+        p.metrics.stage_retries.labels(stage).inc(seen["attempts"] - before)
+        limit = 1 + int(((p.body.get("spec") or {}).get("runPolicy") or {}).get("backoffLimit", 2))
+        p.event(EventType.WARNING, EventReason.STAGE_RETRYING,
+                f"stage {stage}: attempt {before} failed ({seen['message'] or 'no message'}); "
+                f"attempt {seen['attempts']} of {limit}"
+                + ("; training resumes from its last complete checkpoint" if stage == "train" else ""))
+    row.update(state=seen["state"], attempts=seen["attempts"])
+    if seen["state"] == StageState.RETRYING and seen["message"]:
+        row["message"] = f"attempt {seen['attempts'] - 1} failed: {seen['message']}"
+    if seen["state"] == StageState.SUSPENDED:
+        return Step(phase=Phase.SUSPENDED, message=f"stage {stage} suspended")
+    why = observe.unschedulable(pods)
+    # The question users ask most of NPU jobs: why is it Pending? Else: the
+    # pod is placed but its container cannot start, in the kubelet's words.
+    blocked = {"reason": Reason.UNSCHEDULABLE, "message": why} if why else observe.blocked_container(pods)
+    if blocked:
+        if row.get("message") != blocked["message"]:
+            p.event(EventType.WARNING, blocked["reason"], f"stage {stage}: {blocked['message']}")
+        row["message"] = blocked["message"]
+    elif row.get("message", "").startswith("pod ") and (
+            "cannot be scheduled" in row["message"] or " container " in row["message"]):
+        row.pop("message")
+    running = [pod["metadata"]["name"] for pod in pods if (pod.get("status") or {}).get("phase") == "Running"]
+    p.metrics.stage_pods(p.ns, p.run, stage, running)
+    if stage in plan.PROGRESS_STAGES:
+        _read_progress(p, stage, pods)
+    return Step(message=f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})", blocked=blocked)
+
+
+def _run_succeeded(p: _Pass) -> Step:
+    new = p.new
+    message = (p.rows.get("report") or {}).get("summary") or "all stages succeeded"
+    new["completionTime"] = p.now_iso
+    new["progress"] = {**(new.get("progress") or {}), "summary": results.final_summary(new.get("results") or {})}
+    new["progress"].pop("etaSeconds", None)
+    p.event(EventType.NORMAL, EventReason.RUN_SUCCEEDED, f"run succeeded: {message}")
+    p.metrics.stage_pods(p.ns, p.run, "", [])
+    return Step(next_stage=True, phase=Phase.SUCCEEDED, message=message)
 
 
 def _due_again(body: Obj, status: Obj, blocked: Optional[Obj], now: float, settings: Settings) -> Optional[float]:
     """When the run needs a pass that no watch event will cause."""
     phase = status.get("phase")
-    if phase in (st.SUCCEEDED, st.FAILED):
+    if phase in (Phase.SUCCEEDED, Phase.FAILED):
         return _ttl_due(body, status, now)
-    if blocked and blocked.get("reason") in ("CreateJobFailed", "WaitingForOldObject", "WaitingForOldJob"):
+    if blocked and blocked.get("reason") in (Reason.CREATE_JOB_FAILED, Reason.WAITING_FOR_OLD_OBJECT,
+                                             Reason.WAITING_FOR_OLD_JOB):
         # A quota raised, an old object deleted: nothing we watch says when.
         return settings.blocked_retry
-    if phase == st.RUNNING and status.get("stage") in plan.PROGRESS_STAGES:
+    if phase == Phase.RUNNING and status.get("stage") in plan.PROGRESS_STAGES:
         return settings.progress_interval  # its log's progress lines
     return settings.resync_interval
 
@@ -305,13 +364,13 @@ def _ttl_due(body: Obj, status: Obj, now: float) -> Optional[float]:
     return max(0.0, done + ttl - now)
 
 
-def _block(row: Obj, event: Callable[[str, str, str], None], reason: str, message: str) -> Obj:
+def _blocked(p: _Pass, row: Obj, reason: str, message: str, phase: Phase = Phase.RUNNING) -> Step:
     """A stage that cannot start: its row says why, and one Warning Event is
     posted while the reason lasts (the row keeps the message), not one a pass."""
     if row.get("message") != message:
-        event("Warning", reason, message)
-    row.update(state=st.PENDING, message=message)
-    return {"reason": reason, "message": message}
+        p.event(EventType.WARNING, reason, message)
+    row.update(state=StageState.PENDING, message=message)
+    return Step(phase=phase, message=message, blocked={"reason": reason, "message": message})
 
 
 def _prerequisites(body: Obj, stage: str) -> List[Obj]:
@@ -330,17 +389,16 @@ def _ready_message(status: Obj) -> str:
     return str(cond.get("message", ""))
 
 
-def _stage_failed(out: Pass, row: Obj, stage: str, seen: Obj, pod_message: str, reason: str, now: float,
-                  metrics: Metrics) -> None:
+def _stage_failed(p: _Pass, row: Obj, stage: str, seen: Obj, pod_message: str, reason: str) -> None:
     attempts = seen.get("attempts") or 1
     why = {"BackoffLimitExceeded": "retries used up", "PodFailurePolicy": "permanent error (exit code 2)",
            "DeadlineExceeded": "activeDeadlineSeconds exceeded"}.get(reason, reason)
     message = f"stage {stage} failed after {attempts} attempt{'s' if attempts != 1 else ''} ({why}): " \
               f"{pod_message or 'the pod left no message'}"
-    row.update(state=st.FAILED, message=message[:4000], attempts=attempts,
-               completionTime=norm_time(seen.get("completionTime"), iso(now)))
-    _observe_duration(metrics, stage, "Failed", row)
-    out.events.append(Event("Warning", "StageFailed", message[:1000]))
+    row.update(state=StageState.FAILED, message=message[:4000], attempts=attempts,
+               completionTime=norm_time(seen.get("completionTime"), p.now_iso))
+    _observe_duration(p.metrics, stage, StageState.FAILED, row)
+    p.event(EventType.WARNING, EventReason.STAGE_FAILED, message[:1000])
 
 
 def _observe_duration(metrics: Metrics, stage: str, result: str, row: Obj) -> None:
@@ -362,24 +420,24 @@ def _train_done(status: Obj, result: Obj) -> None:
     status["progress"] = prog
 
 
-def _read_progress(cluster: ClusterView, ns: str, stage: str, pods: List[Obj], status: Obj, now: float, now_iso: str,
-                   settings: Settings, throttle: progress.Throttle) -> None:
+def _read_progress(p: _Pass, stage: str, pods: List[Obj]) -> None:
     pod = observe.progress_pod(pods)
     if pod is None:
         return
     name = pod["metadata"]["name"]
-    if not throttle.due(f"{ns}/{name}", now):
+    if not p.throttle.due(f"{p.ns}/{name}", p.now):
         return
     try:
-        text = cluster.pod_log_tail(ns, name, settings.log_tail_lines)
+        text = p.cluster.pod_log_tail(p.ns, name, p.settings.log_tail_lines)
     except ApiException as exc:
         # No log yet (container starting) or the node cannot serve it: try later.
-        log.debug("no log for %s/%s: %s", ns, name, exc.reason)
+        log.debug("no log for %s/%s: %s", p.ns, name, exc.reason)
         return
     line = progress.newest(text)
     if line is None:
         return
-    fresh = progress.to_status(stage, line, now_iso)
+    fresh = progress.to_status(stage, line, p.now_iso)
+    status = p.new
     merged = dict(status.get("progress") or {})
     for key in ("epoch", "epochs", "step", "steps", "samplesPerSecond", "etaSeconds", "percent"):
         merged.pop(key, None)
@@ -395,18 +453,19 @@ def _cleanup_after_ttl(body: Obj, cluster: ClusterView, status: Obj, now: float,
     meta = body["metadata"]
     count = cluster.delete_jobs(meta["namespace"], meta["name"])
     status["jobsDeletedAt"] = iso(now)
-    out.events.append(Event("Normal", "JobsDeleted",
+    out.events.append(Event(EventType.NORMAL, EventReason.JOBS_DELETED,
                             f"deleted {count} Jobs {ttl}s after the run ended (ttlSecondsAfterFinished)"))
 
 
-def _finish(out: Pass, new: Obj, rows: Obj, phase: str, current: str, message: str, generation: Optional[int],
-            now_iso: str, blocked: Optional[Obj], metrics: Metrics, ns: str, run: str) -> None:
+def _finish(p: _Pass, phase: str, current: str, message: str, generation: Optional[int],
+            blocked: Optional[Obj]) -> None:
+    new, rows = p.new, p.rows
     new["stages"] = list(rows.values())
     new["phase"] = phase
     new["stage"] = current
     if generation is not None:
         new["observedGeneration"] = int(generation)
     new["conditions"] = st.conditions_for(new.get("conditions") or [], rows, phase, current, message or "",
-                                          generation, now_iso, blocked)
+                                          generation, p.now_iso, blocked)
     start = parse_time((rows.get(current) or {}).get("startTime"))
-    metrics.observe_run(ns, run, phase, current, new, start)
+    p.metrics.observe_run(p.ns, p.run, phase, current, new, start)

@@ -21,10 +21,11 @@ finalizer, and a finalizer makes a run undeletable (and its namespace stuck
 Terminating) whenever the operator is not running. Nothing about deleting a
 run needs the operator: its Jobs go by ownerReference and its claim is kept.
 """
+import copy
 import logging
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, cast
 
 import kopf
 from kubernetes import client, config as k8s_config
@@ -76,6 +77,10 @@ class Controller:
         self.queue: "workqueue.WorkQueue[Key]" = workqueue.WorkQueue(on_taken=METRICS.queue_wait.observe)
         self.known: Dict[Key, int] = {}  # run -> last generation seen
         self.failures: Dict[Key, int] = {}  # run -> passes failed in a row
+        # The run as kopf's watch last delivered it, and the status our last
+        # patch left (as the API server returned it): see _read_run.
+        self.bodies: Dict[Key, Obj] = {}
+        self.written: Dict[Key, Obj] = {}
         self.lock = threading.Lock()
         self.leading = threading.Event()
         self.stopping = threading.Event()
@@ -86,17 +91,22 @@ class Controller:
                                                      blocked_retry=self.settings.blocked_retry)
 
     # -- from kopf's watch of the runs ------------------------------------------
-    def seen(self, event_type: Optional[str], namespace: str, name: str, generation: int) -> None:
+    def seen(self, event_type: Optional[str], namespace: str, name: str, generation: int,
+             body: Optional[Obj] = None) -> None:
         key = (namespace, name)
         with self.lock:
             if event_type == "DELETED":
                 self.known.pop(key, None)
                 self.failures.pop(key, None)
+                self.bodies.pop(key, None)
+                self.written.pop(key, None)
                 METRICS.forget_run(namespace, name)
                 self.queue.forget(key)
                 return
             before = self.known.get(key)
             self.known[key] = generation
+            if body is not None:
+                self.bodies[key] = body
         if before is None or generation != before:
             self.queue.add(key)  # a new run or a spec change; our own status patches do not count
 
@@ -187,16 +197,12 @@ class Controller:
         """One pass over one run; when to pass again (None: only on an event)."""
         namespace, name = key
         started = time.monotonic()
-        try:
-            body = self.custom.get_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL,
-                                                            name, _request_timeout=self.settings.request_timeout)
-        except ApiException as exc:
-            if exc.status == 404:
-                with self.lock:
-                    self.known.pop(key, None)
-                METRICS.forget_run(namespace, name)
-                return None
-            raise
+        body = self._read_run(key)
+        if body is None:
+            with self.lock:
+                self.known.pop(key, None)
+            METRICS.forget_run(namespace, name)
+            return None
         if body["metadata"].get("deletionTimestamp"):
             return None
         old = body.get("status") or {}
@@ -206,9 +212,12 @@ class Controller:
             # Merge patch of the status subresource; lists (conditions, stages)
             # are replaced whole, which is what we mean; None deletes a key.
             try:
-                self.custom.patch_namespaced_custom_object_status(
+                patched = self.custom.patch_namespaced_custom_object_status(
                     names.GROUP, names.VERSION, namespace, names.PLURAL, name, {"status": changed},
                     _request_timeout=self.settings.request_timeout)
+                with self.lock:
+                    self.written[key] = patched.get("status") or {}
+                    self.bodies[key] = patched
             except ApiException as exc:
                 if exc.status == 404:
                     return None
@@ -218,6 +227,29 @@ class Controller:
             self.events.post(body, event.type, event.reason, event.message)
         METRICS.reconcile_seconds.observe(time.monotonic() - started)
         return result.requeue_after
+
+    def _read_run(self, key: Key) -> Optional[Obj]:
+        """The run, without a GET when the watch has it as our last patch left it.
+
+        kopf's watch may lag behind our own status patch; a pass on the older
+        status would redo what the last one did. So the watched body is used
+        only when its status is exactly what our last patch returned (then it
+        is at least that new, and any spec change in it is newer still);
+        otherwise, and for a run this process has not patched yet, GET it.
+        Status has one writer, the leader, whose passes of a run never
+        overlap. None: the run is gone."""
+        with self.lock:
+            cached, written = self.bodies.get(key), self.written.get(key)
+        if cached is not None and written is not None and (cached.get("status") or {}) == written:
+            return copy.deepcopy(cached)
+        try:
+            return cast(Obj, self.custom.get_namespaced_custom_object(
+                names.GROUP, names.VERSION, key[0], names.PLURAL, key[1],
+                _request_timeout=self.settings.request_timeout))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     # -- health ---------------------------------------------------------------------
     def unhealthy(self) -> Optional[str]:

@@ -19,8 +19,9 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Settings:
-    # Reconcile passes run at once per run, in this many threads.
-    workers: int = 8
+    # Passes of different runs at once, in this many threads. A pass mostly
+    # waits for the API server, so more threads than cores pay off.
+    workers: int = 16
     # Safety net: every active run is passed over this often even when no
     # watch event came (a watch can miss nothing, but a bug could).
     resync_interval: float = 300.0

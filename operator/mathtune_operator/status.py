@@ -10,9 +10,9 @@ import math
 from typing import Dict, List, Optional, cast
 
 from . import names, plan
+from .vocabulary import Phase, Reason, StageState
 from .types import Obj
 
-PENDING, RUNNING, SUSPENDED, SUCCEEDED, FAILED = "Pending", "Running", "Suspended", "Succeeded", "Failed"
 
 
 def set_condition(conditions: List[Obj], ctype: str, status: str, reason: str, message: str,
@@ -44,14 +44,14 @@ def stage_rows(run: str, stages: List[str], current: List[Obj]) -> Dict[str, Obj
     known = {row.get("name"): copy.deepcopy(row) for row in current or []}
     rows = {}
     for stage in stages:
-        row = known.get(stage) or {"name": stage, "state": PENDING, "attempts": 0}
+        row = known.get(stage) or {"name": stage, "state": StageState.PENDING, "attempts": 0}
         row.setdefault("jobName", names.job(run, stage))
         rows[stage] = row
     return rows
 
 
-_STAGE_REASON = {PENDING: "Pending", "Running": "Running", "Retrying": "Retrying", SUSPENDED: "Suspended",
-                 SUCCEEDED: "Succeeded", FAILED: "Failed"}
+# A stage condition's reason is the stage's state.
+_STAGE_REASON = {state.value: state.value for state in StageState}
 
 
 def conditions_for(previous: List[Obj], rows: Dict[str, Obj], phase: str, stage: str, message: str,
@@ -63,31 +63,32 @@ def conditions_for(previous: List[Obj], rows: Dict[str, Obj], phase: str, stage:
     """
     conds = list(previous or [])
     for name, row in rows.items():
-        state = row.get("state", PENDING)
-        text = row.get("summary") if state == SUCCEEDED else row.get("message") or f"stage {name} is {state.lower()}"
-        conds = set_condition(conds, plan.CONDITION_TYPE[name], "True" if state == SUCCEEDED else "False",
+        state = row.get("state", StageState.PENDING)
+        text = row.get("summary") if state == StageState.SUCCEEDED else row.get("message") or f"stage {name} is {state.lower()}"
+        conds = set_condition(conds, plan.CONDITION_TYPE[name], "True" if state == StageState.SUCCEEDED else "False",
                               str(_STAGE_REASON.get(state, state)), text or "", generation, now)
-    if phase == SUCCEEDED:
-        ready = ("True", "RunSucceeded", message)
-    elif phase == FAILED:
-        ready = ("False", "StageFailed", message)
+    if phase == Phase.SUCCEEDED:
+        ready = ("True", Reason.RUN_SUCCEEDED, message)
+    elif phase == Phase.FAILED:
+        ready = ("False", Reason.STAGE_FAILED, message)
     elif blocked:
         ready = ("False", blocked["reason"], blocked["message"])
-    elif phase == SUSPENDED:
-        ready = ("False", "Suspended", message)
+    elif phase == Phase.SUSPENDED:
+        ready = ("False", Reason.SUSPENDED, message)
     else:
-        ready = ("True", "StageRunning" if phase == RUNNING else "Pending", message)
+        ready = ("True", Reason.STAGE_RUNNING if phase == Phase.RUNNING else Reason.PENDING, message)
     conds = set_condition(conds, "Ready", ready[0], ready[1], ready[2], generation, now)
-    conds = set_condition(conds, "Succeeded", "True" if phase == SUCCEEDED else "False",
-                          "RunSucceeded" if phase == SUCCEEDED else ("StageFailed" if phase == FAILED else "InProgress"),
-                          message if phase in (SUCCEEDED, FAILED) else f"stage {stage} of {len(rows)}",
-                          generation, now)
-    conds = set_condition(conds, "Failed", "True" if phase == FAILED else "False",
-                          "StageFailed" if phase == FAILED else "NoFailure",
-                          message if phase == FAILED else "", generation, now)
-    conds = set_condition(conds, "Suspended", "True" if phase == SUSPENDED else "False",
-                          "Suspended" if phase == SUSPENDED else "NotSuspended",
-                          message if phase == SUSPENDED else "", generation, now)
+    done = phase in (Phase.SUCCEEDED, Phase.FAILED)
+    conds = set_condition(conds, "Succeeded", "True" if phase == Phase.SUCCEEDED else "False",
+                          Reason.RUN_SUCCEEDED if phase == Phase.SUCCEEDED
+                          else (Reason.STAGE_FAILED if phase == Phase.FAILED else Reason.IN_PROGRESS),
+                          message if done else f"stage {stage} of {len(rows)}", generation, now)
+    conds = set_condition(conds, "Failed", "True" if phase == Phase.FAILED else "False",
+                          Reason.STAGE_FAILED if phase == Phase.FAILED else Reason.NO_FAILURE,
+                          message if phase == Phase.FAILED else "", generation, now)
+    conds = set_condition(conds, "Suspended", "True" if phase == Phase.SUSPENDED else "False",
+                          Reason.SUSPENDED if phase == Phase.SUSPENDED else Reason.NOT_SUSPENDED,
+                          message if phase == Phase.SUSPENDED else "", generation, now)
     return conds
 
 

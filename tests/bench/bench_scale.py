@@ -9,8 +9,8 @@ pods and runs itself and times, per stage boundary:
 - Job ctl:  stage pod completed -> its Job `Complete` (Kubernetes' own Job
             controller: the baseline, measured in the same run);
 - added:    the Job `Complete` -> the next stage's Job, what the operator adds;
-- status:   stage pod completed -> the run's status records the stage done
-            (what `kubectl get mft` shows).
+- status:   stage pod completed (and its Job Complete) -> the run's status
+            records the stage done (what `kubectl get mft` shows).
 
 It also prints API requests per run-minute (the API server's
 apiserver_request_total, all clients, and the operator's share: the
@@ -327,7 +327,7 @@ def main() -> int:
     operator.wait(30)
     stop.set()
 
-    total, jobctl, added, status = [], [], [], []
+    total, jobctl, added, status, status_added = [], [], [], [], []
     slowest = []
     for i in range(RUNS):
         run = f"r{i:04d}"
@@ -344,6 +344,8 @@ def main() -> int:
             job = f"{run}-{here}"
             if job in rec.pod_done and job in rec.status_done:
                 status.append(rec.status_done[job] - rec.pod_done[job])
+            if job in rec.job_complete and job in rec.status_done:
+                status_added.append(rec.status_done[job] - rec.job_complete[job])
     duplicates = sum(1 for n in rec.jobs_created.values() if n > 1)
     run_minutes = RUNS * elapsed / 60
     mine = sum(requests_after.get(r, 0) - requests_before.get(r, 0) for r in OPERATOR_RESOURCES)
@@ -355,7 +357,8 @@ def main() -> int:
     for label, values in [("pod completed -> next stage's Job (total)", total),
                           ("pod completed -> Job Complete (Job ctl)", jobctl),
                           ("Job Complete -> next stage's Job (added)", added),
-                          ("pod completed -> run status records it", status)]:
+                          ("pod completed -> run status records it", status),
+                          ("Job Complete -> run status records it", status_added)]:
         print(f"{label:<44}{pct(values, .5):>8.3f}{pct(values, .99):>8.3f}{max(values or [float('nan')]):>8.3f}"
               f"  {len(values)}")
     if jobctl and added:

@@ -77,7 +77,7 @@ def test_failed_training_attempt_is_retried_and_resumes(namespace, apis, operato
     h.podsim.complete_pod(core, namespace, second.metadata.name, 0, h.json.dumps(h.result("train")))
     run = _until_stage(custom, namespace, name, "train", "Succeeded")
     assert h.stage_row(run, "train")["attempts"] == 2
-    assert "StageRetrying" in h.events_of(core, namespace, name)
+    h.wait(lambda: "StageRetrying" in h.events_of(core, namespace, name), 30, "the StageRetrying Event")
     assert 'mathtune_stage_retries_total{stage="train"} 1.0' in operator.metrics()
     h.running_pod(core, namespace, f"{name}-merge")
 
@@ -170,7 +170,7 @@ def test_pending_stage_says_why(namespace, apis, operator, volumes):
     message = h.condition(run, "Ready")["message"]
     assert "cannot be scheduled" in message and "node affinity/selector" in message, message
     assert h.condition(run, "Ready")["status"] == "False"
-    assert "Unschedulable" in h.events_of(core, namespace, name)
+    h.wait(lambda: "Unschedulable" in h.events_of(core, namespace, name), 30, "the Unschedulable Event")
 
 
 def test_refused_job_creation_is_reported_then_recovers(namespace, apis, operator, volumes):
@@ -187,7 +187,8 @@ def test_refused_job_creation_is_reported_then_recovers(namespace, apis, operato
     assert ready["status"] == "False"
     assert f"{name}-prepare" in ready["message"] and "403" in ready["message"], ready["message"]
     assert run["status"]["observedGeneration"] == run["metadata"]["generation"]
-    assert "CreateJobFailed" in h.events_of(core, namespace, name)
+    # The pass posts its Events just after patching status.
+    h.wait(lambda: "CreateJobFailed" in h.events_of(core, namespace, name), 30, "the CreateJobFailed Event")
     assert 'mathtune_reconcile_errors_total{reason="CreateJobFailed"}' in operator.metrics()
     core.delete_namespaced_resource_quota("no-jobs", namespace)
     h.running_pod(core, namespace, f"{name}-prepare", timeout=90)
@@ -204,4 +205,4 @@ def test_ttl_deletes_the_jobs_after_the_run_ends(namespace, apis, operator, volu
     run = h.wait_run(custom, namespace, name, lambda r: r["status"].get("jobsDeletedAt"), "jobsDeletedAt")
     assert run["status"]["phase"] == "Failed"  # results and conditions stay
     h.wait(lambda: not h.jobs_of(batch, namespace, name), 60, "Jobs deleted")
-    assert "JobsDeleted" in h.events_of(core, namespace, name)
+    h.wait(lambda: "JobsDeleted" in h.events_of(core, namespace, name), 30, "the JobsDeleted Event")

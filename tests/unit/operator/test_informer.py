@@ -1,0 +1,48 @@
+"""What the informers keep of a pod or Job, and which changes wake a run
+(the list/watch itself runs against the real API server in
+tests/integration/operator)."""
+from mathtune_operator import informer, names
+
+
+def pod(phase="Running", ip="10.0.0.5", ready=True, state=None):
+    return {"metadata": {"name": "r-train-abc", "namespace": "ns", "resourceVersion": "41",
+                         "labels": {names.LABEL_RUN: "r", "batch.kubernetes.io/job-name": "r-train"},
+                         "annotations": {"batch.kubernetes.io/job-completion-index": "0", "other": "x"},
+                         "managedFields": [{"manager": "kubelet"}]},
+            "spec": {"containers": [{"name": "stage", "image": "img"}], "nodeName": "n1"},
+            "status": {"phase": phase, "podIP": ip,
+                       "conditions": [{"type": "Ready", "status": str(ready)},
+                                      {"type": "PodScheduled", "status": "True"}],
+                       "containerStatuses": [{"name": "stage", "ready": ready, "imageID": "sha256:1",
+                                              "state": state or {"running": {}}}]}}
+
+
+def test_a_pod_is_trimmed_to_what_a_pass_reads():
+    kept = informer.trim_pod(pod())
+    assert kept["metadata"]["annotations"] == {"batch.kubernetes.io/job-completion-index": "0"}
+    assert "managedFields" not in kept["metadata"] and "spec" not in kept
+    assert kept["status"]["conditions"] == [{"type": "PodScheduled", "status": "True"}]
+    assert kept["status"]["containerStatuses"] == [{"name": "stage", "state": {"running": {}}}]
+
+
+def test_only_changes_a_pass_can_see_wake_the_run():
+    woken = []
+    inf = informer.Informer("pods", None, "ns", "", informer.trim_pod, lambda ns, run: woken.append((ns, run)))
+    inf._apply("ADDED", pod())
+    inf._apply("MODIFIED", pod(ip="10.0.0.6", ready=False))  # nothing a pass reads
+    assert woken == [("ns", "r")]
+    done = {"terminated": {"exitCode": 0, "message": "{}"}}
+    inf._apply("MODIFIED", pod(phase="Succeeded", state=done))
+    inf._apply("DELETED", pod(phase="Succeeded", state=done))
+    assert woken == [("ns", "r")] * 3
+    assert inf.get("ns", "r-train-abc") is None
+
+
+def test_a_job_keeps_its_owner_suspend_and_outcome_not_its_template():
+    job = {"metadata": {"name": "r-train", "namespace": "ns", "uid": "u", "ownerReferences": [{"uid": "run"}],
+                        "labels": {names.LABEL_RUN: "r"}},
+           "spec": {"suspend": False, "template": {"spec": {"containers": [{"name": "stage"}]}}},
+           "status": {"active": 1, "ready": 1, "failed": 1, "startTime": "t"}}
+    kept = informer.trim_job(job)
+    assert kept["spec"] == {"suspend": False} and kept["metadata"]["ownerReferences"] == [{"uid": "run"}]
+    assert kept["status"] == {"failed": 1, "startTime": "t"}
