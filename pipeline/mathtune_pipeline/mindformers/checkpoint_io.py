@@ -27,6 +27,7 @@ from ..errors import SpecError
 
 PathLike = Union[str, Path]
 SLICE_BYTES = 512 * 1024 * 1024  # MindSpore's SLICE_SIZE (KiB) x 1024
+COPY_BYTES = 64 * 1024 * 1024  # tensors copied unchanged pass through in pieces of this size
 _CRC_TRAILER = 17  # b"crc_num" + 10 bytes
 _NUMPY = {"Int8": np.int8, "UInt8": np.uint8, "Int16": np.int16, "UInt16": np.uint16, "Int32": np.int32,
           "UInt32": np.uint32, "Int64": np.int64, "UInt64": np.uint64, "Float16": np.float16,
@@ -246,21 +247,27 @@ class Writer:
         self.add(name, tuple(np.shape(array)), dtype, data)
 
     def add_raw(self, name: str, dims: Tuple[int, ...], dtype: str, source: BinaryIO, parts: List[Record]) -> None:
-        """Copy a tensor's slices from another checkpoint without joining them."""
+        """Copy a tensor's values from another checkpoint as they are, COPY_BYTES at a time."""
         for record in parts:
+            self._header(name, dims, dtype, record.size)
             source.seek(record.offset)
-            self._value(name, dims, dtype, memoryview(_read_exact(source, record.size, source.name)))
+            for start in range(0, record.size, COPY_BYTES):
+                self._f.write(_read_exact(source, min(COPY_BYTES, record.size - start), source.name))
         self.count += 1
 
     def _value(self, name: str, dims: Tuple[int, ...], dtype: str, content: memoryview) -> None:
+        self._header(name, dims, dtype, len(content))
+        self._f.write(content)
+
+    def _header(self, name: str, dims: Tuple[int, ...], dtype: str, content_size: int) -> None:
+        """Everything of one value before its tensor bytes."""
         tag = name.encode("utf-8")
         kind = dtype.encode("ascii")
         tensor_head = b"".join(_encode_varint(0x08) + _encode_varint(d) for d in (dims or (0,)))
-        tensor_head += _len_prefixed(2, len(kind)) + kind + _len_prefixed(3, len(content))
-        tensor_len = len(tensor_head) + len(content)
+        tensor_head += _len_prefixed(2, len(kind)) + kind + _len_prefixed(3, content_size)
+        tensor_len = len(tensor_head) + content_size
         value_head = _len_prefixed(1, len(tag)) + tag + _len_prefixed(2, tensor_len)
         self._f.write(_len_prefixed(1, len(value_head) + tensor_len) + value_head + tensor_head)
-        self._f.write(content)
 
     def __enter__(self) -> "Writer":
         return self

@@ -104,6 +104,11 @@ def merge_file(src: Union[str, Path], merged_path: Union[str, Path], adapter_pat
     return len(adapter)
 
 
+def output_bytes(src: Union[str, Path]) -> int:
+    """What merge_file writes for `src` (merged + adapter): every tensor but the training state."""
+    return sum(r.size for r in checkpoint_io.records(src) if not is_training_state(r.name))
+
+
 def _read(source, record: checkpoint_io.Record) -> bytes:
     source.seek(record.offset)
     return source.read(record.size)

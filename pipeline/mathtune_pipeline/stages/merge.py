@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict
 
+from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
 from ..mindformers import lora_merge, transform
@@ -38,6 +39,16 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     config_digest = sha256_json({"scaling": scaling})
     if is_current(run_dir / STAGE, input_digest, config_digest):
         return read_manifest(run_dir / STAGE)["result"]
+    # Every epoch's merged model and adapter, and with model/pipeline parallelism one reassembled
+    # checkpoint at a time: known exactly from the files' headers, so a small volume fails here, not
+    # after hours of merging with a half-written file.
+    if transform.strategy_files(run_dir / "train" / "strategy"):  # each rank a slice, dataParallel copies of each
+        dp = spec["resources"]["parallel"]["dataParallel"]
+        outputs = [sum(lora_merge.output_bytes(f) for f in files.values()) // dp for files in epochs.values()]
+        transient = max(outputs, default=0)
+    else:  # every rank the whole model, read in place
+        outputs, transient = [lora_merge.output_bytes(files[min(files)]) for files in epochs.values()], 0
+    disk.require_room(run_dir, sum(outputs) + transient, f"the merged checkpoints of {len(outputs)} epochs")
     with atomic_stage_dir(run_dir, STAGE) as out:
         merged_files = {}
         for epoch, rank_files in sorted(epochs.items()):

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError, StageExit
 from ..mindformers import base_model, checkpoints, counts, cpu, dialect, launch, records, render
@@ -173,6 +174,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         for rank in range(args.node_rank * local, (args.node_rank + 1) * local):
             shutil.rmtree(checkpoint_dir / f"rank_{rank}", ignore_errors=True)
         record_recipe(work, ident["recipe"])
+    if args.node_rank == 0 and (resumed is None or resumed < epochs):
+        warn_if_short(spec, p, work)
     parser = ProgressParser()
     if resumed is None or resumed < epochs:
         _train(args, spec, config, work, parser)
@@ -180,6 +183,22 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         return {"nodeRank": args.node_rank, "epochs": epochs}
     complete = _wait_for_checkpoints(checkpoint_dir, ranks, epochs, p["cadence"])
     return _publish(run_dir, work, p, parser.steps, complete, input_digest, config_digest)
+
+
+def warn_if_short(spec: Dict[str, Any], p: Dict[str, Any], work: Path) -> None:
+    """Say up front when the saves this run keeps will not fit the work volume
+    (a warning: MindFormers deletes saves past keepMax, and a resumed run has
+    some already). The exact check is merge's, which knows the files."""
+    base = Path(p["config"]["load_checkpoint"])
+    if not base.is_file():
+        return
+    kept = min(spec["training"]["epochs"], spec["training"]["checkpoint"]["keepMax"])
+    dp = spec["resources"]["parallel"]["dataParallel"]
+    needed = kept * (dp * base.stat().st_size + p["ranks"] * 3 * 4 * p["trainable"])
+    missing = disk.shortfall(work, needed, f"{kept} saved epochs of {p['ranks']} ranks (docs/contract.md: disk)")
+    if missing:
+        print(f"train: WARNING: the work volume is too small: {missing}; training would fail at a save, "
+              f"raise spec.storage.size", flush=True)
 
 
 def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parser: ProgressParser) -> None:

@@ -123,3 +123,40 @@ def test_slices_of_a_large_tensor_are_joined_both_ways(tmp_path, monkeypatch):
     assert len(list(checkpoint_io.records(tmp_path / "s.ckpt"))) == 7 + 1
     np.testing.assert_array_equal(ms.load_checkpoint(str(tmp_path / "s.ckpt"))["a"].asnumpy(), value)
     np.testing.assert_array_equal(checkpoint_io.read(tmp_path / "s.ckpt")["a"], value)
+
+
+def _append_value_header(path, name, dims, dtype, content_size):
+    """A checkpoint value whose tensor bytes are `content_size` zeros, as a hole: a
+    real file the size of a large model that costs no disk."""
+    def varint(v):
+        out = bytearray()
+        while True:
+            out.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+            v >>= 7
+            if not v:
+                return bytes(out)
+
+    def field(number, payload_len):
+        return varint((number << 3) | 2) + varint(payload_len)
+
+    tensor = b"".join(varint(0x08) + varint(d) for d in dims) + field(2, len(dtype)) + dtype.encode()
+    tensor += field(3, content_size)
+    value = field(1, len(name)) + name.encode() + field(2, len(tensor) + content_size) + tensor
+    with open(path, "ab") as f:
+        f.write(field(1, len(value) + content_size) + value)
+        f.truncate(f.tell() + content_size)
+
+
+def test_a_volume_too_small_for_the_merged_checkpoints_fails_before_writing(tmp_path):
+    spec = write_spec(tmp_path / "run.yaml")
+    src = synthetic_ckpt.write(tmp_path / "t.ckpt", layers=1, hidden=64, vocab=128)
+    free = __import__("shutil").disk_usage(tmp_path).free
+    rows = (free + 2**30) // 4 // 1024
+    _append_value_header(src, "model.tok_embeddings.big_weight", (rows, 1024), "Float32", rows * 1024 * 4)
+    assert src.stat().st_size > free and src.stat().st_blocks * 512 < 2**30  # sparse: no disk spent
+    src = synthetic_ckpt.finished_train_stage(tmp_path / "run", src)
+    code, out, err = _merge(spec, tmp_path / "run")
+    assert code == 2, out[-2000:] + err[-3000:]
+    error = stage_result.check(json.loads(out.strip().splitlines()[-1]))["error"]
+    assert "spec.storage.size" in error and "GiB free" in error
+    assert not (tmp_path / "run" / "merge").exists() and not (tmp_path / "run" / "merge.work").exists()
