@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 from ..artifacts import sha256_json
 from ..errors import SpecError
-from . import cpu, dialect, families, model, render
+from . import checkpoint_io, cpu, dialect, families, model, render
 
 TINY = "tiny-llama"
 
@@ -50,6 +50,7 @@ def ensure(spec: Dict[str, Any], run_dir: os.PathLike) -> Path:
     """The base checkpoint, made first when it is a seeded tiny model not yet saved."""
     path = checkpoint_path(spec, run_dir)
     if path.exists():
+        checkpoint_io.check(path)  # a truncated base fails here, not in every msrun worker
         return path
     if spec["model"]["checkpoint"]:
         raise SpecError("spec.model.checkpoint", f"an existing checkpoint file ({path} not found)")

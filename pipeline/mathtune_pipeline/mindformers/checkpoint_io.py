@@ -162,6 +162,13 @@ def records(path: PathLike) -> Iterator[Record]:
             yield Record(name, dims_t, dtype, offset, size)
 
 
+def check(path: PathLike) -> int:
+    """The number of values in a checkpoint, every header read (no tensor
+    bytes): a truncated or foreign file is a SpecError naming it, before a
+    model is built or a worker started for it."""
+    return sum(1 for _ in records(path))
+
+
 def _read_at(f: BinaryIO, record: Record, path: PathLike) -> bytes:
     f.seek(record.offset)
     return _read_exact(f, record.size, path)
