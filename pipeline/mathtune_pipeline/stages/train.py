@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError, StageExit
-from ..mindformers import base_model, checkpoints, counts, cpu, dialect, launch, records, render
+from ..mindformers import base_model, checkpoints, counts, cpu, dialect, families, launch, records, render
 from ..mindformers import model as mf_model
 from ..progress import ProgressParser, Step
 from ..result import publish_progress
@@ -107,13 +107,9 @@ def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int,
 
 def check_vocabulary(spec: Dict[str, Any], config: Dict[str, Any],
                      tokenize_manifest: Optional[Dict[str, Any]]) -> None:
-    """Token ids past the model's embedding table crash training deep inside
-    MindSpore; say so up front, as a spec error naming the field. Pure."""
+    """The tokenizer tokenize used against the model's embedding table. Pure."""
     tokenizer_vocab = ((tokenize_manifest or {}).get("tokenizer") or {}).get("vocabSize")
-    model_vocab = int(config["model"]["model_config"]["vocab_size"])
-    if tokenizer_vocab is not None and int(tokenizer_vocab) > model_vocab:
-        field = "spec.model.tiny.vocabSize" if spec["model"]["family"] == "tiny-llama" else "spec.model.tokenizer"
-        raise SpecError(field, f"a model vocabulary of at least the tokenizer's {tokenizer_vocab} ids (it has {model_vocab})")
+    families.check_vocabulary(spec, tokenizer_vocab, int(config["model"]["model_config"]["vocab_size"]))
 
 
 # Written into train.work at a fresh start: the data and config its
