@@ -328,7 +328,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     if fmt == "contest-jsonl":
         table = table_from_contest(raw, s, processes)
     else:
-        table = table_from_rows(load(raw, fmt), s, fmt)
+        table = table_from_rows(load(raw, fmt, where=str(source.get("uri"))), s, fmt)
     del raw
     hasher.join()
     input_digest = _input_digest(digest["sha256"])

@@ -129,6 +129,8 @@ GOOD_ROWS = "".join(json.dumps({"problem": f"计算 {i} + 1 等于多少？", "s
     (json.dumps([{"instruction": "q", "input": "", "output": "a"}]).encode(), "contest-jsonl", None, "rows are bad"),
     (b"{not json", "alpaca-json", None, "rows are bad"),
     (b"\x00\x01garbage", "mmlu-csv", None, "rows are bad"),
+    (bytes(range(256)) * 10, "mmlu-csv", None, "a UTF-8 mmlu-csv file"),
+    (bytes(range(256)) * 10, "alpaca-json", None, "a UTF-8 alpaca-json file"),
     (GOOD_ROWS, "contest-jsonl", {"mode": "fraction", "fraction": 0.01}, "spec.data.sample chose none of the 20"),
     (GOOD_ROWS, "contest-jsonl", {"mode": "quota", "quotas": {"add": 0}}, "spec.data.sample chose none of the 20"),
 ])

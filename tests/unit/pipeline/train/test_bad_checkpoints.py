@@ -2,24 +2,17 @@
 (train's base, evaluate's and predict's candidates): exit 2 naming the file,
 before any model is built or msrun started, and nothing earlier touched.
 
-The run directory is laid out as the earlier stages leave it, without training:
-the tiny base model saved by MindSpore, train's rendered config, merge's
-manifest naming a merged checkpoint (the base weights: a model with no LoRA).
+The run directory is laid out as the earlier stages leave it, without
+training (conftest.laid_out).
 """
 import json
 import shutil
 
 import pytest
 
-from mathtune_pipeline.mindformers import base_model
-from mathtune_pipeline.mindformers import model as mf_model
-from mathtune_pipeline.spec import load_spec
-from mathtune_pipeline.stages import demo_data, train
-
 from tests import stage_result
 
-from .conftest import ROWS, run_stage, write_mindrecord, write_spec
-from .test_scoring_stages_cpu import _tokenizer
+from .conftest import run_stage, write_mindrecord, write_spec
 
 pytestmark = pytest.mark.mindspore
 
@@ -28,32 +21,6 @@ def _truncate(path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
     return path.read_bytes()
-
-
-@pytest.fixture(scope="module")
-def laid_out(tmp_path_factory, shared_fixtures):
-    """(run dir, spec file, the merged checkpoint) as merge leaves them."""
-    root = tmp_path_factory.mktemp("bad-ckpt")
-    run_dir = root / "run"
-    squad_file = root / "squad.jsonl"
-    demo_data.write_squad_small(squad_file)
-    spec_file = write_spec(
-        root / "run.yaml",
-        model={"tokenizer": {"uri": str(_tokenizer(root / "tokenizer.json")), "format": "hf-json"}},
-        evaluation={"dataset": {"uri": str(squad_file), "format": "squad-jsonl"}, "maxSamples": 2,
-                    "maxNewTokens": 2, "baseScores": {"f1": 1.0, "em": 1.0}},
-        prediction={"dataset": {"uri": str(shared_fixtures / "contest" / "data_200_random.jsonl"),
-                                "format": "contest-jsonl"}, "maxSamples": 2, "maxNewTokens": 2})
-    spec, _ = load_spec(spec_file)
-    base = base_model.ensure(spec, run_dir)
-    plan = train.plan(spec, run_dir, ROWS, base)
-    mf_model.write_config(plan["config"], run_dir / "train" / "finetune.yaml")
-    merged = run_dir / "merge" / "epoch_1" / "merged.ckpt"
-    merged.parent.mkdir(parents=True)
-    shutil.copyfile(base, merged)
-    (run_dir / "merge" / "manifest.json").write_text(json.dumps(
-        {"stage": "merge", "outputs": {"epochs": {"1": {"merged": "merge/epoch_1/merged.ckpt"}}}}))
-    return run_dir, spec_file, merged, base
 
 
 def _bad_input(proc, path):
