@@ -285,3 +285,14 @@ def test_a_tokenizer_with_more_ids_than_the_model_is_bad_input_at_tokenize(tmp_p
     assert code == 2, result
     assert result["error"].startswith("spec.model.tiny.vocabSize:") and "128256" in result["error"], result
     assert (work / "prepare" / "train.jsonl").read_bytes() == kept and not (work / "tokenize").exists()
+
+
+def test_every_row_dropped_by_the_sequence_length_is_bad_input(tmp_path, prepared, llama3_tokenizer_json):
+    run_dir, _ = prepared
+    work = tmp_path / "run"
+    shutil.copytree(run_dir / "prepare", work / "prepare")
+    kept = (work / "prepare" / "train.jsonl").read_bytes()
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, seq_length=8), work)
+    assert code == 2 and result["error"].startswith("spec.data.seqLength:"), result
+    assert "every prompt is longer than 8" in result["error"], result
+    assert (work / "prepare" / "train.jsonl").read_bytes() == kept and not (work / "tokenize").exists()

@@ -55,3 +55,30 @@ def test_a_file_in_the_wrong_format(tmp_path, laid_out, shared_fixtures, stage, 
     assert expected in error, error
     assert path.read_bytes() == kept and merged.read_bytes() == merged_kept
     assert not (run_dir / stage).exists()
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "predict"])
+@pytest.mark.parametrize("damage", ["missing", "truncated", "more-ids-than-the-model"])
+def test_a_missing_damaged_or_too_large_tokenizer(tmp_path, laid_out, stage, damage):
+    from tests.conftest import LLAMA3_TOKENIZER
+
+    run_dir, spec_file, merged, _ = laid_out
+    doc = yaml.safe_load(spec_file.read_text())
+    tok = tmp_path / "tokenizer.json"
+    if damage == "truncated":
+        data = LLAMA3_TOKENIZER.read_bytes()
+        tok.write_bytes(data[: len(data) // 2])
+    elif damage == "more-ids-than-the-model":
+        tok = LLAMA3_TOKENIZER  # 128,256 ids; the tiny model has 512
+    doc["spec"]["model"]["tokenizer"] = {"uri": str(tok), "format": "hf-json"}
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    merged_kept = merged.read_bytes()
+    proc = run_stage(stage, spec, run_dir)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    error = stage_result.check(json.loads(proc.stdout.strip().splitlines()[-1]))["error"]
+    if damage == "more-ids-than-the-model":
+        assert error.startswith("spec.model.tiny.vocabSize:") and "128256" in error, error
+    else:
+        assert error.startswith("spec.model.tokenizer.uri:") and str(tok) in error, error
+    assert merged.read_bytes() == merged_kept and not (run_dir / stage).exists()
