@@ -240,7 +240,7 @@ class Writer:
     def __init__(self, path: PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".tmp-{self.path.name}")
+        self.tmp = self.path.with_name(f".tmp-{os.getpid()}-{self.path.name}")  # two stages may convert at once
         self._f: BinaryIO = open(self.tmp, "wb")
         self.count = 0
 
