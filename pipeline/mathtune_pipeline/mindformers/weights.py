@@ -70,7 +70,13 @@ def source(spec: Mapping[str, Any], run_dir: os.PathLike) -> Path:
         raise SpecError(FIELD, f"an existing checkpoint: a .ckpt, a .safetensors file or a directory of them "
                                f"({path} not found)")
     if sha256 and path.is_file():
-        _fetch(str(path), data_path, Path(run_dir) / "downloads", sha256)
+        # Hashing 16 GB takes a minute: once per file version and digest, remembered on the volume.
+        stat = path.stat()
+        mark = cache_root(run_dir) / "verified" / _key(str(path.resolve()), stat.st_size, stat.st_mtime_ns, sha256)
+        if not mark.is_file():
+            _fetch(str(path), data_path, Path(run_dir) / "downloads", sha256)
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.write_text(f"{path} {sha256}\n", encoding="utf-8")
     return path
 
 

@@ -195,3 +195,19 @@ def test_the_converted_weights_load_strictly_into_mindformers_llama(tmp_path, ti
         import shutil
 
         shutil.rmtree(run_dir / "evaluate", ignore_errors=True)
+
+
+def test_a_local_checkpoint_with_its_sha256(tmp_path, tiny):
+    _, ckpt = tiny
+    data = tmp_path / "data"
+    (data / "models").mkdir(parents=True)
+    (data / "models" / "tiny.ckpt").write_bytes(ckpt.read_bytes())
+    good = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert base_model.ensure(_spec(data, "models/tiny.ckpt", good), data / "runs" / "r") == data / "models" / "tiny.ckpt"
+    with pytest.raises(SpecError) as err:
+        base_model.ensure(_spec(data, "models/tiny.ckpt", "1" * 64), data / "runs" / "r")
+    assert err.value.field == "spec.model.checkpointSha256" and good in str(err.value)
+    (data / "models" / "tiny.ckpt").write_bytes(ckpt.read_bytes()[:-10])  # changed after it was verified
+    with pytest.raises(SpecError) as err:
+        base_model.ensure(_spec(data, "models/tiny.ckpt", good), data / "runs" / "r")
+    assert err.value.field == "spec.model.checkpointSha256"
