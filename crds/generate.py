@@ -131,8 +131,12 @@ def spec_schema():
                     "(seed 004) run on Ascend with MindFormers; tiny-llama is a small randomly initialised "
                     "Llama built from `tiny`, for the cpu profile.",
                     "llama3-8b", enum=["llama3-8b", "internlm-7b", "llama-7b", "tiny-llama"]),
-        "checkpoint": s("The base model's MindSpore checkpoint (.ckpt). " + URI
+        "checkpoint": s("The base model's weights: a MindSpore checkpoint (.ckpt), a .safetensors file, or a "
+                        "directory of safetensors shards; Hugging Face Llama names are converted with "
+                        "MindFormers' converter, once per volume. " + URI
                         + " Required for every family except tiny-llama.", "", max_length=PATH),
+        "checkpointSha256": s("Optional SHA-256 of the checkpoint file, verified after download (or before use, "
+                              "for a file on the volume).", "", pattern=r"^([0-9a-f]{64})?$", max_length=64),
         "tokenizer": obj("The tokenizer matching the checkpoint.", {
             "uri": s("Tokenizer file. " + URI + " Empty: the family's default tokenizer.", "", max_length=PATH),
             "format": s("hf-json: a Hugging Face tokenizer.json (Llama 3); tiktoken; sentencepiece: a "

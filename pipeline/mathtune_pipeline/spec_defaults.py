@@ -5,6 +5,7 @@ from typing import Any, Dict
 DEFAULTS: Dict[str, Any] = {'profile': 'ascend',
  'model': {'family': 'llama3-8b',
            'checkpoint': '',
+           'checkpointSha256': '',
            'tokenizer': {'uri': '', 'format': 'hf-json'},
            'tiny': {'numLayers': 2, 'hiddenSize': 64, 'numHeads': 4, 'vocabSize': 512}},
  'data': {'source': {'format': 'contest-jsonl', 'sha256': ''},

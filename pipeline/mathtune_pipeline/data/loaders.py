@@ -278,11 +278,17 @@ def load_mmlu_csv(data: bytes) -> Rows:
     return rows
 
 
-def load(data: bytes, fmt: str, drop_repeats: bool = True) -> Rows:
-    if fmt == "contest-jsonl":
-        return load_contest_jsonl(data, drop_repeats)
-    if fmt == "alpaca-json":
-        return load_alpaca_json(data)
-    if fmt == "mmlu-csv":
+def load(data: bytes, fmt: str, drop_repeats: bool = True, field: str = "spec.data.source",
+         where: str = "") -> Rows:
+    """The rows of a file in `fmt`; a file that is not text is a SpecError on
+    `field`.uri naming `where` (bad rows are counted, the caller decides)."""
+    if fmt not in FORMATS:
+        raise SpecError(f"{field}.format", f"one of {', '.join(FORMATS)} (got {fmt!r})")
+    try:
+        if fmt == "contest-jsonl":
+            return load_contest_jsonl(data, drop_repeats)
+        if fmt == "alpaca-json":
+            return load_alpaca_json(data)
         return load_mmlu_csv(data)
-    raise SpecError("spec.data.source.format", f"one of {', '.join(FORMATS)} (got {fmt!r})")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{field}.uri", f"a UTF-8 {fmt} file ({where}: byte {exc.start} is not UTF-8)") from exc

@@ -128,5 +128,5 @@ def load_tokenizer(path: os.PathLike, fmt: str) -> TextTokenizer:
         return _hf_tokenizers(path)
     except SpecError:
         raise
-    except (ValueError, RuntimeError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - the tokenizers library raises bare Exception for a damaged file
         raise SpecError(f"{field}.uri", f"a readable {fmt} tokenizer ({path}: {exc})") from exc

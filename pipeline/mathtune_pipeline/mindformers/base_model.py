@@ -1,5 +1,8 @@
 """The base model's checkpoint: the spec's, or for `tiny-llama` one made here, seeded.
 
+The spec's may be a uri, a relative path, safetensors or Hugging Face weights:
+weights.py brings it to a local MindSpore .ckpt in MindFormers' naming.
+
 The CPU profile has no pretrained weights. Its base model is MindFormers'
 LlamaForCausalLM with random weights drawn from `training.seed`, saved once
 under `<run-dir>/base/` so that train starts from it and evaluate scores the
@@ -12,7 +15,7 @@ from typing import Any, Dict
 
 from ..artifacts import sha256_json
 from ..errors import SpecError
-from . import cpu, dialect, families, model, render
+from . import checkpoint_io, cpu, dialect, families, model, render, weights
 
 TINY = "tiny-llama"
 
@@ -35,9 +38,9 @@ def _one_card(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def checkpoint_path(spec: Dict[str, Any], run_dir: os.PathLike) -> Path:
-    given = spec["model"]["checkpoint"]
-    if given:
-        return Path(given)
+    """The local .ckpt of the base weights (fetched and converted first when needed)."""
+    if spec["model"]["checkpoint"]:
+        return weights.mindspore_checkpoint(spec, run_dir)
     if spec["model"]["family"] != TINY:
         raise SpecError("spec.model.checkpoint", f"the base model's checkpoint (only {TINY} is made with "
                                                  f"random weights)")
@@ -50,6 +53,7 @@ def ensure(spec: Dict[str, Any], run_dir: os.PathLike) -> Path:
     """The base checkpoint, made first when it is a seeded tiny model not yet saved."""
     path = checkpoint_path(spec, run_dir)
     if path.exists():
+        checkpoint_io.check(path)  # a truncated base fails here, not in every msrun worker
         return path
     if spec["model"]["checkpoint"]:
         raise SpecError("spec.model.checkpoint", f"an existing checkpoint file ({path} not found)")

@@ -18,7 +18,7 @@ from ..artifacts import read_manifest, sha256_file, sha256_json
 from ..data.sources import fetch
 from ..data.tokenizer import TextTokenizer, load_tokenizer
 from ..errors import SpecError
-from . import base_model, inference, render
+from . import base_model, families, inference, render
 
 BATCH = 8
 
@@ -92,8 +92,7 @@ class Generator:
         self.tokenizer, self.tokenizer_path = tokenizer_for(spec, run_dir)
         mc = self.config["model"]["model_config"]
         self.seq_length = int(mc["seq_length"])
-        if self.tokenizer.vocab_size > int(mc["vocab_size"]):
-            raise SpecError("spec.model.tiny.vocabSize", f"at least the tokenizer's {self.tokenizer.vocab_size} ids")
+        families.check_vocabulary(spec, self.tokenizer.vocab_size, int(mc["vocab_size"]))
 
     def encode(self, prompts: Sequence[str]) -> List[List[int]]:
         """As tokenize lays rows out: BOS, then the prompt's tokens."""

@@ -6,7 +6,7 @@ seeds' MindFormers (r1.1) vocabulary; `dialect.py` adapts them to the
 installed MindFormers. `tiny-llama` is the CPU profile's model, sized by
 `spec.model.tiny`, with random seeded weights.
 """
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional
 
 from ..errors import SpecError
 
@@ -107,7 +107,7 @@ def tiny_model_config(tiny: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def family(spec: Dict[str, Any]) -> Dict[str, Any]:
+def family(spec: Mapping[str, Any]) -> Dict[str, Any]:
     name = spec["model"]["family"]
     if name not in FAMILIES:
         raise SpecError("spec.model.family", f"one of {', '.join(FAMILIES)} (got {name!r})")
@@ -116,3 +116,12 @@ def family(spec: Dict[str, Any]) -> Dict[str, Any]:
         entry["model_config"] = tiny_model_config(spec["model"].get("tiny") or {})
     entry["model_config"] = dict(entry["model_config"])
     return entry
+
+
+def check_vocabulary(spec: Mapping[str, Any], tokenizer_vocab: Optional[int], model_vocab: int) -> None:
+    """Token ids past the model's embedding table crash deep inside MindSpore;
+    a SpecError naming the field instead, at whichever stage meets it first."""
+    if tokenizer_vocab is not None and int(tokenizer_vocab) > int(model_vocab):
+        field = "spec.model.tiny.vocabSize" if spec["model"]["family"] == "tiny-llama" else "spec.model.tokenizer"
+        raise SpecError(field, f"a model vocabulary of at least the tokenizer's {tokenizer_vocab} ids "
+                               f"(it has {model_vocab})")

@@ -16,21 +16,24 @@ from typing import Any, Dict, List, Sequence, Union
 
 import numpy as np
 
-from . import lora_merge, model
+from ..errors import SpecError
+from . import checkpoint_io, lora_merge, model
 
 
 def load(config: Dict[str, Any], checkpoint: Union[str, Path], seed: int = 0):
-    """Build the model of `config` and load every one of its weights from `checkpoint` (strict)."""
+    """Build the model of `config` and load every one of its weights from `checkpoint` (strict).
+    A damaged checkpoint, or one without the model's weights, is a SpecError naming it."""
     import mindspore as ms
 
+    checkpoint_io.check(checkpoint)
     if config.get("context", {}).get("device_target") == "CPU":
         model.set_cpu_context(seed)
     network = model.build_network(model.load_config(config))
     missing, _ = ms.load_param_into_net(network, ms.load_checkpoint(str(checkpoint)))
     missing = [m for m in missing if not lora_merge.is_training_state(m)]
     if missing:
-        raise ValueError(f"{checkpoint} lacks weights the model needs: {missing[:5]}"
-                         f"{' ...' if len(missing) > 5 else ''}")
+        raise SpecError(str(checkpoint), f"a checkpoint of this model; it lacks weights the model needs: "
+                                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
     network.set_train(False)
     return network
 

@@ -6,7 +6,8 @@ saved (what MindFormers' transform_ckpt.py wraps). It takes the last file of
 each `rank_<r>/` directory, so every epoch is staged on its own. Data-parallel
 training (the CPU profile, and any run with modelParallel = pipelineStage = 1)
 saves no strategy: every rank holds the whole model (the train tests check the
-ranks are identical), so rank 0's file is the complete checkpoint.
+ranks are identical), so rank 0's file is the complete checkpoint, read where
+it is (no copy: on an 8B model that is 16-32 GB of the work volume).
 """
 import shutil
 import tempfile
@@ -19,12 +20,12 @@ def strategy_files(strategy_dir: Path):
 
 
 def complete_checkpoint(rank_files: Dict[int, Path], strategy_dir: Path, dst: Path) -> Path:
-    """Write epoch's complete checkpoint to `dst` from its per-rank files."""
+    """The epoch's complete checkpoint: rank 0's file when there is no
+    strategy, else reassembled into `dst` from the per-rank files."""
     strategies = strategy_files(strategy_dir)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     if not strategies:
-        shutil.copyfile(rank_files[0], dst)
-        return dst
+        return Path(rank_files[0])
+    dst.parent.mkdir(parents=True, exist_ok=True)
     import mindspore as ms
 
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:

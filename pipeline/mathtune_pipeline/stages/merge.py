@@ -9,9 +9,10 @@ import json
 from pathlib import Path
 from typing import Any, Dict
 
+from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
-from ..mindformers import checkpoint_io, lora_merge, transform
+from ..mindformers import lora_merge, transform
 
 STAGE = "merge"
 
@@ -38,23 +39,31 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     config_digest = sha256_json({"scaling": scaling})
     if is_current(run_dir / STAGE, input_digest, config_digest):
         return read_manifest(run_dir / STAGE)["result"]
+    # Every epoch's merged model and adapter, and with model/pipeline parallelism one reassembled
+    # checkpoint at a time: known exactly from the files' headers, so a small volume fails here, not
+    # after hours of merging with a half-written file.
+    if transform.strategy_files(run_dir / "train" / "strategy"):  # each rank a slice, dataParallel copies of each
+        dp = spec["resources"]["parallel"]["dataParallel"]
+        outputs = [sum(lora_merge.output_bytes(f) for f in files.values()) // dp for files in epochs.values()]
+        transient = max(outputs, default=0)
+    else:  # every rank the whole model, read in place
+        outputs, transient = [lora_merge.output_bytes(files[min(files)]) for files in epochs.values()], 0
+    disk.require_room(run_dir, sum(outputs) + transient, f"the merged checkpoints of {len(outputs)} epochs")
     with atomic_stage_dir(run_dir, STAGE) as out:
         merged_files = {}
         for epoch, rank_files in sorted(epochs.items()):
             edir = out / f"epoch_{epoch}"
             complete = transform.complete_checkpoint(rank_files, run_dir / "train" / "strategy",
                                                      edir / "complete.ckpt")
-            dtypes = checkpoint_io.dtypes_of(complete)
-            merged, adapter = lora_merge.merge(checkpoint_io.read(complete), scaling)
-            if not adapter:
-                raise ValueError(f"{complete}: no LoRA weights in the trained checkpoint")
-            checkpoint_io.write(merged, edir / "merged.ckpt", dtypes)
-            checkpoint_io.write(adapter, edir / "adapter.ckpt", dtypes)
-            complete.unlink()  # the merged file holds all of it that inference needs
+            try:
+                tensors = lora_merge.merge_file(complete, edir / "merged.ckpt", edir / "adapter.ckpt", scaling)
+            finally:
+                if complete.parent == edir:
+                    complete.unlink()  # reassembled from slices: the merged file holds all inference needs
             merged_files[str(epoch)] = {"merged": f"{STAGE}/epoch_{epoch}/merged.ckpt",
                                         "adapter": f"{STAGE}/epoch_{epoch}/adapter.ckpt",
-                                        "loraTensors": len(adapter)}
-            print(f"merge: epoch {epoch}: {len(adapter) // 2} LoRA pairs folded in (scaling {scaling})", flush=True)
+                                        "loraTensors": tensors}
+            print(f"merge: epoch {epoch}: {tensors // 2} LoRA pairs folded in (scaling {scaling})", flush=True)
         result = {"epochs": sorted(epochs), "adapter": f"{STAGE}/epoch_{{epoch}}/adapter.ckpt",
                   "merged": f"{STAGE}/epoch_{{epoch}}/merged.ckpt", "scaling": scaling}
         (out / "lora.json").write_text(json.dumps({"lora_rank": lora["rank"], "lora_alpha": lora["alpha"],

@@ -36,9 +36,16 @@ def load_heldout(spec: Dict[str, Any], run_dir: Path):
     pr = spec["prediction"]
     path = fetch(pr["dataset"]["uri"], spec["storage"]["dataPath"], run_dir / "downloads",
                  field="spec.prediction.dataset.uri")
-    rows = loaders.load(path.read_bytes(), pr["dataset"]["format"], drop_repeats=False)
+    fmt = pr["dataset"]["format"]
+    rows = loaders.load(path.read_bytes(), fmt, drop_repeats=False, field="spec.prediction.dataset", where=str(path))
+    # Every row is scored: a row skipped would change the accuracy's denominator unnoticed.
+    if rows.bad:
+        line, why = rows.bad_examples[0]
+        raise SpecError("spec.prediction.dataset.uri",
+                        f"a {fmt} file whose every row is a question with its answer "
+                        f"({path}: {rows.bad} of {rows.read} rows bad, the first at line {line}: {why})")
     if len(rows) == 0:
-        raise SpecError("spec.prediction.dataset.uri", f"a file with at least one question ({path})")
+        raise SpecError("spec.prediction.dataset.uri", f"a {fmt} file with at least one question ({path} has none)")
     n = pr["maxSamples"] or len(rows)
     return path, rows.instruction[:n], rows.input[:n], rows.output[:n]
 

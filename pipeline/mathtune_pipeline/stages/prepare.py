@@ -328,7 +328,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     if fmt == "contest-jsonl":
         table = table_from_contest(raw, s, processes)
     else:
-        table = table_from_rows(load(raw, fmt), s, fmt)
+        table = table_from_rows(load(raw, fmt, where=str(source.get("uri"))), s, fmt)
     del raw
     hasher.join()
     input_digest = _input_digest(digest["sha256"])
@@ -339,6 +339,8 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
         raise SpecError(str(source.get("uri")), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
                                                 f"first at lines {where} ({first_why})")
     prepared = finish(table, s, processes)
+    if not prepared.counts["sampled"]:
+        raise _empty(str(source.get("uri")), fmt, prepared.counts)
     with atomic_stage_dir(run_dir, STAGE) as tmp:
         write_rows(prepared, tmp / OUTPUT)
         counts = prepared.counts
@@ -349,6 +351,20 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
             extra={"source": {"uri": source.get("uri"), "format": fmt, "sha256": digest["sha256"]},
                    "pipelineVersion": __version__})
     return _result(manifest)
+
+
+def _empty(uri: str, fmt: str, counts: Mapping[str, Any]) -> SpecError:
+    """Why no row is left to train on, naming the step that emptied the data; the
+    previous output stays (training on nothing would fail much later, less clearly)."""
+    read, bad = counts.get("read", 0), counts.get("bad", 0)
+    if not read:
+        return SpecError(uri, f"rows in the {fmt} format (the file holds none)")
+    if bad >= read:
+        examples = counts.get("badExamples") or []
+        first = f", first at line {examples[0]['line']} ({examples[0]['why']})" if examples else ""
+        return SpecError(uri, f"rows in the {fmt} format (spec.data.source.format): all {read} rows are bad{first}")
+    return SpecError(uri, f"at least one row to train on: spec.data.sample chose none of the "
+                          f"{counts.get('deduped', read - bad)} rows left after dedupe")
 
 
 def run(args: argparse.Namespace, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:

@@ -44,7 +44,7 @@ from ..data.workers import Workers, parse_prepared
 from ..data.seqlen import choose_seq_length, length_stats
 from ..data.sources import fetch
 from ..data.tokenizer import load_tokenizer
-from ..mindformers import render
+from ..mindformers import families, render
 from .prepare import OUTPUT as PREPARED, STAGE as PREPARE_STAGE
 
 STAGE = "tokenize"
@@ -116,6 +116,8 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
     processes = workers or _cpus()
     with Workers(writers=min(shards, processes), tokenizers=processes) as pool:
         tokenizer = load_tokenizer(tok_path, fmt)
+        if (spec.get("model") or {}).get("family"):  # ids the model's embedding cannot hold: say so before the work
+            families.check_vocabulary(spec, tokenizer.vocab_size, families.family(spec)["model_config"]["vocab_size"])
         lines = prepared_lines(prepared_path)
         if not lines:
             raise SpecError(str(prepared_path), "at least one prepared row (prepare chose none: see its manifest)")

@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError, StageExit
-from ..mindformers import base_model, checkpoints, counts, cpu, dialect, launch, records, render
+from ..mindformers import base_model, checkpoints, counts, cpu, dialect, families, launch, records, render
 from ..mindformers import model as mf_model
 from ..progress import ProgressParser, Step
 from ..result import publish_progress
@@ -106,13 +107,9 @@ def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int,
 
 def check_vocabulary(spec: Dict[str, Any], config: Dict[str, Any],
                      tokenize_manifest: Optional[Dict[str, Any]]) -> None:
-    """Token ids past the model's embedding table crash training deep inside
-    MindSpore; say so up front, as a spec error naming the field. Pure."""
+    """The tokenizer tokenize used against the model's embedding table. Pure."""
     tokenizer_vocab = ((tokenize_manifest or {}).get("tokenizer") or {}).get("vocabSize")
-    model_vocab = int(config["model"]["model_config"]["vocab_size"])
-    if tokenizer_vocab is not None and int(tokenizer_vocab) > model_vocab:
-        field = "spec.model.tiny.vocabSize" if spec["model"]["family"] == "tiny-llama" else "spec.model.tokenizer"
-        raise SpecError(field, f"a model vocabulary of at least the tokenizer's {tokenizer_vocab} ids (it has {model_vocab})")
+    families.check_vocabulary(spec, tokenizer_vocab, int(config["model"]["model_config"]["vocab_size"]))
 
 
 # Written into train.work at a fresh start: the data and config its
@@ -173,6 +170,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         for rank in range(args.node_rank * local, (args.node_rank + 1) * local):
             shutil.rmtree(checkpoint_dir / f"rank_{rank}", ignore_errors=True)
         record_recipe(work, ident["recipe"])
+    if args.node_rank == 0 and (resumed is None or resumed < epochs):
+        warn_if_short(spec, p, work)
     parser = ProgressParser()
     if resumed is None or resumed < epochs:
         _train(args, spec, config, work, parser)
@@ -180,6 +179,22 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         return {"nodeRank": args.node_rank, "epochs": epochs}
     complete = _wait_for_checkpoints(checkpoint_dir, ranks, epochs, p["cadence"])
     return _publish(run_dir, work, p, parser.steps, complete, input_digest, config_digest)
+
+
+def warn_if_short(spec: Dict[str, Any], p: Dict[str, Any], work: Path) -> None:
+    """Say up front when the saves this run keeps will not fit the work volume
+    (a warning: MindFormers deletes saves past keepMax, and a resumed run has
+    some already). The exact check is merge's, which knows the files."""
+    base = Path(p["config"]["load_checkpoint"])
+    if not base.is_file():
+        return
+    kept = min(spec["training"]["epochs"], spec["training"]["checkpoint"]["keepMax"])
+    dp = spec["resources"]["parallel"]["dataParallel"]
+    needed = kept * (dp * base.stat().st_size + p["ranks"] * 3 * 4 * p["trainable"])
+    missing = disk.shortfall(work, needed, f"{kept} saved epochs of {p['ranks']} ranks (docs/contract.md: disk)")
+    if missing:
+        print(f"train: WARNING: the work volume is too small: {missing}; training would fail at a save, "
+              f"raise spec.storage.size", flush=True)
 
 
 def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parser: ProgressParser) -> None:

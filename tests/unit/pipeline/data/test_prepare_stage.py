@@ -118,6 +118,38 @@ def test_too_many_bad_rows_fails_permanently_and_keeps_the_last_output(tmp_path)
     assert code == 0 and result["rows"]["bad"] == 2
 
 
+GOOD_ROWS = "".join(json.dumps({"problem": f"计算 {i} + 1 等于多少？", "solution": f"{i} + 1 = {i + 1}"},
+                               ensure_ascii=False) + "\n" for i in range(20)).encode()
+
+
+@pytest.mark.parametrize("content, fmt, sample, expected", [
+    (b"not json\n" * 10, "contest-jsonl", None, "all 10 rows are bad"),
+    (bytes(range(256)) * 10, "contest-jsonl", None, "rows are bad"),
+    (b"", "contest-jsonl", None, "the file holds none"),
+    (json.dumps([{"instruction": "q", "input": "", "output": "a"}]).encode(), "contest-jsonl", None, "rows are bad"),
+    (b"{not json", "alpaca-json", None, "rows are bad"),
+    (b"\x00\x01garbage", "mmlu-csv", None, "rows are bad"),
+    (bytes(range(256)) * 10, "mmlu-csv", None, "a UTF-8 mmlu-csv file"),
+    (bytes(range(256)) * 10, "alpaca-json", None, "a UTF-8 alpaca-json file"),
+    (GOOD_ROWS, "contest-jsonl", {"mode": "fraction", "fraction": 0.01}, "spec.data.sample chose none of the 20"),
+    (GOOD_ROWS, "contest-jsonl", {"mode": "quota", "quotas": {"add": 0}}, "spec.data.sample chose none of the 20"),
+])
+def test_a_dataset_empty_after_filtering_is_bad_input_and_keeps_the_last_output(tmp_path, content, fmt, sample,
+                                                                                   expected):
+    source = tmp_path / "data.jsonl"
+    source.write_bytes(GOOD_ROWS)
+    code, _, run_dir = run_prepare(tmp_path, {"source": {"uri": str(source)}})
+    assert code == 0
+    before = (run_dir / "prepare" / "train.jsonl").read_bytes()
+    source.write_bytes(content)
+    data = {"source": {"uri": str(source), "format": fmt}, **({"sample": sample} if sample else {})}
+    code, result, _ = run_prepare(tmp_path, data)
+    assert code == 2 and result["ok"] is False, result
+    assert str(source) in result["error"] and expected in result["error"], result
+    assert (run_dir / "prepare" / "train.jsonl").read_bytes() == before
+    assert source.read_bytes() == content
+
+
 @pytest.mark.parametrize("data, field", [
     ({"source": {"uri": "missing.json"}}, "spec.data.source.uri"),
     ({"source": {"uri": "x.json", "format": "xml"}}, "spec.data.source.format"),

@@ -3,6 +3,7 @@ shards read back with MindSpore's MindDataset, every label mask checked by decod
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,45 @@ def test_a_corrupt_prepared_row_is_a_clear_error_from_a_worker(tmp_path, llama3_
     code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json), run_dir)
     assert code == 2, result
     assert re.search(r"train\.jsonl: JSON lines with prompt and response \(rows \d+\.\.6000", result["error"]), result
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "binary", "empty"])
+def test_a_missing_or_damaged_tokenizer_is_bad_input_naming_it(tmp_path, prepared, llama3_tokenizer_json, damage):
+    run_dir, _ = prepared
+    prepared_file = run_dir / "prepare" / "train.jsonl"
+    kept = prepared_file.read_bytes()
+    tok = tmp_path / "tokenizer.json"
+    data = llama3_tokenizer_json.read_bytes()
+    if damage != "missing":
+        tok.write_bytes({"truncated": data[: len(data) // 2], "binary": bytes(range(256)) * 16, "empty": b""}[damage])
+    work = tmp_path / "run"
+    shutil.copytree(run_dir / "prepare", work / "prepare")
+    code, result = stage("tokenize", tmp_path, tokenize_spec(tok), work)
+    assert code == 2, result
+    assert result["error"].startswith("spec.model.tokenizer.uri:") and str(tok) in result["error"], result
+    assert (work / "prepare" / "train.jsonl").read_bytes() == kept and not (work / "tokenize").exists()
+
+
+def test_a_tokenizer_with_more_ids_than_the_model_is_bad_input_at_tokenize(tmp_path, prepared, llama3_tokenizer_json):
+    run_dir, _ = prepared
+    work = tmp_path / "run"
+    shutil.copytree(run_dir / "prepare", work / "prepare")
+    kept = (work / "prepare" / "train.jsonl").read_bytes()
+    spec = tokenize_spec(llama3_tokenizer_json, model={"family": "tiny-llama", "tiny": {
+        "numLayers": 1, "hiddenSize": 64, "numHeads": 4, "vocabSize": 512}})
+    spec["model"]["tokenizer"] = {"uri": str(llama3_tokenizer_json), "format": "hf-json"}
+    code, result = stage("tokenize", tmp_path, spec, work)
+    assert code == 2, result
+    assert result["error"].startswith("spec.model.tiny.vocabSize:") and "128256" in result["error"], result
+    assert (work / "prepare" / "train.jsonl").read_bytes() == kept and not (work / "tokenize").exists()
+
+
+def test_every_row_dropped_by_the_sequence_length_is_bad_input(tmp_path, prepared, llama3_tokenizer_json):
+    run_dir, _ = prepared
+    work = tmp_path / "run"
+    shutil.copytree(run_dir / "prepare", work / "prepare")
+    kept = (work / "prepare" / "train.jsonl").read_bytes()
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, seq_length=8), work)
+    assert code == 2 and result["error"].startswith("spec.data.seqLength:"), result
+    assert "every prompt is longer than 8" in result["error"], result
+    assert (work / "prepare" / "train.jsonl").read_bytes() == kept and not (work / "tokenize").exists()

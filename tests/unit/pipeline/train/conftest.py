@@ -5,6 +5,7 @@ the way it writes them: input_ids/labels int32, seq_length + 1 per row,
 labels -100 over the prompt and the padding.
 """
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,39 @@ def trained(tmp_path_factory):
     proc = run_stage("train", spec, run_dir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return run_dir, spec, proc
+
+
+@pytest.fixture(scope="module")
+def laid_out(tmp_path_factory, shared_fixtures):
+    """(run dir, spec file, merged checkpoint, base checkpoint) as the stages
+    before evaluate leave them, without training: the tiny base model saved by
+    MindSpore, train's rendered config, merge's manifest naming a merged
+    checkpoint (the base weights: a model with no LoRA)."""
+    from mathtune_pipeline.mindformers import base_model
+    from mathtune_pipeline.mindformers import model as mf_model
+    from mathtune_pipeline.spec import load_spec
+    from mathtune_pipeline.stages import demo_data, train
+
+    from .test_scoring_stages_cpu import _tokenizer
+
+    root = tmp_path_factory.mktemp("bad-ckpt")
+    run_dir = root / "run"
+    squad_file = root / "squad.jsonl"
+    demo_data.write_squad_small(squad_file)
+    spec_file = write_spec(
+        root / "run.yaml",
+        model={"tokenizer": {"uri": str(_tokenizer(root / "tokenizer.json")), "format": "hf-json"}},
+        evaluation={"dataset": {"uri": str(squad_file), "format": "squad-jsonl"}, "maxSamples": 2,
+                    "maxNewTokens": 2, "baseScores": {"f1": 1.0, "em": 1.0}},
+        prediction={"dataset": {"uri": str(shared_fixtures / "contest" / "data_200_random.jsonl"),
+                                "format": "contest-jsonl"}, "maxSamples": 2, "maxNewTokens": 2})
+    spec, _ = load_spec(spec_file)
+    base = base_model.ensure(spec, run_dir)
+    plan = train.plan(spec, run_dir, ROWS, base)
+    mf_model.write_config(plan["config"], run_dir / "train" / "finetune.yaml")
+    merged = run_dir / "merge" / "epoch_1" / "merged.ckpt"
+    merged.parent.mkdir(parents=True)
+    shutil.copyfile(base, merged)
+    (run_dir / "merge" / "manifest.json").write_text(json.dumps(
+        {"stage": "merge", "outputs": {"epochs": {"1": {"merged": "merge/epoch_1/merged.ckpt"}}}}))
+    return run_dir, spec_file, merged, base
