@@ -63,6 +63,15 @@ def result_pod(pods: List[Obj]) -> Optional[Obj]:
     return max(pool, key=_finished_at)
 
 
+def result_lost(pods: List[Obj]) -> bool:
+    """The pods of a Complete Job hold no result: none succeeded, and none is
+    still Pending or Running. Such a pod would be our own view lagging behind
+    the Job controller's (the pod and Job watches are separate streams):
+    its Succeeded update is on its way."""
+    phases = {(p.get("status") or {}).get("phase") for p in pods}
+    return not phases & {"Succeeded", "Pending", "Running"}
+
+
 def newest_failed_pod(pods: List[Obj]) -> Optional[Obj]:
     failed = [p for p in pods if (p.get("status") or {}).get("phase") == "Failed"]
     return max(failed, key=_finished_at) if failed else None

@@ -200,7 +200,11 @@ def _stage_step(p: _Pass, stage: str) -> Step:
     row["startTime"] = row.get("startTime") or norm_time(seen.get("startTime"), p.now_iso)
     p.new.setdefault("startTime", row["startTime"])
     if seen["state"] == StageState.SUCCEEDED and observe.result_pod(pods) is None:
-        return _result_lost(p, stage, row, job, job_name)
+        if observe.result_lost(pods):
+            return _result_lost(p, stage, row, job, job_name)
+        # Our view of its pod lags behind the Job controller's (separate
+        # watch streams); the pod's Succeeded update wakes this run again.
+        return Step(message=f"stage {stage} finishing")
     if seen["state"] == StageState.SUCCEEDED:
         return _stage_succeeded(p, stage, row, seen)
     if seen["state"] == StageState.FAILED:

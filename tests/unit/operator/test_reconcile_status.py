@@ -459,6 +459,18 @@ def test_a_result_lost_with_its_pod_runs_the_stage_again(world):
     assert run["status"]["results"]["rows"]["read"] == 200
 
 
+def test_a_complete_job_whose_pod_still_looks_running_is_a_lagging_view_not_a_lost_result(world):
+    """The pod and Job watches are separate streams: the Job may be seen
+    Complete before its pod is seen Succeeded. That must never delete the Job."""
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
+    fake.pods["run-cpu-prepare"] = [{"metadata": {"name": "run-cpu-prepare-0"}, "status": {"phase": "Running"}}]
+    out = step(run, fake, metrics, throttle)
+    assert "run-cpu-prepare" in fake.jobs and out.events == []
+    assert run["status"]["stages"][0]["state"] == "Running"
+
+
 def test_each_pass_says_when_it_needs_the_next(world):
     run, fake, metrics, throttle = world
     settings = reconcile.Settings(progress_interval=7, resync_interval=300, blocked_retry=15)
