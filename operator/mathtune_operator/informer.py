@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
@@ -68,11 +68,15 @@ class Informer:
 
     def __init__(self, kind: str, list_fn: ListFn, namespace: Optional[str], selector: str,
                  trim: Callable[[Obj], Obj], on_change: Callable[[str, str], None],
-                 watch_timeout: int = 300, request_timeout: float = 30.0):
+                 watch_timeout: int = 300, request_timeout: float = 30.0, index_label: Optional[str] = None):
         self.kind, self.list_fn, self.namespace, self.selector = kind, list_fn, namespace, selector
         self.trim, self.on_change = trim, on_change
         self.watch_timeout, self.request_timeout = watch_timeout, request_timeout
         self.store: Dict[Key, Obj] = {}
+        # (namespace, value of index_label) -> names: a Job's pods without a
+        # scan of every pod, which at hundreds of runs was a pass's main cost.
+        self.index_label = index_label
+        self.index: Dict[Key, Set[str]] = {}
         self.lock = threading.Lock()
         self.synced = threading.Event()
         self.stopping = threading.Event()
@@ -87,8 +91,25 @@ class Informer:
 
     def select(self, namespace: str, label: str, value: str) -> List[Obj]:
         with self.lock:
+            if label == self.index_label:
+                return [self.store[(namespace, name)] for name in self.index.get((namespace, value), ())]
             return [o for (ns, _), o in self.store.items()
                     if ns == namespace and ((o["metadata"].get("labels") or {}).get(label) == value)]
+
+    def _indexed(self, key: Key, obj: Optional[Obj], add: bool) -> None:
+        """Keep the index in step with the store (called holding the lock)."""
+        if self.index_label is None or obj is None:
+            return
+        value = (obj["metadata"].get("labels") or {}).get(self.index_label)
+        if value is None:
+            return
+        names_ = self.index.setdefault((key[0], value), set())
+        if add:
+            names_.add(key[1])
+        else:
+            names_.discard(key[1])
+            if not names_:
+                del self.index[(key[0], value)]
 
     # -- life -------------------------------------------------------------------
     def start(self) -> "Informer":
@@ -134,6 +155,9 @@ class Informer:
             fresh[(meta.get("namespace") or self.namespace or "", meta["name"])] = trimmed
         with self.lock:
             old, self.store = self.store, fresh
+            self.index = {}
+            for key, obj in fresh.items():
+                self._indexed(key, obj, True)
         self.last_contact = time.monotonic()
         self.synced.set()
         # Whatever changed while we were not watching: wake those runs.
@@ -173,10 +197,12 @@ class Informer:
         key = (meta.get("namespace") or self.namespace or "", meta["name"])
         with self.lock:
             before = self.store.get(key)
+            self._indexed(key, before, False)
             if kind == "DELETED":
                 self.store.pop(key, None)
             else:
                 self.store[key] = trimmed
+                self._indexed(key, trimmed, True)
         if kind == "DELETED" or before != trimmed:
             self._notify(trimmed)
 

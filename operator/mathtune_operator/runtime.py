@@ -21,7 +21,6 @@ finalizer, and a finalizer makes a run undeletable (and its namespace stuck
 Terminating) whenever the operator is not running. Nothing about deleting a
 run needs the operator: its Jobs go by ownerReference and its claim is kept.
 """
-import copy
 import logging
 import threading
 import time
@@ -42,6 +41,7 @@ from .types import Obj
 
 log = logging.getLogger("mathtune_operator")
 Key = Tuple[str, str]  # (namespace, run name)
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # the Job controller's label on its pods
 
 
 def _api(settings: Settings) -> client.ApiClient:
@@ -67,7 +67,7 @@ class CachedCluster(children.Cluster):
         return self.jobs.get(namespace, name)
 
     def job_pods(self, namespace: str, job_name: str) -> List[Obj]:
-        return self.pods.select(namespace, "batch.kubernetes.io/job-name", job_name)
+        return self.pods.select(namespace, JOB_NAME_LABEL, job_name)
 
 
 class Controller:
@@ -127,7 +127,8 @@ class Controller:
             for ns in scopes])
         self.pods = informer.Informers([
             informer.Informer("pods", core.list_namespaced_pod if ns else core.list_pod_for_all_namespaces, ns,
-                              selector, informer.trim_pod, self.job_or_pod_changed, request_timeout=s.request_timeout)
+                              selector, informer.trim_pod, self.job_or_pod_changed, request_timeout=s.request_timeout,
+                              index_label=JOB_NAME_LABEL)
             for ns in scopes])
         self.cluster = CachedCluster(self.api, self.jobs, self.pods, s.request_timeout)
         self.events = EventRecorder(self.api, request_timeout=s.request_timeout)
@@ -241,7 +242,7 @@ class Controller:
         with self.lock:
             cached, written = self.bodies.get(key), self.written.get(key)
         if cached is not None and written is not None and (cached.get("status") or {}) == written:
-            return copy.deepcopy(cached)
+            return cached  # never changed in place: run_pass copies the status it edits
         try:
             return cast(Obj, self.custom.get_namespaced_custom_object(
                 names.GROUP, names.VERSION, key[0], names.PLURAL, key[1],

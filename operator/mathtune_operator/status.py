@@ -5,7 +5,6 @@ Suspended) plus one per stage (plan.CONDITION_TYPE). lastTransitionTime only
 moves when a condition's status changes; every condition carries the
 generation it was computed for.
 """
-import copy
 import math
 from typing import Dict, List, Optional, cast
 
@@ -17,7 +16,7 @@ from .types import Obj
 
 def set_condition(conditions: List[Obj], ctype: str, status: str, reason: str, message: str,
                   generation: Optional[int], now: str) -> List[Obj]:
-    out = [copy.deepcopy(c) for c in conditions or []]
+    out = [dict(c) for c in conditions or []]  # conditions hold no nested objects
     new: Obj = {"type": ctype, "status": status, "reason": reason, "message": message[:30000],
            "lastTransitionTime": now}
     if generation is not None:
@@ -41,7 +40,7 @@ def get_condition(conditions: List[Obj], ctype: str) -> Optional[Obj]:
 
 def stage_rows(run: str, stages: List[str], current: List[Obj]) -> Dict[str, Obj]:
     """One row per planned stage, keeping what earlier passes recorded."""
-    known = {row.get("name"): copy.deepcopy(row) for row in current or []}
+    known = {row.get("name"): dict(row) for row in current or []}  # rows hold no nested objects
     rows = {}
     for stage in stages:
         row = known.get(stage) or {"name": stage, "state": StageState.PENDING, "attempts": 0}

@@ -46,3 +46,19 @@ def test_a_job_keeps_its_owner_suspend_and_outcome_not_its_template():
     kept = informer.trim_job(job)
     assert kept["spec"] == {"suspend": False} and kept["metadata"]["ownerReferences"] == [{"uid": "run"}]
     assert kept["status"] == {"failed": 1, "startTime": "t"}
+
+
+def test_a_jobs_pods_come_from_the_index_and_follow_changes():
+    inf = informer.Informer("pods", None, "ns", "", informer.trim_pod, lambda ns, run: None,
+                            index_label="batch.kubernetes.io/job-name")
+    inf._apply("ADDED", pod())
+    other = pod()
+    other["metadata"] = dict(other["metadata"], name="r-merge-x",
+                             labels={names.LABEL_RUN: "r", "batch.kubernetes.io/job-name": "r-merge"})
+    inf._apply("ADDED", other)
+    assert [p["metadata"]["name"] for p in inf.select("ns", "batch.kubernetes.io/job-name", "r-train")] == \
+        ["r-train-abc"]
+    assert inf.select("other-ns", "batch.kubernetes.io/job-name", "r-train") == []
+    inf._apply("DELETED", pod())
+    assert inf.select("ns", "batch.kubernetes.io/job-name", "r-train") == []
+    assert len(inf.select("ns", "batch.kubernetes.io/job-name", "r-merge")) == 1
