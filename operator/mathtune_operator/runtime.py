@@ -85,6 +85,7 @@ class Controller:
         self.leading = threading.Event()
         self.stopping = threading.Event()
         self.workers: List[threading.Thread] = []
+        self.last_pass_end = time.monotonic()  # liveness: when a worker last finished a pass
         self.elector: Optional[LeaderElector] = None
         self.reconcile_settings = reconcile.Settings(progress_interval=self.settings.progress_interval,
                                                      resync_interval=self.settings.resync_interval,
@@ -191,6 +192,7 @@ class Controller:
                             exc_info=not isinstance(exc, (ApiException, OSError)))
             finally:
                 self.queue.done(key)
+                self.last_pass_end = time.monotonic()
             if again is not None:
                 self.queue.add_after(key, again)
 
@@ -262,9 +264,13 @@ class Controller:
             why = group.unhealthy()
             if why:
                 return why
+        # Stuck, not busy: work waits and no pass has ended for as long. At
+        # hundreds of runs work may wait a while behind busy workers.
         waited = self.queue.oldest_wait()
-        if self.leading.is_set() and waited > self.settings.stall_after:
-            return f"a run has waited {waited:.0f}s for a reconcile worker: the loop is stuck"
+        idle = time.monotonic() - self.last_pass_end
+        if self.leading.is_set() and waited > self.settings.stall_after and idle > self.settings.stall_after:
+            return f"a run has waited {waited:.0f}s for a reconcile worker and no pass ended for {idle:.0f}s: " \
+                   f"the loop is stuck"
         return None
 
 

@@ -36,7 +36,8 @@ class Settings:
     # A stage refused by the API server (quota, admission) is tried again
     # this often: nothing the operator watches says when it may succeed.
     blocked_retry: float = 15.0
-    # Liveness fails when ready work has waited this long for a worker.
+    # Liveness fails when ready work has waited this long for a worker and
+    # no pass has ended for as long.
     stall_after: float = 120.0
     # Leader election on a Lease (off: this process always reconciles).
     leader_election: bool = True

@@ -48,3 +48,21 @@ def test_a_run_is_queued_on_creation_and_spec_changes_not_on_its_own_status_patc
     controller.seen("DELETED", "ns", "r1", 2)
     assert controller.known == {}
     assert b'run="r1"' not in METRICS.exposition()
+
+
+def test_liveness_fails_when_work_waits_and_no_pass_ends_not_when_workers_are_busy():
+    from mathtune_operator import informer, workqueue
+
+    clock = {"now": 1000.0}
+    controller = runtime.Controller(Settings(stall_after=120), [])
+    controller.queue = workqueue.WorkQueue(clock=lambda: clock["now"])
+    controller.jobs = controller.pods = informer.Informers([])
+    controller.leading.set()
+    controller.queue.add(("ns", "r1"))
+    clock["now"] += 300  # the run has waited five minutes ...
+    controller.last_pass_end = runtime.time.monotonic()  # ... behind workers that keep finishing passes
+    assert controller.unhealthy() is None
+    controller.last_pass_end -= 300  # and now no pass has ended for five minutes either
+    assert "the loop is stuck" in (controller.unhealthy() or "")
+    controller.leading.clear()  # a standby does no work: nothing to be stuck on
+    assert controller.unhealthy() is None
