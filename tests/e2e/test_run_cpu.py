@@ -20,6 +20,7 @@ from hack.cluster import demo, local
 from tests.integration.monitoring.exporter import StaticExporter, npu_exporter_text
 from tests.integration.monitoring.prom import LocalPrometheus
 from tests.unit.chart import promtool
+from tests.unit.pipeline.stages import test_run_local_cpu as run_local_cpu
 from tests.waiting import create_test_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
@@ -109,8 +110,13 @@ def test_run_succeeds_with_real_results(finished_run):
     results = status["results"]
     for key in ("bestEpoch", "f1", "em", "mathAccuracy", "trainableParams", "totalParams", "lowParamRatio"):
         assert key in results, f"results lack {key}: {results}"
-    assert 0 <= results["f1"] <= 100 and 0 <= results["em"] <= 100
-    assert 0 <= results["mathAccuracy"] <= 1
+    # Scores that mean something (the learning itself is checked on the
+    # stages' files below): the base model answers the SQuAD-form passages it
+    # was warmed up on, and the status carries the report's numbers.
+    report = _json(finished_run["volume"] / "runs" / finished_run["name"] / "report" / "results.json")
+    assert report["baseF1"] > 0
+    assert (results["f1"], results["em"]) == pytest.approx((report["f1"], report["em"]), abs=1e-3)
+    assert results["mathAccuracy"] == pytest.approx(report["mathAccuracy"], abs=1e-3)
     assert 0 < results["trainableParams"] < results["totalParams"]
     assert results["lowParamRatio"] == pytest.approx(results["trainableParams"] / results["totalParams"], rel=1e-3)
 
@@ -149,6 +155,14 @@ def test_the_reports_numbers_follow_from_the_stages_files(finished_run):
     assert results["passedEpochs"] == passing and results["gatePassed"] == bool(passing)
     assert scores["count"] == spec["evaluation"]["maxSamples"]
     assert len(_json(run_dir / "train" / "loss.json")) == train["result"]["steps"] > 0
+    # It learnt, by the measure tests/unit/pipeline/stages/test_run_local_cpu.py
+    # holds the same example to (math accuracy: see there why it is not asserted).
+    curve = _json(run_dir / "train" / "loss.json")
+    last_epoch = [step["loss"] for step in curve if step["epoch"] == max(s["epoch"] for s in curve)]
+    first = sum(step["loss"] for step in curve[:5]) / 5
+    assert sum(last_epoch) / len(last_epoch) <= run_local_cpu.LOSS_FALLS_TO * first
+    predicted = _json(run_dir / "predict" / "scores.json")
+    assert set(predicted[str(results["bestEpoch"])]["perType"]) <= set(spec["prediction"]["types"])
     for png in ("loss.png", "accuracy_per_type.png", "squad_gate.png"):
         assert (run_dir / "report" / png).stat().st_size > 1000, png
 
