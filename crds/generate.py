@@ -356,6 +356,9 @@ def spec_schema():
                         "contest-jsonl", enum=["contest-jsonl", "mmlu-csv", "alpaca-json"]),
         }),
         "maxSamples": i("Predict at most this many rows (0: all).", 0, 0),
+        "types": arr("Problem types to predict (as the data side classifies the questions, extra rules "
+                     "first); empty: every row. Taken before maxSamples.",
+                     s("A problem type.", pattern=TYPE_NAME, max_length=63), [], list_type="set"),
         "tolerance": n("Absolute tolerance when comparing the last number of an answer.", 0.01, 0),
         "maxNewTokens": i("Tokens generated per answer.", 128, 1, 8192),
     }, default=False, rules=[

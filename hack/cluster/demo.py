@@ -34,6 +34,9 @@ CHART = REPO / "charts" / "mathtune-operator"
 EXAMPLE = REPO / "examples" / "run-cpu.yaml"
 RELEASE = "mathtune"
 SYSTEM_NS = "mathtune-system"
+# `demo-data` on the seeder pod: it trains a tokenizer and warms the base model up
+# (~1.5 min on 2 quiet cores, more when they are shared).
+DEMO_DATA_TIMEOUT = 900
 # The pipeline image's user (images/pipeline-cpu/Dockerfile).
 STAGE_UID = 10001
 
@@ -42,8 +45,9 @@ def say(msg: str) -> None:
     print(f"[demo] {msg}", flush=True)
 
 
-def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True, input: Optional[str] = None):
-    return local.kubectl(*args, kubeconfig=kubeconfig, check=check, input=input)
+def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True, input: Optional[str] = None,
+            timeout: float = 120):
+    return local.kubectl(*args, kubeconfig=kubeconfig, check=check, input=input, timeout=timeout)
 
 
 def helm(*args: str, kubeconfig: Path) -> subprocess.CompletedProcess:
@@ -204,11 +208,13 @@ def shared_fixtures() -> Path:
 
 
 def _uris(node) -> List[str]:
-    """Every `uri` of a spec, leaving out sections turned off (enabled: false)."""
+    """Every input file of a spec (each `uri`, and the model's `checkpoint`), leaving out sections
+    turned off (enabled: false)."""
     if isinstance(node, dict):
         if node.get("enabled") is False:
             return []
-        return [u for k, v in node.items() for u in ([v] if k == "uri" and isinstance(v, str) else _uris(v))]
+        return [u for k, v in node.items()
+                for u in ([v] if k in ("uri", "checkpoint") and isinstance(v, str) and v else _uris(v))]
     if isinstance(node, list):
         return [u for v in node for u in _uris(v)]
     return []
@@ -279,8 +285,9 @@ def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240)
             else:
                 missing.append(uri)
         if missing:
+            # demo-data trains the example's tokenizer and warms its base model up: minutes, not seconds.
             kubectl("exec", "-n", ns, pod, "--", "mathtune-pipeline", "demo-data", "--out", f"{data_path}/fixtures",
-                    kubeconfig=kubeconfig)
+                    kubeconfig=kubeconfig, timeout=DEMO_DATA_TIMEOUT)
             still = [u for u in missing
                      if kubectl("exec", "-n", ns, pod, "--", "test", "-f", u, kubeconfig=kubeconfig,
                                 check=False).returncode != 0]

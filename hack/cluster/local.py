@@ -124,6 +124,6 @@ def image_refs() -> Dict[str, str]:
 
 
 def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True,
-            input: Optional[str] = None) -> subprocess.CompletedProcess:
+            input: Optional[str] = None, timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [str(KUBECTL), "--kubeconfig", str(kubeconfig or KUBECONFIG), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, input=input, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, check=check, input=input, timeout=timeout)

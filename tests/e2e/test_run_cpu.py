@@ -24,6 +24,16 @@ from tests.waiting import create_test_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
 
+# What the CPU example must show (examples/run-cpu.yaml): the training loss of
+# its last epoch at most this fraction of its first steps' (measured: 5.30 ->
+# 1.11, 0.21; the margin allows another machine's rounding and ordering).
+LOSS_FALLS_TO = 0.4
+# Not asserted yet: fine-tuned accuracy above the base model's on the
+# held-out real rows of the types it learnt. Measured, both are 0 of 18: the
+# tiny model learns the answers' form and copies the question's number into
+# the first step, but not yet the answer of a power of 1 or the mass table
+# (issue 13 stays open on this).
+
 STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
 RUN_TIMEOUT = 20 * 60  # under pytest-timeout's 1800 s, so this message is the one a slow run gets
 # The step of the dashboard range queries.
@@ -109,8 +119,13 @@ def test_run_succeeds_with_real_results(finished_run):
     results = status["results"]
     for key in ("bestEpoch", "f1", "em", "mathAccuracy", "trainableParams", "totalParams", "lowParamRatio"):
         assert key in results, f"results lack {key}: {results}"
-    assert 0 <= results["f1"] <= 100 and 0 <= results["em"] <= 100
-    assert 0 <= results["mathAccuracy"] <= 1
+    # Scores that mean something (the learning itself is checked on the
+    # stages' files below): the base model answers the SQuAD-form passages it
+    # was warmed up on, and the status carries the report's numbers.
+    report = _json(finished_run["volume"] / "runs" / finished_run["name"] / "report" / "results.json")
+    assert report["baseF1"] > 0
+    assert (results["f1"], results["em"]) == pytest.approx((report["f1"], report["em"]), abs=1e-3)
+    assert results["mathAccuracy"] == pytest.approx(report["mathAccuracy"], abs=1e-3)
     assert 0 < results["trainableParams"] < results["totalParams"]
     assert results["lowParamRatio"] == pytest.approx(results["trainableParams"] / results["totalParams"], rel=1e-3)
 
@@ -149,6 +164,14 @@ def test_the_reports_numbers_follow_from_the_stages_files(finished_run):
     assert results["passedEpochs"] == passing and results["gatePassed"] == bool(passing)
     assert scores["count"] == spec["evaluation"]["maxSamples"]
     assert len(_json(run_dir / "train" / "loss.json")) == train["result"]["steps"] > 0
+    # It learnt: the loss of the last epoch is at most LOSS_FALLS_TO of the
+    # first steps' (math accuracy: see LOSS_FALLS_TO why it is not asserted).
+    curve = _json(run_dir / "train" / "loss.json")
+    last_epoch = [step["loss"] for step in curve if step["epoch"] == max(s["epoch"] for s in curve)]
+    first = sum(step["loss"] for step in curve[:5]) / 5
+    assert sum(last_epoch) / len(last_epoch) <= LOSS_FALLS_TO * first, f"loss {first:.3f} -> {last_epoch}"
+    predicted = _json(run_dir / "predict" / "scores.json")
+    assert set(predicted[str(results["bestEpoch"])]["perType"]) <= set(spec["prediction"]["types"])
     for png in ("loss.png", "accuracy_per_type.png", "squad_gate.png"):
         assert (run_dir / "report" / png).stat().st_size > 1000, png
 

@@ -1,7 +1,7 @@
 """predict: math accuracy (or multiple-choice accuracy) on the held-out set, overall and per type.
 
 Every candidate (the base model and each merged epoch) answers each held-out
-question asked with the run's own prompt template (greedy,
+question (those of `prediction.types` when given) asked with the run's own prompt template (greedy,
 `prediction.maxNewTokens`). Math answers are scored by scoring/answers.py
 (last number, tolerance `prediction.tolerance` absolute; fractions for
 simplify), per problem type as the data side classifies them (the spec's
@@ -32,7 +32,9 @@ def add_arguments(parser) -> None:
     pass
 
 
-def load_heldout(spec: Dict[str, Any], run_dir: Path):
+def load_heldout(spec: Dict[str, Any], run_dir: Path, classify=None):
+    """The held-out file and its (questions, inputs, references): the rows of `prediction.types`
+    (all when empty), then at most `maxSamples` of them."""
     pr = spec["prediction"]
     path = fetch(pr["dataset"]["uri"], spec["storage"]["dataPath"], run_dir / "downloads",
                  field="spec.prediction.dataset.uri")
@@ -46,8 +48,17 @@ def load_heldout(spec: Dict[str, Any], run_dir: Path):
                         f"({path}: {rows.bad} of {rows.read} rows bad, the first at line {line}: {why})")
     if len(rows) == 0:
         raise SpecError("spec.prediction.dataset.uri", f"a {fmt} file with at least one question ({path} has none)")
-    n = pr["maxSamples"] or len(rows)
-    return path, rows.instruction[:n], rows.input[:n], rows.output[:n]
+    keep = list(range(len(rows)))
+    wanted = set(pr.get("types") or [])
+    if wanted:
+        kinds = (classify or Classifier()).classify_all(rows.instruction)
+        keep = [i for i in keep if kinds[i] in wanted]
+        if not keep:
+            raise SpecError("spec.prediction.types", f"types with at least one row in {path} "
+                                                     f"(none of {', '.join(sorted(wanted))})")
+    keep = keep[:pr["maxSamples"] or len(keep)]
+    return (path, [rows.instruction[i] for i in keep], [rows.input[i] for i in keep],
+            [rows.output[i] for i in keep])
 
 
 def score(kind: str, questions: List[str], references: List[str], texts: List[str],
@@ -69,11 +80,11 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     tolerance = pr["tolerance"]
     if not isinstance(tolerance, (int, float)) or tolerance < 0:
         raise SpecError("spec.prediction.tolerance", f"a non-negative number (got {tolerance!r})")
-    data_path, questions, inputs, references = load_heldout(spec, run_dir)
+    classify = Classifier(parse_rules(spec["data"]["classify"]["extraRules"]))
+    data_path, questions, inputs, references = load_heldout(spec, run_dir, classify)
     kind = "choice" if pr["dataset"]["format"] == "mmlu-csv" else "math"
     template = Template(spec["data"]["template"]["name"], spec["data"]["template"]["systemPrompt"])
     prompts = [template.render(q, i, "")[0] for q, i in zip(questions, inputs)]
-    classify = Classifier(parse_rules(spec["data"]["classify"]["extraRules"]))
     epochs = C.epochs_merged(run_dir, spec["evaluation"]["epochs"])
     generator = C.Generator(spec, run_dir)
     max_new = pr["maxNewTokens"]
@@ -84,7 +95,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         for index, candidate in enumerate(models):
             cached = None
             if candidate.key == "base":
-                key = C.base_cache_key(candidate, "predict", sha256_file(data_path), pr["maxSamples"], max_new,
+                key = C.base_cache_key(candidate, "predict", sha256_file(data_path), pr["maxSamples"],
+                                       sorted(pr.get("types") or []), max_new,
                                        prompts[:1], sha256_file(generator.tokenizer_path), generator.config["model"])
                 cached = C.cache_dir(run_dir) / "base-predictions" / f"{key}.json"
             if cached is not None and cached.is_file():

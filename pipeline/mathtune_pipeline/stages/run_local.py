@@ -38,8 +38,10 @@ def add_arguments(parser) -> None:
 
 
 def _uris(node: Any) -> List[str]:
+    """Every input file of a spec: each `uri`, and the model's `checkpoint` (demo-data makes the CPU example's)."""
     if isinstance(node, dict):
-        return [u for k, v in node.items() for u in ([v] if k == "uri" and isinstance(v, str) else _uris(v))]
+        return [u for k, v in node.items()
+                for u in ([v] if k in ("uri", "checkpoint") and isinstance(v, str) and v else _uris(v))]
     if isinstance(node, list):
         return [u for v in node for u in _uris(v)]
     return []

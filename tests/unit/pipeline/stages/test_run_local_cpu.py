@@ -1,8 +1,9 @@
 """`mathtune-pipeline run-local`: the stages as a Job runs them, one command
-each, on this machine. The whole CPU example (real training) runs once in
-the suite, on the cluster (tests/e2e/test_run_cpu.py); here the runner's own
-part: inputs localized, each stage its own process with its command logged,
-stages chosen with --stages, a stage's result checked before the next."""
+each, on this machine. The whole CPU example (real training, and the
+learning it must show) runs once in the suite, on the cluster
+(tests/e2e/test_run_cpu.py); here the runner's own part: inputs localized,
+each stage its own process with its command logged, stages chosen with
+--stages, a stage's result checked before the next."""
 import json
 import subprocess
 import sys
@@ -17,8 +18,15 @@ EXAMPLE = REPO / "examples" / "run-cpu.yaml"
 pytestmark = pytest.mark.mindspore
 
 
-def run_local(tmp_path, shared_fixtures, stages):
-    run_dir, data_dir = tmp_path / "run", tmp_path / "data"
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """One stand-in work volume for the module: demo-data fills it once (it
+    trains a tokenizer and warms the base model up, a minute or more)."""
+    return tmp_path_factory.mktemp("data")
+
+
+def run_local(tmp_path, data_dir, shared_fixtures, stages):
+    run_dir = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "mathtune_pipeline.cli", "run-local", str(EXAMPLE),
                            "--run-dir", str(run_dir), "--data-dir", str(data_dir),
                            "--fixtures", str(shared_fixtures), "--stages", stages],
@@ -26,8 +34,8 @@ def run_local(tmp_path, shared_fixtures, stages):
     return proc, run_dir, data_dir
 
 
-def test_run_local_runs_each_chosen_stage_as_its_own_command(tmp_path, shared_fixtures):
-    proc, run_dir, data_dir = run_local(tmp_path, shared_fixtures, "prepare,tokenize")
+def test_run_local_runs_each_chosen_stage_as_its_own_command(tmp_path, data_dir, shared_fixtures):
+    proc, run_dir, _ = run_local(tmp_path, data_dir, shared_fixtures, "prepare,tokenize")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "all 2 stages done" in proc.stdout
     for stage in ("prepare", "tokenize"):
@@ -45,8 +53,8 @@ def test_run_local_runs_each_chosen_stage_as_its_own_command(tmp_path, shared_fi
     assert manifest["batching"]["mode"] == "bucketed" and manifest["counts"]["rows"] > 0
 
 
-def test_run_local_stops_at_the_first_failing_stage(tmp_path, shared_fixtures):
-    proc, run_dir, _ = run_local(tmp_path, shared_fixtures, "tokenize,train")
+def test_run_local_stops_at_the_first_failing_stage(tmp_path, data_dir, shared_fixtures):
+    proc, run_dir, _ = run_local(tmp_path, data_dir, shared_fixtures, "tokenize,train")
     assert proc.returncode != 0
     assert "tokenize" in proc.stdout + proc.stderr and "run `mathtune-pipeline prepare` first" in proc.stdout + proc.stderr
     assert not (run_dir / "train.log").exists()
