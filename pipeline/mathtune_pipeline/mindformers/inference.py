@@ -86,13 +86,17 @@ def greedy(network, prompts: Sequence[Sequence[int]], *, seq_length: int, max_ne
            eos_id: int, pad_id: int, batch_size: int = 8) -> List[List[int]]:
     """The new tokens greedy decoding adds to each prompt (eos excluded; stops at eos or the window's end).
 
-    A prompt longer than the window keeps its last tokens (the question ends
-    there), leaving room for `max_new_tokens`.
+    The window (`seq_length`) must hold every prompt and `max_new_tokens`
+    (candidates.window sizes it so): a prompt is never cut, which would drop
+    its instruction header or its question.
     """
     results: List[List[int]] = []
-    keep = max(1, seq_length - max_new_tokens)
+    longest = max((len(p) for p in prompts), default=0)
+    if longest + max_new_tokens > seq_length:
+        raise ValueError(f"a prompt of {longest} tokens and {max_new_tokens} new ones exceed the "
+                         f"{seq_length}-token window")
     for start in range(0, len(prompts), batch_size):
-        chunk = [list(p)[-keep:] for p in prompts[start:start + batch_size]]
+        chunk = [list(p) for p in prompts[start:start + batch_size]]
         rows = len(chunk)
         # Each batch is padded to batch_size so the compiled graph keeps one shape.
         ids = np.full((batch_size, seq_length), pad_id, dtype=np.int32)
