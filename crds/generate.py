@@ -171,12 +171,15 @@ def spec_schema():
 
     data = obj("Training data: where it comes from and how `prepare` turns it into prompts.", {
         "source": obj("The raw training data.", {
-            "uri": s("Data file. " + URI, max_length=PATH, min_length=1),
+            "uri": s("Data file, or a directory on the work volume: every file of the format in it "
+                     "(*.csv for mmlu-csv, *.jsonl and *.json otherwise), read in name order (seed 002's "
+                     "MMLU and CMMLU CSVs). " + URI, max_length=PATH, min_length=1),
             "format": s("contest-jsonl: JSON lines {problem, solution} (the contest's train.json); "
                         "alpaca-json: a JSON list of {instruction, input, output} (BELLE school_math, converted "
                         "MMLU); mmlu-csv: MMLU/CMMLU CSV files (question, A-D, answer).",
                         "contest-jsonl", enum=["contest-jsonl", "alpaca-json", "mmlu-csv"]),
-            "sha256": s("Optional SHA-256 of the file, verified before use.", "", pattern=r"^([0-9a-f]{64})?$",
+            "sha256": s("Optional SHA-256 of the file, verified before use (a single file only).", "",
+                        pattern=r"^([0-9a-f]{64})?$",
                         max_length=64),
         }, required=["uri"], default=False),
         "maxBadRows": i("Rows that cannot be parsed: -1 counts and reports them and never fails; N fails the "

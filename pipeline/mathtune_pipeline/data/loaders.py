@@ -18,11 +18,14 @@ import json
 
 import orjson
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import SpecError
 
 FORMATS = ("contest-jsonl", "alpaca-json", "mmlu-csv")
+# The files of a format a directory source is read from (spec.data.source.uri naming a directory).
+SUFFIXES = {"contest-jsonl": (".jsonl", ".json"), "alpaca-json": (".json", ".jsonl"), "mmlu-csv": (".csv",)}
 MAX_REPORTED_BAD = 10
 _CHUNK = 20000
 
@@ -292,3 +295,37 @@ def load(data: bytes, fmt: str, drop_repeats: bool = True, field: str = "spec.da
         return load_mmlu_csv(data)
     except UnicodeDecodeError as exc:
         raise SpecError(f"{field}.uri", f"a UTF-8 {fmt} file ({where}: byte {exc.start} is not UTF-8)") from exc
+
+
+def source_files(path: Path, fmt: str, field: str) -> List[Path]:
+    """[path] for a file; for a directory every file of `fmt` in it (not in subdirectories,
+    hidden ones skipped), sorted by name. A directory with none is a SpecError on `field`."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    suffixes = SUFFIXES.get(fmt, ())
+    files = sorted(f for f in path.iterdir()
+                   if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in suffixes)
+    if not files:
+        pattern = ", ".join(f"*{s}" for s in suffixes)
+        raise SpecError(field, f"a {fmt} file, or a directory with at least one ({pattern}); {path} has none")
+    return files
+
+
+def load_files(paths: Sequence[Path], fmt: str, drop_repeats: bool = True, field: str = "spec.data.source") -> Rows:
+    """The rows of every file, in order; a bad row's reason names its file when there are several."""
+    if len(paths) == 1:
+        return load(Path(paths[0]).read_bytes(), fmt, drop_repeats, field, where=str(paths[0]))
+    rows = Rows()
+    for path in paths:
+        part = load(Path(path).read_bytes(), fmt, drop_repeats, field, where=str(path))
+        rows.instruction += part.instruction
+        rows.input += part.input
+        rows.output += part.output
+        rows.read += part.read
+        rows.repeats_dropped += part.repeats_dropped
+        rows.unwrapped += part.unwrapped
+        rows.bad += part.bad
+        room = MAX_REPORTED_BAD - len(rows.bad_examples)
+        rows.bad_examples += [(where, f"{Path(path).name}: {why}") for where, why in part.bad_examples[:room]]
+    return rows

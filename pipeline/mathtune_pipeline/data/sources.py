@@ -89,15 +89,21 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch(uri: str, data_path: str, download_dir: Path, field: str = "spec.data.source.uri",
-          sha256: str = "", s3=None) -> Path:
-    """A local path holding the uri's bytes, sha256-verified when `sha256` is given."""
+          sha256: str = "", s3=None, allow_dir: bool = False) -> Path:
+    """A local path holding the uri's bytes, sha256-verified when `sha256` is given.
+    `allow_dir`: a local directory is accepted too (the caller reads the files in it)."""
     if not isinstance(uri, str) or not uri.strip():
         raise SpecError(field, "a local path, http(s):// or s3:// uri")
     scheme = urllib.parse.urlparse(uri).scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
         path = resolve_local(uri, data_path)
+        if allow_dir and path.is_dir():
+            if sha256:
+                raise SpecError(field.rsplit(".", 1)[0] + ".sha256",
+                                f"empty for a directory source ({uri}): a SHA-256 verifies one file")
+            return path
         if not path.is_file():
-            raise SpecError(field, f"an existing file ({path})")
+            raise SpecError(field, f"an existing file{' or directory' if allow_dir else ''} ({path})")
     elif scheme in ("http", "https", "s3"):
         download_dir.mkdir(parents=True, exist_ok=True)
         name = Path(urllib.parse.urlparse(uri).path).name or "download"

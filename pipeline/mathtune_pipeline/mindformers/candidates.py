@@ -8,6 +8,7 @@ CPU through the model's own forward (inference.py); on Ascend through
 MindFormers' `generate` with `use_past` (incremental decoding, NPU kernels),
 which cannot run on this machine.
 """
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -21,6 +22,7 @@ from ..errors import SpecError
 from . import base_model, families, inference, render
 
 BATCH = 8
+WINDOW_MULTIPLE = 64  # windows are rounded up to this, so near prompt sets share compiled shapes
 
 
 @dataclass
@@ -79,6 +81,24 @@ def cache_dir(run_dir: Path) -> Path:
     return Path(run_dir).resolve().parent / ".cache"
 
 
+def window(prompts: Sequence[Sequence[int]], max_new_tokens: int, limit: int, field: str) -> int:
+    """The inference window (the model's seq_length) for these prompts: the longest prompt plus
+    `max_new_tokens`, rounded up to WINDOW_MULTIPLE, at most `limit` (the model's positions).
+
+    The training seq_length does not bound it: evaluation prompts (SQuAD
+    paragraphs, ~800 Llama 3 tokens) are longer than training rows. A prompt
+    that does not fit even `limit` is bad input, never cut."""
+    if not prompts:
+        return min(limit, WINDOW_MULTIPLE)
+    row = max(range(len(prompts)), key=lambda i: len(prompts[i]))
+    need = len(prompts[row]) + max_new_tokens
+    if need > limit:
+        raise SpecError(field, f"prompts of at most {limit - max_new_tokens} tokens, so that with "
+                               f"{max_new_tokens} new tokens they fit the model's {limit} positions "
+                               f"(row {row + 1}'s prompt has {len(prompts[row])})")
+    return min(limit, -(-need // WINDOW_MULTIPLE) * WINDOW_MULTIPLE)
+
+
 class Generator:
     """Greedy continuations of prompts by one candidate after another."""
 
@@ -91,22 +111,31 @@ class Generator:
                                               max_new_tokens=1, use_past=not self.on_cpu)
         self.tokenizer, self.tokenizer_path = tokenizer_for(spec, run_dir)
         mc = self.config["model"]["model_config"]
-        self.seq_length = int(mc["seq_length"])
+        self.seq_length = int(mc["seq_length"])  # training's; each generate() sizes its own window
+        self.max_positions = families.max_positions(self.config)
         families.check_vocabulary(spec, self.tokenizer.vocab_size, int(mc["vocab_size"]))
 
     def encode(self, prompts: Sequence[str]) -> List[List[int]]:
         """As tokenize lays rows out: BOS, then the prompt's tokens."""
         return [[self.tokenizer.bos_id] + ids for ids in self.tokenizer.encode_batch(list(prompts))]
 
+    def window(self, prompts: Sequence[str], max_new_tokens: int, field: str) -> int:
+        """The window these prompts run in; bad input (naming `field`) if one cannot fit."""
+        return window(self.encode(prompts), max_new_tokens, self.max_positions, field)
+
     def generate(self, candidate: Candidate, prompts: Sequence[str], max_new_tokens: int,
-                 progress: Optional[Callable[[int, int], None]] = None) -> List[str]:
+                 progress: Optional[Callable[[int, int], None]] = None, *, field: str) -> List[str]:
+        """`field` is the spec field the prompts come from, named if one is too long for the model."""
         ids = self.encode(prompts)
-        network = inference.load(self.config, candidate.checkpoint, seed=self.spec["training"]["seed"])
+        seq_length = window(ids, max_new_tokens, self.max_positions, field)
+        config = copy.deepcopy(self.config)
+        config["model"]["model_config"]["seq_length"] = seq_length
+        network = inference.load(config, candidate.checkpoint, seed=self.spec["training"]["seed"])
         texts: List[str] = []
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]
             if self.on_cpu:
-                new = inference.greedy(network, chunk, seq_length=self.seq_length, max_new_tokens=max_new_tokens,
+                new = inference.greedy(network, chunk, seq_length=seq_length, max_new_tokens=max_new_tokens,
                                        eos_id=self.tokenizer.eos_id, pad_id=self.tokenizer.pad_id, batch_size=BATCH)
             else:
                 new = _generate_on_npu(network, chunk, max_new_tokens, self.tokenizer.eos_id, self.tokenizer.pad_id)

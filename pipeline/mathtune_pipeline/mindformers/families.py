@@ -107,6 +107,25 @@ def tiny_model_config(tiny: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+# The positions each model was trained to read (the published context
+# lengths: Llama 3 8192, LLaMA-7B and InternLM-7B 2048), by the finetune
+# config's `trainer.model_name`. The rendered model_config leaves
+# `max_position_embedding` unset (MindFormers then takes seq_length), so the
+# training config alone does not say it. The tiny CPU model's rotary
+# embedding has no trained length; 512 bounds what a CPU step costs.
+MAX_POSITIONS = {"llama3_8b": 8192, "llama_7b": 2048, "internlm_7b": 2048, "tiny_llama": 512}
+
+
+def max_positions(config: Mapping[str, Any]) -> int:
+    """The longest window (prompt + new tokens) the model of a rendered config may run:
+    its `max_position_embedding` when the config sets one, else its family's."""
+    model_config = config["model"]["model_config"]
+    if model_config.get("max_position_embedding"):
+        return int(model_config["max_position_embedding"])
+    name = config.get("trainer", {}).get("model_name")
+    return MAX_POSITIONS.get(name, int(model_config["seq_length"]))
+
+
 def family(spec: Mapping[str, Any]) -> Dict[str, Any]:
     name = spec["model"]["family"]
     if name not in FAMILIES:

@@ -19,6 +19,32 @@ import numpy as np
 from ..errors import SpecError
 from . import checkpoint_io, lora_merge, model
 
+# The keys of a rendered config's `context` section that MindSpore's
+# set_context takes (MindSpore 2.9, context.py). The rest of that section, if
+# any, is MindFormers' own and not MindSpore's.
+SET_CONTEXT_KEYS = ("mode", "device_target", "device_id", "max_device_memory", "max_call_depth",
+                    "enable_graph_kernel", "graph_kernel_flags", "save_graphs", "save_graphs_path",
+                    "runtime_num_threads")
+_MODES = {"GRAPH_MODE": 0, "PYNATIVE_MODE": 1}
+
+
+def context_kwargs(config: Dict[str, Any]) -> Dict[str, Any]:
+    """MindSpore set_context's keyword arguments for a rendered config, for every device: the
+    config's `context` (mode, device_target, max_device_memory, ...), nothing else. Without
+    them a model on Ascend would run in MindSpore's default mode, with no memory bound."""
+    context = config.get("context") or {}
+    kwargs = {key: context[key] for key in SET_CONTEXT_KEYS if key in context}
+    if isinstance(kwargs.get("mode"), str):
+        kwargs["mode"] = _MODES[kwargs["mode"].upper()]
+    return kwargs
+
+
+def set_context(config: Dict[str, Any], seed: int = 0) -> None:
+    import mindspore as ms
+
+    ms.set_context(**context_kwargs(config))
+    ms.set_seed(seed)
+
 
 def load(config: Dict[str, Any], checkpoint: Union[str, Path], seed: int = 0):
     """Build the model of `config` and load every one of its weights from `checkpoint` (strict).
@@ -26,8 +52,7 @@ def load(config: Dict[str, Any], checkpoint: Union[str, Path], seed: int = 0):
     import mindspore as ms
 
     checkpoint_io.check(checkpoint)
-    if config.get("context", {}).get("device_target") == "CPU":
-        model.set_cpu_context(seed)
+    set_context(config, seed)
     network = model.build_network(model.load_config(config))
     missing, _ = ms.load_param_into_net(network, ms.load_checkpoint(str(checkpoint)))
     missing = [m for m in missing if not lora_merge.is_training_state(m)]
@@ -61,13 +86,17 @@ def greedy(network, prompts: Sequence[Sequence[int]], *, seq_length: int, max_ne
            eos_id: int, pad_id: int, batch_size: int = 8) -> List[List[int]]:
     """The new tokens greedy decoding adds to each prompt (eos excluded; stops at eos or the window's end).
 
-    A prompt longer than the window keeps its last tokens (the question ends
-    there), leaving room for `max_new_tokens`.
+    The window (`seq_length`) must hold every prompt and `max_new_tokens`
+    (candidates.window sizes it so): a prompt is never cut, which would drop
+    its instruction header or its question.
     """
     results: List[List[int]] = []
-    keep = max(1, seq_length - max_new_tokens)
+    longest = max((len(p) for p in prompts), default=0)
+    if longest + max_new_tokens > seq_length:
+        raise ValueError(f"a prompt of {longest} tokens and {max_new_tokens} new ones exceed the "
+                         f"{seq_length}-token window")
     for start in range(0, len(prompts), batch_size):
-        chunk = [list(p)[-keep:] for p in prompts[start:start + batch_size]]
+        chunk = [list(p) for p in prompts[start:start + batch_size]]
         rows = len(chunk)
         # Each batch is padded to batch_size so the compiled graph keeps one shape.
         ids = np.full((batch_size, seq_length), pad_id, dtype=np.int32)

@@ -21,6 +21,7 @@ from ..result import publish_progress
 from ..scoring import squad, squad_data
 
 STAGE = "evaluate"
+FIELD = "spec.evaluation.dataset.uri"
 
 
 def add_arguments(parser) -> None:
@@ -35,7 +36,7 @@ def _scores(generator: C.Generator, candidate: C.Candidate, examples: List[Dict]
     def progress(done: int, n: int) -> None:
         publish_progress(stage=STAGE, model=candidate.label, epoch=index, epochs=total, step=done, steps=n)
 
-    answers = generator.generate(candidate, prompts, max_new, progress)
+    answers = generator.generate(candidate, prompts, max_new, progress, field=FIELD)
     result = squad.score(answers, gold)
     with open(out / f"{candidate.key}.jsonl", "w", encoding="utf-8") as fh:
         for example, answer, scored_against in zip(examples, answers, gold):
@@ -69,6 +70,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     epochs = C.epochs_merged(run_dir, ev["epochs"])
     generator = C.Generator(spec, run_dir)
     max_new = ev["maxNewTokens"]
+    generator.window([squad_data.prompt(e) for e in examples], max_new, FIELD)  # a prompt too long: before any model
 
     with atomic_stage_dir(run_dir, STAGE) as out:
         base = _given_base(spec)

@@ -26,6 +26,7 @@ from ..scoring import choice, math_accuracy
 
 STAGE = "predict"
 CHOICE_TYPE = "choice"
+FIELD = "spec.prediction.dataset.uri"
 
 
 def add_arguments(parser) -> None:
@@ -88,6 +89,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     epochs = C.epochs_merged(run_dir, spec["evaluation"]["epochs"])
     generator = C.Generator(spec, run_dir)
     max_new = pr["maxNewTokens"]
+    generator.window(prompts, max_new, FIELD)  # a prompt too long: bad input before any model runs
     models = [C.base_candidate(spec, run_dir)] + epochs
 
     with atomic_stage_dir(run_dir, STAGE) as out:
@@ -106,7 +108,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
                 def progress(done: int, n: int, label=candidate.label, i=index) -> None:
                     publish_progress(stage=STAGE, model=label, epoch=i, epochs=len(epochs), step=done, steps=n)
 
-                texts = generator.generate(candidate, prompts, max_new, progress)
+                texts = generator.generate(candidate, prompts, max_new, progress, field=FIELD)
                 if cached is not None:
                     cached.parent.mkdir(parents=True, exist_ok=True)
                     cached.with_suffix(".tmp").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")

@@ -31,7 +31,7 @@ from ..data import types as T
 from ..data.classify import Classifier, count_types, parse_rules
 from ..data.cot import COMPUTABLE_TYPES, SEED000_STEP_TYPES, ChainOfThought
 from ..data.dedupe import dedupe, first_by_fingerprint
-from ..data.loaders import FORMATS, Rows, bad_line_numbers, load, split_lines
+from ..data.loaders import FORMATS, Rows, bad_line_numbers, load, load_files, source_files, split_lines
 from ..data.parallel import SHARED, cpus, fork_map
 from ..data.sample import sample, validate as validate_sample
 from ..data.scan import materialize, scan_lines
@@ -288,6 +288,15 @@ def _gc_paused():
             gc.enable()
 
 
+def _joined(files: List[Path]) -> bytes:
+    """One file's bytes; several files' one after another, each ending its last line (the
+    digest of a directory source, and a contest-jsonl directory's lines)."""
+    if len(files) == 1:
+        return files[0].read_bytes()
+    blobs = [f.read_bytes() for f in files]
+    return b"".join(b if not b or b.endswith(b"\n") else b + b"\n" for b in blobs)
+
+
 def _hash_into(raw: bytes, digest: Dict[str, str]) -> None:
     digest["sha256"] = hashlib.sha256(raw).hexdigest()
 
@@ -310,8 +319,11 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     run_dir = Path(run_dir)
     data_path = (spec.get("storage") or {}).get("dataPath", "/data")
     started = time.monotonic()
-    path = fetch(source.get("uri", ""), data_path, run_dir / "downloads", sha256=source.get("sha256") or "")
-    raw = path.read_bytes()
+    path = fetch(source.get("uri", ""), data_path, run_dir / "downloads", sha256=source.get("sha256") or "",
+                 allow_dir=True)
+    # A directory source: every file of the format in it, sorted (loaders.source_files).
+    files = source_files(path, fmt, "spec.data.source.uri")
+    raw = _joined(files)
     # Hash the source while it is parsed: hashlib releases the GIL on big buffers.
     digest: Dict[str, str] = {}
     # The bytes are passed, not closed over: `del raw` below must not race the thread's first read.
@@ -326,9 +338,11 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
             return _result(previous, skipped=True)
     processes = cpus()
     if fmt == "contest-jsonl":
-        table = table_from_contest(raw, s, processes)
-    else:
+        table = table_from_contest(raw, s, processes)  # JSON lines: the files' lines, one after another
+    elif len(files) == 1:
         table = table_from_rows(load(raw, fmt, where=str(source.get("uri"))), s, fmt)
+    else:
+        table = table_from_rows(load_files(files, fmt), s, fmt)  # CSV headers, JSON lists: file by file
     del raw
     hasher.join()
     input_digest = _input_digest(digest["sha256"])

@@ -84,3 +84,27 @@ def test_unknown_format_names_the_field():
     with pytest.raises(SpecError) as err:
         load(b"", "parquet")
     assert err.value.field == "spec.data.source.format"
+
+
+def test_a_directory_of_mmlu_csvs_yields_the_rows_of_every_file_in_name_order(tmp_path):
+    from mathtune_pipeline.data.loaders import load_files, source_files
+
+    (tmp_path / "b_cmmlu.csv").write_text(",Question,A,B,C,D,Answer\n0,中国的首都是？,上海,北京,广州,深圳,B\n",
+                                          encoding="utf-8")
+    (tmp_path / "a_mmlu.csv").write_text('"What is 2+2?",3,4,5,6,B\n"Q2","a","b","c","d",E\n', encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not data")
+    files = source_files(tmp_path, "mmlu-csv", "spec.data.source.uri")
+    assert [f.name for f in files] == ["a_mmlu.csv", "b_cmmlu.csv"]
+    rows = load_files(files, "mmlu-csv")
+    assert rows.output == ["B", "B"] and rows.read == 3 and rows.bad == 1
+    assert rows.instruction[0].startswith("What is 2+2?") and rows.instruction[1].startswith("中国的首都是？")
+    assert "a_mmlu.csv" in rows.bad_examples[0][1]  # a bad row names its file
+
+
+def test_a_directory_without_a_file_of_the_format_is_bad_input(tmp_path):
+    from mathtune_pipeline.data.loaders import source_files
+
+    (tmp_path / "readme.md").write_text("x")
+    with pytest.raises(SpecError) as err:
+        source_files(tmp_path, "mmlu-csv", "spec.data.source.uri")
+    assert err.value.field == "spec.data.source.uri" and "*.csv" in str(err.value)

@@ -247,3 +247,28 @@ def test_s3_source(tmp_path, s3_server, contest_200_path, monkeypatch):
                           env=env, capture_output=True, text=True, timeout=120)
     result = json.loads((tmp_path / "r3.json").read_text())
     assert proc.returncode == 2 and "AWS_ACCESS_KEY_ID" in result["error"], (proc.stderr, result)
+
+
+def test_a_directory_source_reads_every_file_of_its_format(tmp_path):
+    source = tmp_path / "mmlu"
+    source.mkdir()
+    (source / "astronomy.csv").write_text('"What is 2+2?",3,4,5,6,B\n', encoding="utf-8")
+    (source / "cmmlu_math.csv").write_text(",Question,A,B,C,D,Answer\n0,1+1=?,1,2,3,4,B\n", encoding="utf-8")
+    code, result, run_dir = run_prepare(tmp_path, {"source": {"uri": str(source), "format": "mmlu-csv"},
+                                                   "dedupe": False, "template": {"name": "multiple-choice"}})
+    assert code == 0, result
+    assert result["rows"]["read"] == 2 and len(rows_of(run_dir)) == 2
+
+
+def test_an_empty_directory_source_is_bad_input_naming_the_uri(tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": str(tmp_path / "empty"), "format": "mmlu-csv"}})
+    assert code == 2 and result["error"].startswith("spec.data.source.uri:") and "*.csv" in result["error"], result
+
+
+def test_a_sha256_on_a_directory_source_is_bad_input(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.csv").write_text('"Q",1,2,3,4,A\n')
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": str(tmp_path / "d"), "format": "mmlu-csv",
+                                                        "sha256": "0" * 64}})
+    assert code == 2 and result["error"].startswith("spec.data.source.sha256:"), result
