@@ -37,7 +37,9 @@ def pet_config(spec: Dict[str, Any]) -> Dict[str, Any]:
         raise SpecError("spec.lora.rank", f"a positive integer (got {rank!r})")
     if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise SpecError("spec.lora.dropout", f"a number in [0, 1) (got {dropout!r})")
-    return {"pet_type": "lora", "lora_rank": rank, "lora_alpha": alpha, "lora_dropout": dropout,
+    # float(): a spec read back from the API server holds 0 for 0.0 (JSON has
+    # one number type), and MindPET's LoRADense refuses an int dropout.
+    return {"pet_type": "lora", "lora_rank": rank, "lora_alpha": alpha, "lora_dropout": float(dropout),
             "target_modules": target_modules(lora["targetModules"])}
 
 
@@ -127,9 +129,12 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
         use_parallel = devices > 1
 
     opt = training["optimizer"]
-    optimizer = {"type": opt["type"], "beta1": opt["beta1"], "beta2": opt["beta2"], "eps": opt["eps"]}
+    # Floats whatever the API server returned (0 for 0.0): MindSpore's
+    # optimizers and MindPET check the Python type of these arguments.
+    optimizer = {"type": opt["type"], "beta1": float(opt["beta1"]), "beta2": float(opt["beta2"]),
+                 "eps": float(opt["eps"])}
     if opt.get("weightDecay"):
-        optimizer["weight_decay"] = opt["weightDecay"]
+        optimizer["weight_decay"] = float(opt["weightDecay"])
     lr = training["lrSchedule"]
     ckpt = training["checkpoint"]
     checkpoint_cb = {"type": "CheckpointMointor",  # sic: the callback's name in MindFormers r1.1
@@ -166,8 +171,8 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
                           "sink_mode": training["sinkMode"],
                           "sink_size": sink_size if sink_size is not None else training["sinkSize"]},
         "optimizer": optimizer,
-        "lr_schedule": {"type": lr["type"], "learning_rate": lr["learningRate"], "lr_end": lr["lrEnd"],
-                        "warmup_ratio": lr["warmupRatio"], "total_steps": -1},
+        "lr_schedule": {"type": lr["type"], "learning_rate": float(lr["learningRate"]),
+                        "lr_end": float(lr["lrEnd"]), "warmup_ratio": float(lr["warmupRatio"]), "total_steps": -1},
         "train_dataset": train_dataset,
         "train_dataset_task": {"type": "CausalLanguageModelDataset", "dataset_config": train_dataset},
         "do_eval": False,

@@ -1,5 +1,6 @@
 """Config rendering: the seeds' real config reproduced, adapted to MindFormers 1.9, read by MindFormers."""
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -9,6 +10,8 @@ from mathtune_pipeline.mindformers import counts, cpu, dialect, families, render
 from mathtune_pipeline.spec import with_defaults
 
 from .conftest import RUN1
+
+EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
 
 
 def _diff(got, want, path=""):
@@ -168,3 +171,23 @@ def test_eval_and_predict_configs(run1_spec, run_mode, tmp_path):
     assert loaded.model.model_config.max_new_tokens == 20
     with pytest.raises(ValueError):
         render.inference_config(finetune, run_mode="train", load_checkpoint="", max_new_tokens=1, use_past=False)
+
+
+def test_whole_numbers_from_the_api_server_render_as_floats():
+    """The API server returns a spec as JSON, where 0.0 comes back as 0: a
+    LoRA dropout of 0 reached MindPET as an int and training failed on the
+    real node ("the 'lora_dropout' must be 'float', but got 'int'")."""
+    from mindpet.delta.lora import INC_LEFT, Validator  # the check LoRADense runs
+
+    spec = with_defaults(yaml.safe_load((EXAMPLES / "run-cpu.yaml").read_text())["spec"])
+    spec["lora"]["dropout"] = 0
+    spec["training"]["optimizer"].update(beta1=1, eps=1, weightDecay=1)
+    spec["training"]["lrSchedule"].update(learningRate=1, lrEnd=0, warmupRatio=0)
+    config = render.finetune_config(spec, dataset_dir="/tmp/d", load_checkpoint="", save_checkpoint_steps=1)
+    pet = config["model"]["model_config"]["pet_config"]
+    # MindPET's own check of LoRADense's dropout (mindpet/delta/lora.py).
+    Validator.check_float_range(arg_value=pet["lora_dropout"], lower_limit=0.0, upper_limit=1.0, rel=INC_LEFT,
+                                arg_name="lora_dropout", prim_name="LoRADense")
+    floats = [pet["lora_dropout"], *(config["optimizer"][k] for k in ("beta1", "beta2", "eps", "weight_decay")),
+              *(config["lr_schedule"][k] for k in ("learning_rate", "lr_end", "warmup_ratio"))]
+    assert all(type(v) is float for v in floats), floats
