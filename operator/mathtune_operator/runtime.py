@@ -10,7 +10,7 @@
 - `settings.workers` threads take runs from one work queue (workqueue.py):
   at most one pass per run at a time, runs in parallel. Every API call has
   a timeout, so one hung request holds one worker, never the others.
-- A pass says when it wants to run again (reconcile.due_again): soon while a
+- A pass says when it wants to run again (Pass.requeue_after): soon while a
   stage reports progress, after a retry delay when refused, at the TTL of a
   finished run, else after a slow resync. A finished run costs nothing.
 - With leader election only the Lease holder runs passes; a standby keeps
@@ -171,6 +171,10 @@ class Controller:
     def _stopped_leading(self) -> None:
         self.leading.clear()
         METRICS.leader.set(0)
+        with self.lock:
+            # Another leader writes status from now on: what we wrote last
+            # says nothing about how new a watched body is (see _read_run).
+            self.written.clear()
 
     # -- the workers ----------------------------------------------------------------
     def _work(self) -> None:

@@ -66,3 +66,13 @@ def test_liveness_fails_when_work_waits_and_no_pass_ends_not_when_workers_are_bu
     assert "the loop is stuck" in (controller.unhealthy() or "")
     controller.leading.clear()  # a standby does no work: nothing to be stuck on
     assert controller.unhealthy() is None
+
+
+def test_a_replica_that_stops_leading_forgets_what_it_wrote():
+    """Its record of its last status patches would make an older watched
+    body look current once another leader has written since."""
+    controller = runtime.Controller(Settings(), [])
+    controller.written[("ns", "r1")] = {"phase": "Running"}
+    controller._started_leading()
+    controller._stopped_leading()
+    assert controller.written == {} and not controller.leading.is_set()
