@@ -44,11 +44,21 @@ def test_install_is_admitted_as_restricted_and_becomes_available(k8s_api, restri
         return (dep.status.available_replicas or 0) == 1 and dep
 
     dep = _wait(available, what="deployment available")
-    assert dep.spec.strategy.type == "Recreate"
+    # Only the Lease holder reconciles, so a rolling update may overlap pods.
+    assert dep.spec.strategy.type == "RollingUpdate"
     # The ReplicaSet's pod made it past Pod Security admission "restricted".
     pods = client.CoreV1Api(k8s_api).list_namespaced_pod(
         restricted_namespace, label_selector=f"app.kubernetes.io/instance={name}").items
     assert len(pods) == 1 and pods[0].status.phase == "Running"
+    # It leads: the chart's Role let it take the Lease in its namespace.
+    leases = client.CoordinationV1Api(k8s_api)
+
+    def holder():
+        try:
+            return leases.read_namespaced_lease(dep_name, restricted_namespace).spec.holder_identity
+        except ApiException:
+            return None
+    assert _wait(lambda: holder() == pods[0].metadata.name, what="the operator pod holding the Lease")
     assert "kubectl get mft -w" in notes and f"Watching: {restricted_namespace}" in notes
 
 
