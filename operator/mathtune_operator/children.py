@@ -1,7 +1,8 @@
-"""Talking to the API server about a run's children: create if absent, read,
-suspend, delete. Everything that does I/O for the reconciler lives here."""
+"""Talking to the API server about a run's children: create if absent, read a
+pod's log, suspend, delete. Everything that does I/O for the reconciler lives
+here, but for the Job and pod reads the informers serve (runtime.CachedCluster)."""
 import logging
-from typing import Any, List, Optional, cast
+from typing import Optional
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -20,9 +21,6 @@ class Cluster:
         self.timeout = request_timeout
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
-
-    def _plain(self, obj: Any) -> Obj:
-        return cast(Obj, self.api.sanitize_for_serialization(obj))
 
     # -- create if absent ---------------------------------------------------
     def ensure(self, obj: Obj) -> bool:
@@ -56,18 +54,7 @@ class Cluster:
         return False
 
     # -- read -----------------------------------------------------------------
-    def get_job(self, namespace: str, name: str) -> Optional[Obj]:
-        try:
-            return self._plain(self.batch.read_namespaced_job(name, namespace, _request_timeout=self.timeout))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def job_pods(self, namespace: str, job_name: str) -> List[Obj]:
-        pods = self.core.list_namespaced_pod(namespace, label_selector=f"batch.kubernetes.io/job-name={job_name}",
-                                             _request_timeout=self.timeout)
-        return [self._plain(p) for p in pods.items]
+    # Jobs and pods are read from the informers' caches (runtime.CachedCluster).
 
     def pod_log_tail(self, namespace: str, pod: str, lines: int = 200) -> str:
         # Raw bytes: the generated client turns a log into the repr of bytes ("b'...'").

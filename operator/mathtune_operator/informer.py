@@ -81,8 +81,6 @@ class Informer:
         self.synced = threading.Event()
         self.stopping = threading.Event()
         self.thread: Optional[threading.Thread] = None
-        self.last_contact = time.monotonic()  # the last list or watch event (incl. bookmarks)
-        self._resp: Any = None  # the open watch response
 
     # -- reading ----------------------------------------------------------------
     def get(self, namespace: str, name: str) -> Optional[Obj]:
@@ -158,7 +156,6 @@ class Informer:
             self.index = {}
             for key, obj in fresh.items():
                 self._indexed(key, obj, True)
-        self.last_contact = time.monotonic()
         self.synced.set()
         # Whatever changed while we were not watching: wake those runs.
         for key in set(old) | set(fresh):
@@ -168,16 +165,15 @@ class Informer:
 
     def _watch(self, version: str) -> None:
         while not self.stopping.is_set():
-            self._resp = self._call(watch=True, resource_version=version, allow_watch_bookmarks=True,
-                                    timeout_seconds=self.watch_timeout,
-                                    _request_timeout=(self.request_timeout, self.watch_timeout + 30))
+            resp = self._call(watch=True, resource_version=version, allow_watch_bookmarks=True,
+                              timeout_seconds=self.watch_timeout,
+                              _request_timeout=(self.request_timeout, self.watch_timeout + 30))
             try:
-                for line in iter_resp_lines(self._resp):
+                for line in iter_resp_lines(resp):
                     if not line:
                         continue
                     event = json.loads(line)
                     kind, obj = event.get("type"), event.get("object") or {}
-                    self.last_contact = time.monotonic()
                     if kind == "ERROR":
                         if obj.get("code") == 410:
                             return  # too old to resume: list again
@@ -187,9 +183,7 @@ class Informer:
                         continue
                     self._apply(kind, obj)
             finally:
-                resp, self._resp = self._resp, None
-                if resp is not None:
-                    resp.release_conn()
+                resp.release_conn()
 
     def _apply(self, kind: str, obj: Obj) -> None:
         trimmed = self.trim(obj)

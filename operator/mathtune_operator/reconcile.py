@@ -180,7 +180,7 @@ def run_pass(body: Obj, cluster: ClusterView, now: Optional[float] = None, setti
 def _stage_step(p: _Pass, stage: str) -> Step:
     """The case of one unfinished stage, from its Job and pods."""
     row, job_name = p.rows[stage], names.job(p.run, stage)
-    job = p.cluster.get_job(p.ns, job_name)
+    job = p.cluster.find_job(p.ns, job_name)
     if job is None:
         return _start_stage(p, stage, row, job_name)
     owners = [o.get("uid") for o in (job.get("metadata") or {}).get("ownerReferences") or []]

@@ -63,7 +63,7 @@ class CachedCluster(children.Cluster):
         super().__init__(api, request_timeout=request_timeout)
         self.jobs, self.pods = jobs, pods
 
-    def get_job(self, namespace: str, name: str) -> Optional[Obj]:
+    def find_job(self, namespace: str, name: str) -> Optional[Obj]:
         return self.jobs.get(namespace, name)
 
     def job_pods(self, namespace: str, job_name: str) -> List[Obj]:

@@ -131,7 +131,7 @@ fails when a rule is added or dropped without saying why.
 # when its result was lost with its pod.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 # A stage Job's pods: termination message (the stage result), Pending reasons;
 # watched (label-selected) so a stage's end wakes its run at once.
 - apiGroups: [""]

@@ -31,7 +31,6 @@ GRANTED = {
         "admission", "children's blockOwnerDeletion owner references (OwnerReferencesPermissionEnforcement)"),
     ("", "events", "create"): ("operator", "Events on runs (kopf also posts its handler errors)"),
     ("", "events", "patch"): ("operator", "a repeated Event bumps its count instead of adding another"),
-    ("batch", "jobs", "get"): ("operator", "find a stage's Job by its deterministic name"),
     ("batch", "jobs", "watch"): ("informer", "a stage Job's changes wake its run (label-selected watch)"),
     ("", "pods", "watch"): ("informer", "a stage pod's changes wake its run (label-selected watch)"),
     ("coordination.k8s.io", "leases", "get"): ("operator", "leader election: read the Lease"),

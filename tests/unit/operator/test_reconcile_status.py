@@ -59,7 +59,7 @@ class Fake:
                                                    "status": {"phase": "Running"}}]
         return True
 
-    def get_job(self, ns, name):
+    def find_job(self, ns, name):
         return json.loads(json.dumps(self.jobs[name])) if name in self.jobs else None
 
     def job_pods(self, ns, name):
