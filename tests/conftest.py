@@ -95,3 +95,21 @@ def namespace(k8s_api, request):
         core.delete_namespace(name, propagation_policy="Background")
     except client.exceptions.ApiException:
         pass
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """(directory, base URL) of a real HTTP server on loopback serving that
+    directory: the http(s) sources and checkpoints are fetched from it."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -1,13 +1,10 @@
 """`mathtune-pipeline prepare` end to end: the real rows, a contest-shaped file, remote
 sources on loopback, bad input, and re-runs."""
-import functools
 import hashlib
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -162,19 +159,6 @@ def test_bad_spec_exits_2_naming_the_field(tmp_path, data, field):
     (tmp_path / "x.json").write_text('{"problem": "q", "solution": "a"}\n')
     code, result, _ = run_prepare(tmp_path, data)
     assert code == 2 and result["error"].startswith(field + ":"), result
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_http_source_with_sha256(tmp_path, http_root, contest_200_path):

@@ -256,17 +256,22 @@ def test_a_corrupt_prepared_row_is_a_clear_error_from_a_worker(tmp_path, llama3_
     assert re.search(r"train\.jsonl: JSON lines with prompt and response \(rows \d+\.\.6000", result["error"]), result
 
 
+def _copy_of_prepared(tmp_path, prepared):
+    """A run directory holding a copy of prepare's output, and that output's
+    bytes: a refused tokenize must leave them as they were."""
+    run_dir, _ = prepared
+    work = tmp_path / "run"
+    shutil.copytree(run_dir / "prepare", work / "prepare")
+    return work, (work / "prepare" / "train.jsonl").read_bytes()
+
+
 @pytest.mark.parametrize("damage", ["missing", "truncated", "binary", "empty"])
 def test_a_missing_or_damaged_tokenizer_is_bad_input_naming_it(tmp_path, prepared, llama3_tokenizer_json, damage):
-    run_dir, _ = prepared
-    prepared_file = run_dir / "prepare" / "train.jsonl"
-    kept = prepared_file.read_bytes()
+    work, kept = _copy_of_prepared(tmp_path, prepared)
     tok = tmp_path / "tokenizer.json"
     data = llama3_tokenizer_json.read_bytes()
     if damage != "missing":
         tok.write_bytes({"truncated": data[: len(data) // 2], "binary": bytes(range(256)) * 16, "empty": b""}[damage])
-    work = tmp_path / "run"
-    shutil.copytree(run_dir / "prepare", work / "prepare")
     code, result = stage("tokenize", tmp_path, tokenize_spec(tok), work)
     assert code == 2, result
     assert result["error"].startswith("spec.model.tokenizer.uri:") and str(tok) in result["error"], result
@@ -274,10 +279,7 @@ def test_a_missing_or_damaged_tokenizer_is_bad_input_naming_it(tmp_path, prepare
 
 
 def test_a_tokenizer_with_more_ids_than_the_model_is_bad_input_at_tokenize(tmp_path, prepared, llama3_tokenizer_json):
-    run_dir, _ = prepared
-    work = tmp_path / "run"
-    shutil.copytree(run_dir / "prepare", work / "prepare")
-    kept = (work / "prepare" / "train.jsonl").read_bytes()
+    work, kept = _copy_of_prepared(tmp_path, prepared)
     spec = tokenize_spec(llama3_tokenizer_json, model={"family": "tiny-llama", "tiny": {
         "numLayers": 1, "hiddenSize": 64, "numHeads": 4, "vocabSize": 512}})
     spec["model"]["tokenizer"] = {"uri": str(llama3_tokenizer_json), "format": "hf-json"}
@@ -288,10 +290,7 @@ def test_a_tokenizer_with_more_ids_than_the_model_is_bad_input_at_tokenize(tmp_p
 
 
 def test_every_row_dropped_by_the_sequence_length_is_bad_input(tmp_path, prepared, llama3_tokenizer_json):
-    run_dir, _ = prepared
-    work = tmp_path / "run"
-    shutil.copytree(run_dir / "prepare", work / "prepare")
-    kept = (work / "prepare" / "train.jsonl").read_bytes()
+    work, kept = _copy_of_prepared(tmp_path, prepared)
     code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, seq_length=8), work)
     assert code == 2 and result["error"].startswith("spec.data.seqLength:"), result
     assert "every prompt is longer than 8" in result["error"], result

@@ -2,11 +2,8 @@
 safetensors file or shard directory in Hugging Face's Llama naming (converted
 with MindFormers' own converter), http(s) on loopback and a real S3 server
 (moto's), sha256-checked. Real MindSpore, the real safetensors package."""
-import functools
 import hashlib
-import http.server
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -113,18 +110,6 @@ def test_a_truncated_safetensors_file_is_bad_input(tmp_path, tiny):
     with pytest.raises(SpecError) as err:
         base_model.ensure(_spec(tmp_path, str(path)), tmp_path / "runs" / "r")
     assert str(path) in str(err.value) and "safetensors" in str(err.value)
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_over_https_uri_with_sha256(tmp_path, tiny, http_root):
