@@ -7,7 +7,7 @@ returns the object to create. Creating them is `children`'s job.
 import json
 from typing import Dict, List, Optional
 
-from . import names, plan
+from . import names, plan, pod_template
 from .types import Obj
 
 NPU_RESOURCE = "huawei.com/Ascend910"
@@ -130,7 +130,9 @@ def stage_args(body: Obj, stage: str) -> List[str]:
     return args
 
 
-def _env(body: Obj, stage: str) -> List[Obj]:
+def _env(body: Obj, stage: str, user: List[Obj]) -> List[Obj]:
+    """The operator's variables, then the templates' (the CRD refuses a
+    template variable of an operator's name)."""
     meta = _meta(body)
     env = [
         {"name": "MATHTUNE_RUN", "value": meta["name"]},
@@ -148,20 +150,20 @@ def _env(body: Obj, stage: str) -> List[Obj]:
         # $(MATHTUNE_NODE_RANK) in args always expands.
         env.append({"name": "MATHTUNE_NODE_RANK", "valueFrom": {"fieldRef": {
             "fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}}})
-    return env
+    return env + user
 
 
-def _tolerations(spec: Obj, npus: int) -> List[Obj]:
+def _tolerations(spec: Obj, npus: int, template: List[Obj]) -> List[Obj]:
     """The user's, plus the NPU nodes' taint for every Ascend-profile stage
     and for any pod that asks for NPUs (a cpu-profile training pod with
     resources.requestNpusOnCpu): where the NPUs are, the taint is."""
-    user = list((spec.get("scheduling") or {}).get("tolerations") or [])
+    user = list((spec.get("scheduling") or {}).get("tolerations") or []) + template
     if (spec.get("profile", "ascend") == "ascend" or npus) and NPU_TOLERATION not in user:
         user.append(dict(NPU_TOLERATION))
     return user
 
 
-def _node_selector(spec: Obj) -> Dict[str, str]:
+def _node_selector(spec: Obj, template: Dict[str, str]) -> Dict[str, str]:
     """Ascend profile: every stage runs on Ascend nodes, NPU stages or not. The
     pipeline image is built for the Ascend servers (aarch64, CANN), and CPU
     nodes of another architecture could not run it."""
@@ -169,11 +171,13 @@ def _node_selector(spec: Obj) -> Dict[str, str]:
     if spec.get("profile", "ascend") == "ascend":
         selector.update(NPU_NODE_LABEL)
     selector.update((spec.get("scheduling") or {}).get("nodeSelector") or {})
+    selector.update(template)
     return selector
 
 
-def job(body: Obj, stage: str, suspend: bool = False) -> Obj:
-    """The Job that runs one stage."""
+def job(body: Obj, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
+    """The Job that runs one stage. `attempt` numbers the Jobs of multi-node
+    training: each is one attempt of every rank (see `_retry_policy`)."""
     spec, meta = _spec(body), _meta(body)
     run = meta["name"]
     policy = spec.get("runPolicy") or {}
@@ -184,6 +188,7 @@ def job(body: Obj, stage: str, suspend: bool = False) -> Obj:
     npus = plan.npus_for(spec, stage)
     multi = plan.is_multi_node(spec, stage)
     labels = names.labels(run, stage)
+    shape = pod_template.merged(spec, stage)
 
     mounts = [{"name": "work", "mountPath": storage.get("dataPath", "/data")},
               {"name": "spec", "mountPath": names.SPEC_MOUNT, "readOnly": True},
@@ -193,14 +198,14 @@ def job(body: Obj, stage: str, suspend: bool = False) -> Obj:
                {"name": "spec", "configMap": {"name": names.config_map(run)}},
                # Dataset workers share tensors through /dev/shm; the runtime's 64 MiB default is too small.
                {"name": "shm", "emptyDir": {"medium": "Memory"}},
-               {"name": "scratch", "emptyDir": {}}]
+               {"name": "scratch", "emptyDir": {}}] + shape["volumes"]
     container = {
         "name": names.CONTAINER,
         "image": images.get("pipeline", "mathtune/pipeline-ascend:0.1.0"),
         "imagePullPolicy": images.get("pullPolicy", "IfNotPresent"),
         "command": ["mathtune-pipeline"],
         "args": stage_args(body, stage),
-        "env": _env(body, stage),
+        "env": _env(body, stage, shape["env"]),
         "workingDir": SCRATCH,
         "volumeMounts": mounts,
         "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
@@ -209,22 +214,32 @@ def job(body: Obj, stage: str, suspend: bool = False) -> Obj:
         "terminationMessagePath": names.TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if npus:
-        container["resources"] = {"limits": {NPU_RESOURCE: str(npus)}, "requests": {NPU_RESOURCE: str(npus)}}
+    if shape["envFrom"]:
+        container["envFrom"] = shape["envFrom"]
+    npu = {NPU_RESOURCE: str(npus)} if npus else {}
+    container["resources"] = {"requests": {**shape["requests"], **npu}}
+    if shape["limits"] or npu:
+        container["resources"]["limits"] = {**shape["limits"], **npu}
     if ascend and npus:
         mounts.append({"name": "ascend-driver", "mountPath": ASCEND_DRIVER, "readOnly": True})
         volumes.append({"name": "ascend-driver", "hostPath": {"path": ASCEND_DRIVER, "type": "Directory"}})
     if multi:
         container["ports"] = [{"name": "msrun", "containerPort": names.MSRUN_PORT}]
+    # After the operator's own, so a user's mount can never shadow them
+    # (the CRD refuses their paths).
+    mounts.extend(shape["volumeMounts"])
 
     pod_spec = {
         "restartPolicy": "Never",
         "securityContext": dict(POD_SECURITY_CONTEXT),
         "containers": [container],
         "volumes": volumes,
-        "tolerations": _tolerations(spec, npus),
+        "tolerations": _tolerations(spec, npus, shape["tolerations"]),
     }
-    selector = _node_selector(spec)
+    for key in ("serviceAccountName", "imagePullSecrets", "affinity"):
+        if shape[key]:
+            pod_spec[key] = shape[key]
+    selector = _node_selector(spec, shape["nodeSelector"])
     if selector:
         pod_spec["nodeSelector"] = selector
     if sched.get("priorityClassName"):
@@ -233,21 +248,18 @@ def job(body: Obj, stage: str, suspend: bool = False) -> Obj:
         pod_spec["schedulerName"] = sched["schedulerName"]
     if multi:
         pod_spec["subdomain"] = names.service(run)
-    template_meta = {"labels": dict(labels)}
+    template_meta: Obj = {"labels": {**shape["labels"], **labels}}
+    annotations = dict(shape["annotations"])
     if sched.get("queue"):
-        template_meta["annotations"] = {names.ANNOTATION_QUEUE: sched["queue"]}
+        annotations[names.ANNOTATION_QUEUE] = sched["queue"]
+    if multi and gang_scheduled(spec):
+        annotations[names.ANNOTATION_POD_GROUP] = names.pod_group(run)
+    if annotations:
+        template_meta["annotations"] = annotations
 
     job_spec = {
-        "backoffLimit": int(policy.get("backoffLimit", 2)),
         "suspend": bool(suspend),
-        # Exit code 2 is a bad spec or bad input: retrying cannot help (Kubeflow's
-        # ExitCode restart policy does the same). Evicted or preempted pods do not
-        # count against backoffLimit.
-        "podFailurePolicy": {"rules": [
-            {"action": "FailJob", "onExitCodes": {"containerName": names.CONTAINER, "operator": "In",
-                                                  "values": [EXIT_PERMANENT]}},
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-        ]},
+        **_retry_policy(spec, multi),
         "template": {"metadata": template_meta, "spec": pod_spec},
     }
     if int(policy.get("activeDeadlineSeconds", 0) or 0) > 0:
@@ -255,10 +267,77 @@ def job(body: Obj, stage: str, suspend: bool = False) -> Obj:
     if multi:
         nodes = int((spec.get("resources") or {}).get("nodes", 1))
         job_spec.update({"completionMode": "Indexed", "completions": nodes, "parallelism": nodes})
+    job_annotations = {"mathtune.dev/generation": str(meta.get("generation", 1))}
+    if multi:
+        job_annotations[names.ANNOTATION_ATTEMPT] = str(attempt)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {"name": names.job(run, stage), "namespace": meta.get("namespace"), "labels": labels,
-                     "annotations": {"mathtune.dev/generation": str(meta.get("generation", 1))},
-                     "ownerReferences": [owner_reference(body)]},
+                     "annotations": job_annotations, "ownerReferences": [owner_reference(body)]},
         "spec": job_spec,
     }
+
+
+def _retry_policy(spec: Obj, multi: bool) -> Obj:
+    """How the Job controller retries a stage's pods.
+
+    Exit code 2 is a bad spec or bad input: retrying cannot help (Kubeflow's
+    ExitCode restart policy does the same). Evicted or preempted pods do not
+    count against the retries.
+
+    Multi-node training is retried whole, never rank by rank: the ranks of
+    one msrun job rendezvous once, so a replacement rank would join nobody
+    while the others hang. Each Job is one attempt: the first failed rank
+    fails the Job (backoffLimitPerIndex 0, maxFailedIndexes 0), which stops
+    every other rank, and the operator starts the next attempt as a new Job
+    that resumes from the last checkpoint every rank completed.
+    """
+    permanent = {"action": "FailJob", "onExitCodes": {"containerName": names.CONTAINER, "operator": "In",
+                                                      "values": [EXIT_PERMANENT]}}
+    disrupted = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    if multi:
+        # A preempted rank fails the attempt too: its replacement could not
+        # rejoin the others' rendezvous.
+        return {"backoffLimitPerIndex": 0, "maxFailedIndexes": 0,
+                "podFailurePolicy": {"rules": [permanent]}}
+    return {"backoffLimit": int((spec.get("runPolicy") or {}).get("backoffLimit", 2)),
+            "podFailurePolicy": {"rules": [permanent, disrupted]}}
+
+
+def gang_scheduled(spec: Obj) -> bool:
+    """Multi-node training under Volcano is one gang (a PodGroup)."""
+    return (spec.get("scheduling") or {}).get("schedulerName") == "volcano"
+
+
+def pod_group(body: Obj) -> Obj:
+    """Volcano's gang for multi-node training: no rank is bound until every
+    rank can be, so a half-placed run never holds NPUs idle and two runs
+    never deadlock each other over the last free nodes. minResources is what
+    Volcano's enqueue action checks against the queue before any pod is made
+    schedulable."""
+    spec, meta = _spec(body), _meta(body)
+    run = meta["name"]
+    nodes = int((spec.get("resources") or {}).get("nodes", 1))
+    per_pod = {**pod_template.merged(spec, "train")["requests"], NPU_RESOURCE: str(plan.npus_for(spec, "train"))}
+    min_resources = {key: _times(value, nodes) for key, value in per_pod.items()}
+    sched = spec.get("scheduling") or {}
+    group_spec: Obj = {"minMember": nodes, "minResources": min_resources}
+    if sched.get("queue"):
+        group_spec["queue"] = sched["queue"]
+    if sched.get("priorityClassName"):
+        group_spec["priorityClassName"] = sched["priorityClassName"]
+    return {
+        "apiVersion": names.POD_GROUP_API_VERSION, "kind": "PodGroup",
+        "metadata": {"name": names.pod_group(run), "namespace": meta.get("namespace"),
+                     "labels": names.labels(run, "train"), "ownerReferences": [owner_reference(body)]},
+        "spec": group_spec,
+    }
+
+
+def _times(quantity: str, factor: int) -> str:
+    """A quantity times a whole number, in the same unit ("4Gi" x 2 = "8Gi", "250m" x 2 = "500m")."""
+    text = str(quantity)
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    unit = text[len(number):]
+    value = float(number) * factor
+    return f"{int(value) if value.is_integer() else value}{unit}"

@@ -21,6 +21,7 @@ class Cluster:
         self.timeout = request_timeout
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
 
     # -- create if absent ---------------------------------------------------
     def ensure(self, obj: Obj) -> bool:
@@ -37,6 +38,7 @@ class Cluster:
             "ConfigMap": self.core.create_namespaced_config_map,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "Service": self.core.create_namespaced_service,
+            "PodGroup": self._create_pod_group,
         }[kind]
         try:
             create(ns, obj, _request_timeout=self.timeout)
@@ -45,13 +47,24 @@ class Cluster:
             if exc.status != 409:
                 raise
         read = {"ConfigMap": self.core.read_namespaced_config_map,
-                "Service": self.core.read_namespaced_service}.get(kind)
+                "Service": self.core.read_namespaced_service,
+                "PodGroup": self._read_pod_group}.get(kind)
         owner = [o["uid"] for o in obj["metadata"].get("ownerReferences") or []]
         if read and owner:
-            existing = read(obj["metadata"]["name"], ns, _request_timeout=self.timeout)
-            if not any(o.uid in owner for o in existing.metadata.owner_references or []):
+            existing = self.api.sanitize_for_serialization(
+                read(obj["metadata"]["name"], ns, _request_timeout=self.timeout))
+            if not any(o.get("uid") in owner for o in existing["metadata"].get("ownerReferences") or []):
                 raise ForeignObject(kind, obj["metadata"]["name"])
         return False
+
+    # Volcano's PodGroup (multi-node training's gang): a custom resource.
+    def _create_pod_group(self, namespace: str, obj: Obj, **kwargs: object) -> object:
+        return self.custom.create_namespaced_custom_object(
+            names.VOLCANO_GROUP, names.VOLCANO_VERSION, namespace, "podgroups", obj, **kwargs)
+
+    def _read_pod_group(self, name: str, namespace: str, **kwargs: object) -> object:
+        return self.custom.get_namespaced_custom_object(
+            names.VOLCANO_GROUP, names.VOLCANO_VERSION, namespace, "podgroups", name, **kwargs)
 
     # -- read -----------------------------------------------------------------
     # Jobs and pods are read from the informers' caches (runtime.CachedCluster).
@@ -69,9 +82,10 @@ class Cluster:
     def set_job_suspend(self, namespace: str, name: str, suspend: bool) -> None:
         self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}}, _request_timeout=self.timeout)
 
-    def delete_job(self, namespace: str, name: str, uid: Optional[str]) -> None:
-        """Delete this Job (not a newer one of the same name: uid precondition)."""
-        options = client.V1DeleteOptions(propagation_policy="Background",
+    def delete_job(self, namespace: str, name: str, uid: Optional[str], foreground: bool = False) -> None:
+        """Delete this Job (not a newer one of the same name: uid precondition).
+        foreground: the Job stays, marked for deletion, until its pods are gone."""
+        options = client.V1DeleteOptions(propagation_policy="Foreground" if foreground else "Background",
                                          preconditions=client.V1Preconditions(uid=uid) if uid else None)
         try:
             self.batch.delete_namespaced_job(name, namespace, body=options, _request_timeout=self.timeout)

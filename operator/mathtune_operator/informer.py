@@ -36,11 +36,17 @@ _JOB_META = ("name", "namespace", "uid", "labels", "ownerReferences", "creationT
 _JOB_STATUS = ("conditions", "failed", "succeeded", "startTime", "completionTime")
 _POD_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp")
 _POD_ANNOTATIONS = ("batch.kubernetes.io/job-completion-index",)
+_JOB_ANNOTATIONS = (names.ANNOTATION_ATTEMPT,)
+
+
+def _kept_annotations(meta: Obj, keys: Tuple[str, ...]) -> Obj:
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in keys}
+    return {"annotations": annotations} if annotations else {}
 
 
 def trim_job(job: Obj) -> Obj:
     meta, status = job.get("metadata") or {}, job.get("status") or {}
-    return {"metadata": {k: meta[k] for k in _JOB_META if k in meta},
+    return {"metadata": {**{k: meta[k] for k in _JOB_META if k in meta}, **_kept_annotations(meta, _JOB_ANNOTATIONS)},
             "spec": {"suspend": (job.get("spec") or {}).get("suspend")},
             "status": {k: status[k] for k in _JOB_STATUS if k in status}}
 
@@ -51,10 +57,7 @@ def _container(status: Obj) -> Obj:
 
 def trim_pod(pod: Obj) -> Obj:
     meta = pod.get("metadata") or {}
-    kept = {k: meta[k] for k in _POD_META if k in meta}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k in _POD_ANNOTATIONS}
-    if annotations:
-        kept["annotations"] = annotations
+    kept = {**{k: meta[k] for k in _POD_META if k in meta}, **_kept_annotations(meta, _POD_ANNOTATIONS)}
     status = pod.get("status") or {}
     return {"metadata": kept, "status": {
         "phase": status.get("phase"),

@@ -18,6 +18,12 @@ LABEL_STAGE = "mathtune.dev/stage"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mathtune-operator"
 ANNOTATION_QUEUE = "scheduling.volcano.sh/queue-name"
+# The PodGroup a pod belongs to (Volcano reads it; so does the coscheduling plugin).
+ANNOTATION_POD_GROUP = "scheduling.k8s.io/group-name"
+VOLCANO_GROUP, VOLCANO_VERSION = "scheduling.volcano.sh", "v1beta1"
+POD_GROUP_API_VERSION = f"{VOLCANO_GROUP}/{VOLCANO_VERSION}"
+# Which attempt of multi-node training a train Job is (builders._retry_policy).
+ANNOTATION_ATTEMPT = "mathtune.dev/attempt"
 # Kopf's own bookkeeping lives under our prefix, not kopf.zalando.org.
 ANNOTATION_PREFIX = "mathtune.dev"
 
@@ -34,6 +40,11 @@ def job(run: str, stage: str) -> str:
 
 def service(run: str) -> str:
     """Headless Service of multi-node training (pods' DNS subdomain)."""
+    return f"{run}-train"
+
+
+def pod_group(run: str) -> str:
+    """Volcano PodGroup of multi-node training: one gang of every rank."""
     return f"{run}-train"
 
 

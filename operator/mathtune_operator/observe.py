@@ -85,6 +85,13 @@ def progress_pod(pods: List[Obj]) -> Optional[Obj]:
     return max(pool, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "") if pool else None
 
 
+def job_attempt(job: Obj) -> int:
+    """Which attempt of multi-node training this Job is (1 for a Job from
+    before attempts were numbered)."""
+    value = ((job.get("metadata") or {}).get("annotations") or {}).get(names.ANNOTATION_ATTEMPT, "1")
+    return int(value) if str(value).isdigit() and int(value) > 0 else 1
+
+
 def outcome(job: Obj, pods: List[Obj]) -> Obj:
     """{state, attempts, message, reason, startTime, completionTime}.
 

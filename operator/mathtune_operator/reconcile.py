@@ -190,9 +190,16 @@ def _stage_step(p: _Pass, stage: str) -> Step:
         return _blocked(p, row, Reason.WAITING_FOR_OLD_JOB,
                         f"Job {job_name} belongs to an earlier run named {p.run}; waiting for it to be deleted "
                         f"(delete it by hand if it is not garbage-collected)")
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        # An attempt of multi-node training being stopped: the next starts
+        # once its pods are gone (so no old rank answers to a rank's name).
+        return Step(message=f"stage {stage}: stopping every rank of Job {job_name} before the next attempt")
     _apply_suspend(p, stage, job, job_name)
     pods = p.cluster.job_pods(p.ns, job_name)
     seen = observe.outcome(job, pods)
+    if plan.is_multi_node(p.body.get("spec") or {}, stage):
+        # Each Job of multi-node training is one attempt of every rank.
+        seen["attempts"] = observe.job_attempt(job)
     row["jobName"] = job_name
     if not row.get("startTime"):
         # A Job no status knew of: the operator stopped right after creating it.
@@ -208,9 +215,43 @@ def _stage_step(p: _Pass, stage: str) -> Step:
     if seen["state"] == StageState.SUCCEEDED:
         return _stage_succeeded(p, stage, row, seen)
     if seen["state"] == StageState.FAILED:
+        if row.get("state") == StageState.RETRYING and int(row.get("attempts") or 1) > seen["attempts"]:
+            # This failed attempt is being stopped already; our view of its
+            # Job has not caught up with the deletion yet.
+            return Step(message=f"stage {stage}: stopping every rank of Job {job_name} before the next attempt")
+        if _attempts_left(p, stage, seen):
+            return _restart_whole(p, stage, row, job, seen)
         _stage_failed(p, row, stage, seen, seen["message"], seen.get("reason") or "Failed")
         return Step(phase=Phase.FAILED, message=row["message"])
     return _stage_active(p, stage, row, seen, pods)
+
+
+# Why a Job of multi-node training failed when a rank did (builders._retry_policy);
+# any other reason (exit code 2, the deadline) is final.
+RANK_FAILED = frozenset({"MaxFailedIndexesExceeded", "FailedIndexes", "BackoffLimitExceeded"})
+
+
+def _attempts_left(p: _Pass, stage: str, seen: Obj) -> bool:
+    spec = p.body.get("spec") or {}
+    limit = 1 + int((spec.get("runPolicy") or {}).get("backoffLimit", 2))
+    return plan.is_multi_node(spec, stage) and seen.get("reason") in RANK_FAILED and seen["attempts"] < limit
+
+
+def _restart_whole(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj) -> Step:
+    """A rank of multi-node training failed and the Job with it: stop every
+    rank (the Job is deleted, in the foreground) and let the next pass start
+    the next attempt, which resumes from the last checkpoint every rank
+    completed (--resume auto)."""
+    failed, nxt = seen["attempts"], seen["attempts"] + 1
+    limit = 1 + int(((p.body.get("spec") or {}).get("runPolicy") or {}).get("backoffLimit", 2))
+    p.cluster.delete_job(p.ns, job["metadata"]["name"], (job.get("metadata") or {}).get("uid"), foreground=True)
+    p.metrics.stage_retries.labels(stage).inc()
+    message = f"attempt {failed} failed: {seen['message'] or 'a rank failed'}"
+    row.update(state=StageState.RETRYING, attempts=nxt, message=message[:4000])
+    p.event(EventType.WARNING, EventReason.STAGE_RETRYING,
+            f"stage {stage}: {message[:800]}; every rank is stopped and attempt {nxt} of {limit} resumes from "
+            f"the last checkpoint every rank completed")
+    return Step(message=f"stage {stage} retrying (attempt {nxt} of {limit})")
 
 
 def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
@@ -223,7 +264,7 @@ def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
         for child in _prerequisites(p.body, stage):
             if p.cluster.ensure(child):
                 p.event(EventType.NORMAL, EventReason.CREATED, f"created {child['kind']} {child['metadata']['name']}")
-        created = p.cluster.ensure(builders.job(p.body, stage))
+        created = p.cluster.ensure(builders.job(p.body, stage, attempt=max(1, int(row.get("attempts") or 1))))
     except ForeignObject as exc:
         # Same name, earlier run, not yet garbage-collected: its spec
         # ConfigMap would run this run's stages with the old recipe.
@@ -237,7 +278,11 @@ def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
         return _blocked(p, row, Reason.CREATE_JOB_FAILED,
                         f"cannot create the {stage} stage's objects (Job {job_name}): {_api_reason(exc)}",
                         phase=Phase.RUNNING if started else Phase.PENDING)
-    if created and row.get("startTime"):
+    if created and row.get("state") == StageState.RETRYING:
+        # The next attempt of multi-node training (_restart_whole said so).
+        p.event(EventType.NORMAL, EventReason.STAGE_STARTED,
+                f"stage {stage}: created Job {job_name}, attempt {row.get('attempts')}")
+    elif created and row.get("startTime"):
         # The stage had started: someone deleted its Job (or the operator
         # did, its result being lost). It runs again.
         p.event(EventType.WARNING, EventReason.STAGE_RESTARTED, f"stage {stage}: Job {job_name} was gone; "
@@ -246,9 +291,11 @@ def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
         # Also when the Job exists but no status recorded its start: the
         # operator stopped between creating it and writing status.
         p.event(EventType.NORMAL, EventReason.STAGE_STARTED, f"stage {stage}: created Job {job_name}")
-    row.update(state=StageState.RUNNING, jobName=job_name, attempts=max(1, int(row.get("attempts") or 0)),
-               startTime=row.get("startTime") or p.now_iso)
-    row.pop("message", None)
+    retrying = row.get("state") == StageState.RETRYING
+    row.update(state=StageState.RETRYING if retrying else StageState.RUNNING, jobName=job_name,
+               attempts=max(1, int(row.get("attempts") or 0)), startTime=row.get("startTime") or p.now_iso)
+    if not retrying:
+        row.pop("message", None)
     p.new.setdefault("startTime", p.now_iso)
     return Step(message=f"stage {stage} started")
 
@@ -385,6 +432,8 @@ def _prerequisites(body: Obj, stage: str) -> List[Obj]:
         out.append(claim)
     if plan.is_multi_node(spec, stage):
         out.append(builders.headless_service(body))
+        if builders.gang_scheduled(spec):
+            out.append(builders.pod_group(body))
     return out
 
 

@@ -155,6 +155,11 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [""]
   resources: [services]
   verbs: [create, get]
+# Volcano's PodGroup of multi-node training (spec.scheduling.schedulerName:
+# volcano): every rank is one gang; read when its name is taken, as above.
+- apiGroups: [scheduling.volcano.sh]
+  resources: [podgroups]
+  verbs: [create, get]
 # Events on runs (kubectl describe mft); kopf posts its handler errors too.
 # patch: a repeated Event bumps its count instead of adding another.
 - apiGroups: [""]

@@ -63,3 +63,65 @@ def test_kubectl_explain_reads_well(kubeconfig, crd):
     top = local.kubectl("explain", "mathfinetune.spec", kubeconfig=kubeconfig).stdout
     for field in ("runPolicy", "scheduling", "storage", "evaluation", "resources", "profile"):
         assert field in top
+
+
+def _two_node_run(core, custom, namespace, volumes, name):
+    h.bind_work_volume(core, namespace, f"{name}-work", volumes)
+    doc = h.run_doc("seed000-llama3-quota-cot.yaml", name)
+    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": 2,
+                                "parallel": {"dataParallel": 4, "modelParallel": 4, "pipelineStage": 1}}
+    doc["spec"]["runPolicy"] = {"backoffLimit": 1}
+    h.create_run(custom, namespace, doc)
+    for stage in ("prepare", "tokenize"):
+        h.finish_stage(core, namespace, f"{name}-{stage}", 0, h.result(stage))
+
+
+def _ranks_running(core, namespace, job):
+    def both():
+        pods = [p for p in h.live_pods(core, namespace, job) if p.status.phase == "Running"]
+        return {p.metadata.annotations["batch.kubernetes.io/job-completion-index"]: p for p in pods} \
+            if len(pods) == 2 else None
+    return h.wait(both, 90, f"both ranks of {job} Running")
+
+
+def test_a_failed_rank_restarts_every_rank_as_the_next_attempt(namespace, apis, operator, volumes):
+    """One rank fails: the Job fails at once (no rank is replaced alone), the
+    operator stops every rank and starts attempt 2, which resumes; when
+    attempt 2 fails too, backoffLimit 1 is used up and the run fails."""
+    core, batch, custom = apis["core"], apis["batch"], apis["custom"]
+    name = "restart"
+    _two_node_run(core, custom, namespace, volumes, name)
+    first = _ranks_running(core, namespace, f"{name}-train")
+    first_job = batch.read_namespaced_job(f"{name}-train", namespace)
+    assert first_job.metadata.annotations["mathtune.dev/attempt"] == "1"
+    assert first_job.spec.backoff_limit_per_index == 0 and first_job.spec.max_failed_indexes == 0
+
+    h.podsim.complete_pod(core, namespace, first["1"].metadata.name, 1, "rank 1: HCCL timeout on link 3")
+
+    def second_attempt():
+        try:
+            job = batch.read_namespaced_job(f"{name}-train", namespace)
+        except h.ApiException:
+            return None
+        return job if job.metadata.annotations.get("mathtune.dev/attempt") == "2" else None
+    job = h.wait(second_attempt, 90, "the train Job of attempt 2")
+    second = _ranks_running(core, namespace, f"{name}-train")
+    # Both ranks are new pods; rank 0 had not failed and was stopped too.
+    old_uids = {p.metadata.uid for p in first.values()}
+    assert not old_uids & {p.metadata.uid for p in second.values()}
+    gone = h.wait(lambda: not [p for p in core.list_namespaced_pod(namespace).items
+                               if p.metadata.uid in old_uids] or None, 60, "attempt 1's pods gone")
+    assert gone
+    args = second["0"].spec.containers[0].args
+    assert args[args.index("--resume") + 1] == "auto"
+    assert job.metadata.uid != first_job.metadata.uid
+    run = h.wait_run(custom, namespace, name, lambda r: h.stage_row(r, "train").get("attempts") == 2
+                     and h.stage_row(r, "train").get("state") == "Running", "train Running, attempt 2")
+    assert "attempt 1 failed: rank 1: HCCL timeout on link 3" in h.stage_row(run, "train")["message"]
+    h.wait(lambda: "StageRetrying" in h.events_of(core, namespace, name) or None, 30, "a StageRetrying Event")
+
+    h.podsim.complete_pod(core, namespace, second["0"].metadata.name, 1, "rank 0: loss is NaN")
+    run = h.wait_phase(custom, namespace, name, "Failed", timeout=90)
+    row = h.stage_row(run, "train")
+    assert row["attempts"] == 2 and "failed after 2 attempts" in row["message"], row
+    assert "rank 0: loss is NaN" in row["message"]

@@ -68,6 +68,59 @@ CASES = [
     ("tiny-heads", "spec.model.tiny.numHeads", 3, "spec.model.tiny.hiddenSize"),
     ("long-name", "metadata.name", "a" * 41, "metadata.name"),
     ("unknown-field", "spec.lora.rnak", 8, "rnak"),
+    # Pod templates (spec.podTemplates): checked at admission like the rest.
+    ("template-reserved-env", "spec.podTemplates", [{"env": [{"name": "MATHTUNE_RUN", "value": "x"}]}],
+     "spec.podTemplates[].env[].name: MATHTUNE_*"),
+    ("template-env-value-and-from", "spec.podTemplates", [{"env": [
+        {"name": "A", "value": "x", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}],
+     "spec.podTemplates[].env[]: give value or valueFrom"),
+    ("template-env-from-both", "spec.podTemplates", [{"envFrom": [
+        {"secretRef": {"name": "a"}, "configMapRef": {"name": "b"}}]}], "spec.podTemplates[].envFrom[]"),
+    ("template-npus", "spec.podTemplates", [{"resources": {"limits": {"huawei.com/Ascend910": 8}}}],
+     "spec.podTemplates[].resources: huawei.com/Ascend910"),
+    ("template-bad-quantity", "spec.podTemplates", [{"resources": {"requests": {"memory": "lots"}}}],
+     "spec.podTemplates[0].resources.requests.memory"),
+    ("template-bad-stage", "spec.podTemplates", [{"stages": ["training"]}], "spec.podTemplates[0].stages[0]"),
+    ("template-mount-no-volume", "spec.podTemplates", [{"stages": ["train"], "volumeMounts": [
+        {"name": "cache", "mountPath": "/cache"}]}], "spec.podTemplates[].volumeMounts[].name"),
+    ("template-volume-two-sources", "spec.podTemplates", [{"volumes": [
+        {"name": "v", "emptyDir": {}, "hostPath": {"path": "/opt"}}]}], "spec.podTemplates[].volumes[]: give exactly one"),
+    ("template-operator-volume", "spec.podTemplates", [{"volumes": [{"name": "work", "emptyDir": {}}]}],
+     "spec.podTemplates[].volumes[].name"),
+    ("template-operator-mount", "spec.podTemplates", [{"volumes": [{"name": "v", "emptyDir": {}}],
+                                                       "volumeMounts": [{"name": "v", "mountPath": "/tmp"}]}],
+     "spec.podTemplates[].volumeMounts[].mountPath"),
+    ("template-operator-label", "spec.podTemplates", [{"labels": {"mathtune.dev/run": "other"}}],
+     "spec.podTemplates[].labels"),
+    ("template-duplicate-env", "spec.podTemplates", [{"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}],
+     "spec.podTemplates[0].env[1]"),
+    ("template-bad-affinity", "spec.podTemplates", [{"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "zone", "operator": "Near"}]}]}}}}],
+     "spec.podTemplates[0].affinity.nodeAffinity"),
+]
+
+# A template using every field: what the API server must accept.
+FULL_TEMPLATES = [
+    {"envFrom": [{"secretRef": {"name": "s3-credentials"}}],
+     "env": [{"name": "AWS_DEFAULT_REGION", "value": "cn-southwest-2"},
+             {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+     "serviceAccountName": "mathtune-stages", "imagePullSecrets": [{"name": "registry"}],
+     "labels": {"team": "math"}, "annotations": {"example.com/cost-center": "42"}},
+    {"stages": ["train"], "labels": {"ring-controller.atlas": "ascend-910b"},
+     "resources": {"requests": {"cpu": 32, "memory": "256Gi"}, "limits": {"memory": "512Gi"}},
+     "nodeSelector": {"node.kubernetes.io/npu.chip.name": "910B"},
+     "tolerations": [{"key": "maintenance", "operator": "Exists", "effect": "NoSchedule"}],
+     "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+         {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]}},
+         "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": {
+             "topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"team": "math"}}}}]}},
+     "volumes": [{"name": "add-ons", "hostPath": {"path": "/usr/local/Ascend/add-ons", "type": "Directory"}},
+                 {"name": "big-shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}},
+                 {"name": "shared", "nfs": {"server": "10.0.0.5", "path": "/exports/models", "readOnly": True}}],
+     "volumeMounts": [{"name": "add-ons", "mountPath": "/usr/local/Ascend/add-ons", "readOnly": True},
+                      {"name": "shared", "mountPath": "/models"}]},
+    {"stages": ["merge", "evaluate"], "resources": {"requests": {"memory": "64Gi"}}},
 ]
 
 
@@ -105,6 +158,14 @@ def test_the_valid_base_is_accepted(namespace, apis, crd):
     """Every rejection above is due to its one change: the base passes."""
     doc = h.run_doc("run-cpu.yaml", "good")
     apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All")
+
+
+def test_pod_templates_using_every_field_are_accepted(namespace, apis, crd):
+    doc = h.run_doc("run-cpu.yaml", "templates")
+    doc["spec"]["podTemplates"] = FULL_TEMPLATES
+    out = apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc,
+                                                         field_validation="Strict")
+    assert out["spec"]["podTemplates"] == FULL_TEMPLATES
 
 
 @pytest.mark.parametrize("path,value", [

@@ -47,6 +47,10 @@ GRANTED = {
     ("", "persistentvolumeclaims", "create"): ("operator", "the run's work volume when spec.storage.pvcName is empty"),
     ("", "services", "create"): ("operator", "headless Service for multi-node training"),
     ("", "services", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected?"),
+    ("scheduling.volcano.sh", "podgroups", "create"): (
+        "operator", "multi-node training under Volcano: one gang of every rank"),
+    ("scheduling.volcano.sh", "podgroups", "get"): (
+        "operator", "its name taken: ours, or an earlier run's not yet collected?"),
 }
 # Granted only when watching named namespaces (watch.scope=namespace).
 NAMESPACE_SCOPE_ONLY = {("", "namespaces", "list"), ("", "namespaces", "watch")}
@@ -106,6 +110,9 @@ _KIND_TO_RESOURCE = {
     "event": ("", "events"), "lease": ("coordination.k8s.io", "leases"),
     "custom_resource_definition": ("apiextensions.k8s.io", "customresourcedefinitions"),
 }
+# Custom resources the operator touches, by plural (a custom-object call
+# whose plural is not a string literal is taken for the MathFinetune's).
+_CUSTOM_GROUP = {"mathfinetunes": "mathtune.dev", "podgroups": "scheduling.volcano.sh"}
 _VERB = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "replace": "update",
          "delete": "delete", "delete_collection": "deletecollection"}
 _CALL = re.compile(r"^(create|read|get|list|patch|replace|delete_collection|delete)_(?:namespaced_)?"
@@ -119,6 +126,14 @@ def operator_api_calls():
     calls = []
     for path in sorted(OPERATOR_SRC.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
+        # A custom-object call names its resource by its plural argument:
+        # map each such call's method attribute to that plural.
+        plurals = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and len(node.args) > 3:
+                plural = node.args[3]
+                if isinstance(plural, ast.Constant) and isinstance(plural.value, str):
+                    plurals[id(node.func)] = plural.value
         for node in ast.walk(tree):
             # Attributes, not only calls: a bound method kept in a table counts.
             if isinstance(node, ast.Attribute):
@@ -128,7 +143,8 @@ def operator_api_calls():
                 verb, kind, sub = m.groups()
                 where = f"{path.relative_to(helm.local.REPO)}:{node.lineno}"
                 if kind in ("custom_object", "cluster_custom_object"):
-                    group, resource = "mathtune.dev", "mathfinetunes"
+                    resource = plurals.get(id(node), "mathfinetunes")
+                    group = _CUSTOM_GROUP[resource]
                 elif kind in _KIND_TO_RESOURCE:
                     group, resource = _KIND_TO_RESOURCE[kind]
                 else:

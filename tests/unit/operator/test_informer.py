@@ -38,14 +38,17 @@ def test_only_changes_a_pass_can_see_wake_the_run():
     assert inf.get("ns", "r-train-abc") is None
 
 
-def test_a_job_keeps_its_owner_suspend_and_outcome_not_its_template():
+def test_a_job_keeps_its_owner_suspend_outcome_and_attempt_not_its_template():
     job = {"metadata": {"name": "r-train", "namespace": "ns", "uid": "u", "ownerReferences": [{"uid": "run"}],
-                        "labels": {names.LABEL_RUN: "r"}},
+                        "labels": {names.LABEL_RUN: "r"},
+                        "annotations": {names.ANNOTATION_ATTEMPT: "2", "mathtune.dev/generation": "1"}},
            "spec": {"suspend": False, "template": {"spec": {"containers": [{"name": "stage"}]}}},
            "status": {"active": 1, "ready": 1, "failed": 1, "startTime": "t"}}
     kept = informer.trim_job(job)
     assert kept["spec"] == {"suspend": False} and kept["metadata"]["ownerReferences"] == [{"uid": "run"}]
     assert kept["status"] == {"failed": 1, "startTime": "t"}
+    # Which attempt of multi-node training it is decides whether one more may start.
+    assert kept["metadata"]["annotations"] == {names.ANNOTATION_ATTEMPT: "2"}
 
 
 def test_a_jobs_pods_come_from_the_index_and_follow_changes():

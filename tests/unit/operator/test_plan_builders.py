@@ -52,7 +52,8 @@ def test_train_job_on_ascend(seed000):
 def test_data_stages_ask_for_no_npus_but_stay_on_ascend_nodes(seed000):
     for stage in ("prepare", "tokenize", "merge", "report"):
         pod = builders.job(seed000, stage)["spec"]["template"]["spec"]
-        assert "resources" not in pod["containers"][0], stage
+        resources = pod["containers"][0]["resources"]
+        assert NPU not in resources["requests"] and "limits" not in resources, stage
         assert not any(v["name"] == "ascend-driver" for v in pod["volumes"])
         assert pod["nodeSelector"]["accelerator"] == "huawei-Ascend910"
     # evaluate/predict: the merged checkpoint on one card, even where training
@@ -82,11 +83,12 @@ def test_cpu_profile_training_asks_the_device_plugin_for_npus_only_when_told(cpu
         pod = builders.job(cpu_run, stage)["spec"]["template"]["spec"]
         c = pod["containers"][0]
         if stage == "train":
-            assert c["resources"] == {"limits": {NPU: "2"}, "requests": {NPU: "2"}}
+            assert c["resources"] == {"limits": {NPU: "2"}, "requests": {NPU: "2", "cpu": "500m", "memory": "2Gi"}}
             # Where the NPUs are, their taint is.
             assert pod["tolerations"] == [{"key": NPU, "operator": "Exists", "effect": "NoSchedule"}]
         else:
-            assert "resources" not in c and pod["tolerations"] == [], stage
+            assert NPU not in c["resources"]["requests"] and "limits" not in c["resources"], stage
+            assert pod["tolerations"] == [], stage
         assert "nodeSelector" not in pod, stage
         assert not any(v["name"] == "ascend-driver" for v in pod["volumes"]), stage
 
