@@ -646,6 +646,9 @@ def spec_schema():
         "backoffLimit": i("Retries of a failed stage pod (Job backoffLimit, exponential backoff). Exit code 2 "
                           "(bad spec or input) is never retried.", 2, 0, 20),
         "activeDeadlineSeconds": i("Longest a stage may run, in seconds; 0: no limit.", 0, 0),
+        "rendezvousTimeoutSeconds": i("Multi-node training: how long ranks wait for each other (rank 0's DNS "
+                                      "name, then msrun's cluster) before the attempt fails and, while "
+                                      "backoffLimit allows, every rank starts again.", 1800, 30, 86400),
         "ttlSecondsAfterFinished": i("Delete the run's Jobs (and their pods) this long after the run ends; "
                                      "0: keep them.", 0, 0),
     })

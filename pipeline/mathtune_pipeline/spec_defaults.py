@@ -57,4 +57,8 @@ DEFAULTS: Dict[str, Any] = {'profile': 'ascend',
  'storage': {'pvcName': '', 'size': '200Gi', 'storageClassName': '', 'dataPath': '/data'},
  'images': {'pipeline': 'mathtune/pipeline-ascend:0.1.0', 'pullPolicy': 'IfNotPresent'},
  'scheduling': {'tolerations': [], 'priorityClassName': '', 'schedulerName': '', 'queue': ''},
- 'runPolicy': {'suspend': False, 'backoffLimit': 2, 'activeDeadlineSeconds': 0, 'ttlSecondsAfterFinished': 0}}
+ 'runPolicy': {'suspend': False,
+               'backoffLimit': 2,
+               'activeDeadlineSeconds': 0,
+               'rendezvousTimeoutSeconds': 1800,
+               'ttlSecondsAfterFinished': 0}}

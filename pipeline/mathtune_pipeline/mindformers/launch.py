@@ -26,8 +26,20 @@ DEFAULT_PORT = 8118
 LOCALHOST = "127.0.0.1"
 
 
-def resolve_master(addr: str, timeout: float = 300.0, interval: float = 2.0) -> str:
-    """An IP for `addr`, waiting for DNS: a headless Service's pod record appears only once the pod runs."""
+class RendezvousTimeout(RuntimeError):
+    """Rank 0 did not appear in time: transient (exit 1), so the operator
+    starts the next attempt of every rank rather than failing the run."""
+
+
+def resolve_master(addr: str, timeout: float, interval: float = 2.0, service: Optional[str] = None) -> str:
+    """An IP for `addr`, waiting for DNS: a headless Service's record of a
+    pod appears only once the pod runs.
+
+    service: the headless Service's own name. It resolves as soon as any rank
+    runs (this one does), so when it resolves and rank 0's name does not,
+    rank 0's pod is what is missing; when neither does, it is the Service
+    (or the cluster's DNS).
+    """
     try:
         socket.inet_aton(addr)
         return addr
@@ -39,8 +51,27 @@ def resolve_master(addr: str, timeout: float = 300.0, interval: float = 2.0) -> 
             return socket.gethostbyname(addr)
         except OSError as exc:
             if time.monotonic() >= deadline:
-                raise SpecError("--master-addr", f"a resolvable host name or an IP ({addr}: {exc})") from exc
+                raise RendezvousTimeout(_missing(addr, service, timeout, exc)) from exc
             time.sleep(interval)
+
+
+def _missing(addr: str, service: Optional[str], timeout: float, exc: OSError) -> str:
+    waited = f"rank 0 ({addr}) did not resolve within {timeout:.0f} s (spec.runPolicy.rendezvousTimeoutSeconds)"
+    if service is None:
+        return f"{waited}: {exc}"
+    try:
+        socket.gethostbyname(service)
+    except OSError:
+        return (f"{waited}, nor did the headless Service {service}: the Service is missing or the cluster's DNS "
+                f"does not answer ({exc})")
+    return (f"{waited}, while the headless Service {service} does: rank 0's pod is not running (not scheduled, "
+            f"or still starting; the run's status says why)")
+
+
+def service_of(addr: str) -> Optional[str]:
+    """The headless Service's name in a pod's name `<pod>.<service>.<ns>.svc...`."""
+    parts = addr.split(".", 1)
+    return parts[1] if len(parts) == 2 and "." in parts[1] else None
 
 
 def free_port() -> int:

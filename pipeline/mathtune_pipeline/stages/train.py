@@ -205,14 +205,18 @@ def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parse
               f"({launch.VISIBLE_DEVICES}={os.environ[launch.VISIBLE_DEVICES]})", flush=True)
     if nodes > 1 and not args.master_addr:
         raise SpecError("--master-addr", "rank 0's address on a multi-node run")
-    master = launch.resolve_master(args.master_addr) if args.master_addr else launch.LOCALHOST
+    # Peers are waited for as long as the run allows, in both rendezvous:
+    # rank 0's name here, every rank's msrun connection below.
+    wait = int((spec.get("runPolicy") or {}).get("rendezvousTimeoutSeconds", 1800))
+    master = launch.resolve_master(args.master_addr, timeout=wait, service=launch.service_of(args.master_addr)) \
+        if args.master_addr else launch.LOCALHOST
     port = args.master_port or (launch.DEFAULT_PORT if nodes > 1 else launch.free_port())
     config_path = mf_model.write_config(config, work / f"finetune-node{args.node_rank}.yaml")
     log_dir = work / f"msrun_log-node{args.node_rank}"
     shutil.rmtree(log_dir, ignore_errors=True)
     command = launch.msrun_command(script=str(WORKER), script_args=["--config", str(config_path)],
                                    local_workers=local, nodes=nodes, master_addr=master, master_port=port,
-                                   node_rank=args.node_rank, log_dir=str(log_dir))
+                                   node_rank=args.node_rank, log_dir=str(log_dir), cluster_timeout=wait)
     print("train: " + " ".join(command), flush=True)
 
     def on_line(line: str) -> None:

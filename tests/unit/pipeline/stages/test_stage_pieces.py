@@ -26,11 +26,24 @@ def test_msrun_command_single_and_multi_node():
 
 
 def test_master_address_resolution():
-    assert launch.resolve_master("10.1.2.3") == "10.1.2.3"
-    assert launch.resolve_master("localhost") == "127.0.0.1"
-    with pytest.raises(SpecError) as err:
-        launch.resolve_master("no-such-host.invalid", timeout=0.1, interval=0.05)
-    assert err.value.field == "--master-addr"
+    assert launch.resolve_master("10.1.2.3", timeout=1) == "10.1.2.3"
+    assert launch.resolve_master("localhost", timeout=1) == "127.0.0.1"
+    assert launch.service_of("r-train-0.r-train.ns.svc") == "r-train.ns.svc"
+    assert launch.service_of("localhost") is None
+
+
+def test_a_missing_rank_0_is_a_transient_failure_that_says_what_is_missing():
+    """Real resolution: `localhost` stands for a Service that resolves (this
+    rank runs), `.invalid` names never do (RFC 6761)."""
+    with pytest.raises(launch.RendezvousTimeout) as err:
+        launch.resolve_master("r-train-0.invalid", timeout=0.1, interval=0.05, service="localhost")
+    assert not isinstance(err.value, SpecError), "a late rank 0 must be retried, not fail the run"
+    text = str(err.value)
+    assert "did not resolve within 0 s (spec.runPolicy.rendezvousTimeoutSeconds)" in text
+    assert "rank 0's pod is not running (not scheduled, or still starting" in text
+    with pytest.raises(launch.RendezvousTimeout) as err:
+        launch.resolve_master("r-train-0.invalid", timeout=0.1, interval=0.05, service="r-train.invalid")
+    assert "nor did the headless Service r-train.invalid: the Service is missing" in str(err.value)
 
 
 def test_stage_exit_codes():
