@@ -160,6 +160,13 @@ def test_the_valid_base_is_accepted(namespace, apis, crd):
     apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All")
 
 
+@pytest.mark.parametrize("example", sorted(p.name for p in h.EXAMPLES.glob("*.yaml")))
+def test_every_example_is_accepted(example, namespace, apis, crd):
+    doc = yaml.safe_load((h.EXAMPLES / example).read_text())
+    apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All",
+                                                   field_validation="Strict")
+
+
 def test_pod_templates_using_every_field_are_accepted(namespace, apis, crd):
     doc = h.run_doc("run-cpu.yaml", "templates")
     doc["spec"]["podTemplates"] = FULL_TEMPLATES
