@@ -688,8 +688,8 @@ def spec_schema():
 
 def status_schema():
     cond = obj("A condition (Kubernetes API conventions).", {
-        "type": s("Condition type: Succeeded, Failed, Ready, Suspended, or one per stage (Prepared, "
-                  "Tokenized, Trained, Merged, Evaluated, Predicted, Reported)."),
+        "type": s("Condition type: Succeeded, Failed, Ready, Suspended, VolumeSufficient, or one per stage "
+                  "(Prepared, Tokenized, Trained, Merged, Evaluated, Predicted, Reported)."),
         "status": s("True, False or Unknown.", enum=["True", "False", "Unknown"]),
         "reason": s("CamelCase reason."),
         "message": s("Human-readable detail.", max_length=LONG * 8),
@@ -719,6 +719,11 @@ def status_schema():
             "sampled": i("Rows in the training set."),
             "other": i("Rows no rule classified."),
             "classified": smap("Rows per problem type after dedupe.", {"type": "integer"}, max_props=256),
+        }, default=False),
+        "volume": obj("The work volume against what the stages after prepare will write (estimated when "
+                      "prepare ended; condition VolumeSufficient says whether it fits).", {
+            "neededBytes": i("Bytes tokenize, train and merge will write (docs/contract.md: disk)."),
+            "freeBytes": i("Bytes free on the work volume when prepare ended."),
         }, default=False),
         "tokenize": obj("What tokenize wrote.", {
             "rows": i("Rows written."), "seqLength": i("Sequence length used."),
@@ -773,7 +778,7 @@ def status_schema():
         "completionTime": {"type": "string", "format": "date-time", "description": "When the run ended."},
         "jobsDeletedAt": {"type": "string", "format": "date-time",
                           "description": "When ttlSecondsAfterFinished removed the run's Jobs."},
-        "conditions": {**arr("Conditions: Succeeded, Failed, Ready, Suspended and one per stage.", cond,
+        "conditions": {**arr("Conditions: Succeeded, Failed, Ready, Suspended, VolumeSufficient and one per stage.", cond,
                              max_items=32, list_type="map"), "x-kubernetes-list-map-keys": ["type"]},
         "stages": {**arr("One row per planned stage, in order.", stage_row, max_items=16, list_type="map"),
                    "x-kubernetes-list-map-keys": ["name"]},

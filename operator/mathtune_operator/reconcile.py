@@ -335,6 +335,8 @@ def _stage_succeeded(p: _Pass, stage: str, row: Obj, seen: Obj) -> Step:
     row.update(state=StageState.SUCCEEDED, summary=summary, attempts=seen["attempts"],
                completionTime=norm_time(seen.get("completionTime"), p.now_iso))
     row.pop("message", None)
+    if stage == "prepare":
+        _check_volume(p)
     if stage == "train":
         _train_done(new, result)
     elif stage in plan.PROGRESS_STAGES and (new.get("progress") or {}).get("stage") == stage:
@@ -346,6 +348,21 @@ def _stage_succeeded(p: _Pass, stage: str, row: Obj, seen: Obj) -> Step:
     _observe_duration(p.metrics, stage, StageState.SUCCEEDED, row)
     p.event(EventType.NORMAL, EventReason.STAGE_SUCCEEDED, f"stage {stage}: {summary}")
     return Step(next_stage=True)
+
+
+def _check_volume(p: _Pass) -> None:
+    """A warning, not a failure: the estimate is an estimate, and space may
+    be freed before the saves come (a condition and one Warning Event)."""
+    if (p.new.get("results") or {}).get("volume") is None:
+        return
+    short = results.volume_shortfall(p.new["results"])
+    if short:
+        p.event(EventType.WARNING, Reason.VOLUME_TOO_SMALL, short)
+    generation = p.body["metadata"].get("generation")
+    p.new["conditions"] = st.set_condition(
+        p.new.get("conditions") or [], "VolumeSufficient", "False" if short else "True",
+        Reason.VOLUME_TOO_SMALL if short else Reason.VOLUME_LARGE_ENOUGH,
+        short or "the work volume has room for what tokenize, train and merge will write", generation, p.now_iso)
 
 
 def _stage_active(p: _Pass, stage: str, row: Obj, seen: Obj, pods: List[Obj]) -> Step:

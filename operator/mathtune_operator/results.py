@@ -92,6 +92,21 @@ def final_summary(out: Dict[str, Any]) -> str:
     return "done: " + ", ".join(parts) if parts else "done"
 
 
+GIB = 2 ** 30
+
+
+def volume_shortfall(out: Dict[str, Any]) -> Optional[str]:
+    """Why the work volume will not hold what the later stages write, from
+    prepare's estimate (status.results.volume), or None when it will."""
+    volume = out.get("volume") or {}
+    needed, free = _int(volume.get("neededBytes")), _int(volume.get("freeBytes"))
+    if needed is None or free is None or needed <= free:
+        return None
+    return (f"the work volume has {free / GIB:.1f} GiB free, and tokenize, train and merge will write about "
+            f"{needed / GIB:.1f} GiB (docs/contract.md: disk): training would fail at a checkpoint save. Free space "
+            f"on the claim, or run again with a larger spec.storage.size")
+
+
 def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """(summary line, status.results updated with this stage's result)."""
     out = json.loads(json.dumps(current or {}))  # deep copy
@@ -105,6 +120,9 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
                               "other": _int(rows.get("other")), "classified": classified or None})
         summary = (f"read {rows.get('read', '?')}, bad {rows.get('bad', 0)}, deduped {rows.get('deduped', '?')}, "
                    f"{len(classified)} types, sampled {rows.get('sampled', '?')}")
+        disk = result.get("disk") or {}
+        if _int(disk.get("neededBytes")) is not None and _int(disk.get("freeBytes")) is not None:
+            out["volume"] = {"neededBytes": _int(disk["neededBytes"]), "freeBytes": _int(disk["freeBytes"])}
     elif stage == "tokenize":
         out["tokenize"] = _clean({"rows": _int(result.get("rows")), "seqLength": _int(result.get("seqLength")),
                                   "truncated": _int(result.get("truncated")),

@@ -67,6 +67,17 @@ def for_spec(spec: Dict[str, Any], rows: int) -> Dict[str, int]:
         rows=rows, seq_length=seq if isinstance(seq, int) else 4096)
 
 
+def outlook(spec: Dict[str, Any], rows: int, path: Union[str, Path]) -> Dict[str, int]:
+    """What the stages after prepare will write (tokenize, train, merge) and
+    what the volume holding `path` has free now: the operator warns in the
+    run's status when the first exceeds the second, hours before a save fails."""
+    parts = for_spec(spec, rows)
+    path = Path(path)
+    probe = path if path.exists() else next(p for p in path.parents if p.exists())
+    return {"neededBytes": parts["tokenize"] + parts["train"] + parts["merge"],
+            "freeBytes": shutil.disk_usage(probe).free}
+
+
 def shortfall(path: Union[str, Path], needed: int, what: str) -> Optional[str]:
     """What is missing when the volume holding `path` has less than `needed` bytes free, else None."""
     path = Path(path)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
 from ..data import types as T
@@ -382,4 +382,6 @@ def _empty(uri: str, fmt: str, counts: Mapping[str, Any]) -> SpecError:
 
 
 def run(args: argparse.Namespace, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
-    return prepare(spec, Path(args.run_dir), force=args.force)
+    result = prepare(spec, Path(args.run_dir), force=args.force)
+    result["disk"] = disk.outlook(spec, result["rows"]["sampled"], Path(args.run_dir))
+    return result

@@ -72,7 +72,7 @@ class Fake:
         self.suspends.append((name, suspend))
         self.jobs[name]["spec"]["suspend"] = suspend
 
-    def delete_job(self, ns, name, uid):
+    def delete_job(self, ns, name, uid, foreground=False):
         self.jobs.pop(name, None)
         self.objects.pop(("Job", name), None)
         self.pods.pop(name, None)
@@ -177,6 +177,32 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     assert 'mathtune_run_status{namespace="ns1",phase="Succeeded",run="run-cpu"} 1.0' in text
     assert 'mathtune_stage_duration_seconds_count{result="Succeeded",stage="train"} 1.0' in text
     assert 'mathtune_quality_gate_passed{namespace="ns1",run="run-cpu"} 1.0' in text
+
+
+@pytest.mark.parametrize("needed,free,sufficient", [(300 * 2**30, 120 * 2**30, "False"),
+                                                     (100 * 2**30, 120 * 2**30, "True")])
+def test_prepare_warns_when_the_later_stages_will_not_fit_the_volume(world, needed, free, sufficient):
+    run, fake, metrics, throttle = world
+    status_schema = schema()["properties"]["status"]
+    step(run, fake, metrics, throttle)
+    fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"],
+                                                  "disk": {"neededBytes": needed, "freeBytes": free}}))
+    out = step(run, fake, metrics, throttle)
+    _declared(status_schema, run["status"])
+    assert run["status"]["results"]["volume"] == {"neededBytes": needed, "freeBytes": free}
+    cond = {c["type"]: c for c in run["status"]["conditions"]}["VolumeSufficient"]
+    assert cond["status"] == sufficient
+    warnings = [e for e in out.events if e.reason == "VolumeTooSmall"]
+    if sufficient == "False":
+        assert cond["reason"] == "VolumeTooSmall" and "120.0 GiB free" in cond["message"]
+        assert "about 300.0 GiB" in cond["message"] and "spec.storage.size" in cond["message"]
+        assert len(warnings) == 1 and warnings[0].type == "Warning"
+    else:
+        assert cond["reason"] == "VolumeLargeEnough" and not warnings
+    # A warning, not a failure: the run goes on, and the condition stays.
+    assert run["status"]["phase"] == "Running" and run["status"]["stage"] == "tokenize"
+    step(run, fake, metrics, throttle)
+    assert {c["type"]: c for c in run["status"]["conditions"]}["VolumeSufficient"]["status"] == sufficient
 
 
 def test_retry_then_permanent_failure_names_stage_and_message(world):

@@ -256,3 +256,19 @@ def test_a_sha256_on_a_directory_source_is_bad_input(tmp_path):
     code, result, _ = run_prepare(tmp_path, {"source": {"uri": str(tmp_path / "d"), "format": "mmlu-csv",
                                                         "sha256": "0" * 64}})
     assert code == 2 and result["error"].startswith("spec.data.source.sha256:"), result
+
+
+def test_the_result_says_what_the_later_stages_will_need_of_the_volume(tmp_path, contest_200_path):
+    """Llama3-8B's defaults: the kept checkpoints and merged epochs are tens of
+    GB, whatever the rows; the free bytes are the volume's (here: tmp's)."""
+    import shutil
+
+    from mathtune_pipeline import disk
+    from mathtune_pipeline.spec import load_spec
+
+    code, result, _ = run_prepare(tmp_path, {"source": {"uri": str(contest_200_path), "format": "contest-jsonl"}})
+    assert code == 0, result
+    spec, _ = load_spec(tmp_path / "run.yaml")
+    parts = disk.for_spec(spec, result["rows"]["sampled"])
+    assert result["disk"]["neededBytes"] == parts["tokenize"] + parts["train"] + parts["merge"] > 50 * disk.GIB
+    assert abs(result["disk"]["freeBytes"] - shutil.disk_usage(tmp_path).free) < disk.GIB
