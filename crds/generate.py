@@ -636,8 +636,30 @@ def spec_schema():
                            max_length=SHORT),
         "queue": s("Volcano queue (pod annotation scheduling.volcano.sh/queue-name); needs schedulerName "
                    "volcano.", "", max_length=SHORT),
+        "mindCluster": obj("Huawei MindCluster mode (docs/stage-pods.md): for clusters whose Ascend device plugin "
+                           "runs with Volcano (MindCluster's ascend-volcano-plugin). NPU stages then get a PodGroup "
+                           "with their NPUs as minResources, the labels ring-controller.atlas and fault-scheduling, "
+                           "the node selector accelerator-type, and ASCEND_VISIBLE_DEVICES from Volcano's "
+                           "huawei.com/Ascend910 pod annotation. Off: the plain device plugin with any scheduler.", {
+            "enabled": b("Use MindCluster's conventions.", False),
+            "acceleratorType": s("The nodes' accelerator-type label, which picks the plugin's NPU handler: e.g. "
+                                 "module-910b-8 (Atlas 800T A2), module-910b-16, module-a3-16, card-910b-2, module "
+                                 "(Atlas 800, 910).", "", pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+                                 max_length=63),
+            "chip": s("The ring-controller.atlas label: ascend-910b for Atlas A2/A3, ascend-910 for the first 910.",
+                      "ascend-910b", enum=["ascend-910b", "ascend-910"]),
+            "faultScheduling": s("The fault-scheduling label: grace (delete a faulty pod gracefully, forcibly after "
+                                 "15 minutes), force, or off (no rescheduling).", "grace",
+                                 enum=["grace", "force", "off"]),
+        }, rules=[rule("!self.enabled || size(self.acceleratorType) > 0",
+                       "spec.scheduling.mindCluster.acceleratorType is required when enabled: the node label "
+                       "accelerator-type (e.g. module-910b-8) picks MindCluster's NPU handler", ".acceleratorType",
+                       "FieldValueRequired")]),
     }, rules=[rule("size(self.queue) == 0 || self.schedulerName == 'volcano'",
-                   "spec.scheduling.queue needs spec.scheduling.schedulerName: volcano", ".queue")])
+                   "spec.scheduling.queue needs spec.scheduling.schedulerName: volcano", ".queue"),
+              rule("!self.mindCluster.enabled || self.schedulerName == 'volcano'",
+                   "spec.scheduling.mindCluster needs spec.scheduling.schedulerName: volcano (MindCluster's device "
+                   "plugin gives NPUs only to pods its Volcano plugin placed)", ".mindCluster")])
 
     run_policy = obj("How stages are run and retried. Changes apply to stages not started yet; suspend applies "
                      "at once.", {
@@ -702,7 +724,8 @@ def status_schema():
         "state": s("Pending, Running, Retrying, Suspended, Succeeded or Failed."),
         "startTime": {"type": "string", "format": "date-time", "description": "When the Job was created."},
         "completionTime": {"type": "string", "format": "date-time", "description": "When the stage ended."},
-        "attempts": i("Pods started for this stage (1 + retries)."),
+        "attempts": i("Pods started for this stage (1 + retries); for multi-node training, attempts of every rank."),
+        "podGroup": s("UID of the Job whose Volcano PodGroup the operator made (a new attempt gets its own)."),
         "summary": s("One-line summary of the stage's result.", max_length=LONG),
         "message": s("The failed pod's message (failure only).", max_length=LONG * 8),
     }, required=["name"], default=False)

@@ -153,6 +153,17 @@ def _env(body: Obj, stage: str, user: List[Obj]) -> List[Obj]:
     return env + user
 
 
+def _mind_cluster_env(spec: Obj, npus: int) -> List[Obj]:
+    """MindCluster's whole-card jobs take the chips Volcano's Ascend plugin
+    chose from its pod annotation (Ascend Docker Runtime reads this variable;
+    the device plugin checks this exact fieldPath); the stage then runs one
+    worker per chip (mindformers/launch.local_workers)."""
+    if not (npus and mind_cluster(spec)):
+        return []
+    return [{"name": "ASCEND_VISIBLE_DEVICES", "valueFrom": {"fieldRef": {
+        "fieldPath": f"metadata.annotations['{NPU_RESOURCE}']"}}}]
+
+
 def _tolerations(spec: Obj, npus: int, template: List[Obj]) -> List[Obj]:
     """The user's, plus the NPU nodes' taint for every Ascend-profile stage
     and for any pod that asks for NPUs (a cpu-profile training pod with
@@ -205,7 +216,7 @@ def job(body: Obj, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
         "imagePullPolicy": images.get("pullPolicy", "IfNotPresent"),
         "command": ["mathtune-pipeline"],
         "args": stage_args(body, stage),
-        "env": _env(body, stage, shape["env"]),
+        "env": _env(body, stage, shape["env"] + _mind_cluster_env(spec, npus)),
         "workingDir": SCRATCH,
         "volumeMounts": mounts,
         "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
@@ -240,6 +251,9 @@ def job(body: Obj, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
         if shape[key]:
             pod_spec[key] = shape[key]
     selector = _node_selector(spec, shape["nodeSelector"])
+    if npus and mind_cluster(spec):
+        # The node label that picks MindCluster's NPU handler (910B, A3...).
+        selector["accelerator-type"] = mind_cluster(spec)["acceleratorType"]
     if selector:
         pod_spec["nodeSelector"] = selector
     if sched.get("priorityClassName"):
@@ -248,12 +262,13 @@ def job(body: Obj, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
         pod_spec["schedulerName"] = sched["schedulerName"]
     if multi:
         pod_spec["subdomain"] = names.service(run)
-    template_meta: Obj = {"labels": {**shape["labels"], **labels}}
+    cluster_labels = mind_cluster_labels(spec) if npus else {}
+    template_meta: Obj = {"labels": {**shape["labels"], **cluster_labels, **labels}}
     annotations = dict(shape["annotations"])
     if sched.get("queue"):
         annotations[names.ANNOTATION_QUEUE] = sched["queue"]
-    if multi and gang_scheduled(spec):
-        annotations[names.ANNOTATION_POD_GROUP] = names.pod_group(run)
+    if needs_pod_group(spec, stage):
+        annotations[names.ANNOTATION_POD_GROUP] = names.pod_group(run, stage)
     if annotations:
         template_meta["annotations"] = annotations
 
@@ -305,31 +320,67 @@ def _retry_policy(spec: Obj, multi: bool) -> Obj:
 
 
 def gang_scheduled(spec: Obj) -> bool:
-    """Multi-node training under Volcano is one gang (a PodGroup)."""
+    """Under Volcano, multi-node training is one gang (a PodGroup)."""
     return (spec.get("scheduling") or {}).get("schedulerName") == "volcano"
 
 
-def pod_group(body: Obj) -> Obj:
-    """Volcano's gang for multi-node training: no rank is bound until every
-    rank can be, so a half-placed run never holds NPUs idle and two runs
-    never deadlock each other over the last free nodes. minResources is what
-    Volcano's enqueue action checks against the queue before any pod is made
-    schedulable."""
+def mind_cluster(spec: Obj) -> Obj:
+    """spec.scheduling.mindCluster when enabled, else {}."""
+    settings = (spec.get("scheduling") or {}).get("mindCluster") or {}
+    return settings if settings.get("enabled") else {}
+
+
+def needs_pod_group(spec: Obj, stage: str) -> bool:
+    """Which stage Jobs get a PodGroup of their own: multi-node training
+    under Volcano (the ranks are one gang), and in MindCluster mode every
+    stage with NPUs (MindCluster's Volcano plugin reads a job's NPUs from its
+    PodGroup's minResources only, and its device plugin gives NPUs only to
+    pods that plugin placed)."""
+    if not gang_scheduled(spec):
+        return False
+    return plan.is_multi_node(spec, stage) or bool(mind_cluster(spec) and plan.npus_for(spec, stage))
+
+
+def mind_cluster_labels(spec: Obj) -> Dict[str, str]:
+    """What MindCluster's Volcano plugin and ClusterD select on (its docs'
+    job YAML): the chip family, and how a faulty pod is rescheduled."""
+    settings = mind_cluster(spec)
+    if not settings:
+        return {}
+    return {"ring-controller.atlas": settings.get("chip", "ascend-910b"),
+            "fault-scheduling": settings.get("faultScheduling", "grace")}
+
+
+def pod_group(body: Obj, stage: str, job: Obj) -> Obj:
+    """Volcano's PodGroup of one stage's Job: no pod is bound until all
+    `minMember` can be, so a half-placed run never holds NPUs idle and two
+    runs never deadlock each other over the last free nodes. minResources is
+    what Volcano's enqueue action checks against the queue before any pod is
+    made schedulable (and where MindCluster's plugin reads the NPUs).
+
+    Owned by the Job (controller), so each attempt of multi-node training
+    gets a fresh group and MindCluster's ClusterD finds the Job from it; not
+    blocking the Job's deletion, which needs no grant on jobs/finalizers.
+    """
     spec, meta = _spec(body), _meta(body)
     run = meta["name"]
-    nodes = int((spec.get("resources") or {}).get("nodes", 1))
-    per_pod = {**pod_template.merged(spec, "train")["requests"], NPU_RESOURCE: str(plan.npus_for(spec, "train"))}
-    min_resources = {key: _times(value, nodes) for key, value in per_pod.items()}
+    members = int((spec.get("resources") or {}).get("nodes", 1)) if plan.is_multi_node(spec, stage) else 1
+    per_pod = {**pod_template.merged(spec, stage)["requests"], NPU_RESOURCE: str(plan.npus_for(spec, stage))}
+    min_resources = {key: _times(value, members) for key, value in per_pod.items()}
     sched = spec.get("scheduling") or {}
-    group_spec: Obj = {"minMember": nodes, "minResources": min_resources}
+    group_spec: Obj = {"minMember": members, "minResources": min_resources}
     if sched.get("queue"):
         group_spec["queue"] = sched["queue"]
     if sched.get("priorityClassName"):
         group_spec["priorityClassName"] = sched["priorityClassName"]
+    job_meta = job.get("metadata") or {}
     return {
         "apiVersion": names.POD_GROUP_API_VERSION, "kind": "PodGroup",
-        "metadata": {"name": names.pod_group(run), "namespace": meta.get("namespace"),
-                     "labels": names.labels(run, "train"), "ownerReferences": [owner_reference(body)]},
+        "metadata": {"name": names.pod_group(run, stage), "namespace": meta.get("namespace"),
+                     "labels": {**mind_cluster_labels(spec), **names.labels(run, stage)},
+                     "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_meta.get("name"),
+                                          "uid": job_meta.get("uid"), "controller": True,
+                                          "blockOwnerDeletion": False}]},
         "spec": group_spec,
     }
 

@@ -43,9 +43,9 @@ def service(run: str) -> str:
     return f"{run}-train"
 
 
-def pod_group(run: str) -> str:
-    """Volcano PodGroup of multi-node training: one gang of every rank."""
-    return f"{run}-train"
+def pod_group(run: str, stage: str) -> str:
+    """Volcano PodGroup of a stage's Job (builders.needs_pod_group): its name."""
+    return job(run, stage)
 
 
 def config_map(run: str) -> str:

@@ -194,6 +194,10 @@ def _stage_step(p: _Pass, stage: str) -> Step:
         # An attempt of multi-node training being stopped: the next starts
         # once its pods are gone (so no old rank answers to a rank's name).
         return Step(message=f"stage {stage}: stopping every rank of Job {job_name} before the next attempt")
+    if builders.needs_pod_group(p.body.get("spec") or {}, stage) and row.get("podGroup") != job["metadata"].get("uid"):
+        blocked = _ensure_pod_group(p, stage, row, job)
+        if blocked:
+            return blocked
     _apply_suspend(p, stage, job, job_name)
     pods = p.cluster.job_pods(p.ns, job_name)
     seen = observe.outcome(job, pods)
@@ -224,6 +228,28 @@ def _stage_step(p: _Pass, stage: str) -> Step:
         _stage_failed(p, row, stage, seen, seen["message"], seen.get("reason") or "Failed")
         return Step(phase=Phase.FAILED, message=row["message"])
     return _stage_active(p, stage, row, seen, pods)
+
+
+def _ensure_pod_group(p: _Pass, stage: str, row: Obj, job: Obj) -> Optional[Step]:
+    """The Job's PodGroup, made once the Job (its owner) exists: its pods
+    wait for it, unscheduled, until it does. The row remembers for which
+    Job it was made, so later passes make no call."""
+    group = builders.pod_group(p.body, stage, job)
+    try:
+        if p.cluster.ensure(group):
+            p.event(EventType.NORMAL, EventReason.CREATED, f"created PodGroup {group['metadata']['name']} "
+                                                           f"(minMember {group['spec']['minMember']})")
+    except ForeignObject as exc:
+        return _blocked(p, row, Reason.WAITING_FOR_OLD_OBJECT,
+                        f"{exc.kind} {exc.name} belongs to an earlier Job of the same name; waiting for it to be "
+                        f"deleted")
+    except ApiException as exc:
+        p.metrics.reconcile_errors.labels(Reason.CREATE_JOB_FAILED).inc()
+        return _blocked(p, row, Reason.CREATE_JOB_FAILED,
+                        f"cannot create PodGroup {group['metadata']['name']} (is Volcano installed?): "
+                        f"{_api_reason(exc)}")
+    row["podGroup"] = job["metadata"].get("uid")
+    return None
 
 
 # Why a Job of multi-node training failed when a rank did (builders._retry_policy);
@@ -449,8 +475,6 @@ def _prerequisites(body: Obj, stage: str) -> List[Obj]:
         out.append(claim)
     if plan.is_multi_node(spec, stage):
         out.append(builders.headless_service(body))
-        if builders.gang_scheduled(spec):
-            out.append(builders.pod_group(body))
     return out
 
 

@@ -125,3 +125,66 @@ def test_a_failed_rank_restarts_every_rank_as_the_next_attempt(namespace, apis, 
     row = h.stage_row(run, "train")
     assert row["attempts"] == 2 and "failed after 2 attempts" in row["message"], row
     assert "rank 0: loss is NaN" in row["message"]
+
+
+# Volcano's own PodGroup CRD cannot be had here (the Go module proxy refuses
+# volcano.sh/volcano), so this stand-in declares the same API type, without a
+# schema: what the operator creates is checked by this test, not by Volcano.
+POD_GROUP_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "podgroups.scheduling.volcano.sh"},
+    "spec": {"group": "scheduling.volcano.sh", "scope": "Namespaced",
+             "names": {"plural": "podgroups", "singular": "podgroup", "kind": "PodGroup", "shortNames": ["pg"]},
+             "versions": [{"name": "v1beta1", "served": True, "storage": True, "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+@pytest.fixture
+def pod_group_crd(k8s_api):
+    ext = h.client.ApiextensionsV1Api(k8s_api)
+    try:
+        ext.create_custom_resource_definition(POD_GROUP_CRD)
+    except h.ApiException as exc:
+        if exc.status != 409:
+            raise
+    h.wait(lambda: any(c.type == "Established" and c.status == "True" for c in
+                       ext.read_custom_resource_definition("podgroups.scheduling.volcano.sh").status.conditions or []),
+           30, "the PodGroup CRD established")
+
+
+def test_under_volcano_the_ranks_join_one_pod_group_owned_by_their_job(namespace, apis, operator, volumes,
+                                                                       pod_group_crd):
+    core, batch, custom = apis["core"], apis["batch"], apis["custom"]
+    name = "gang"
+    h.bind_work_volume(core, namespace, f"{name}-work", volumes)
+    doc = h.run_doc("seed000-llama3-quota-cot.yaml", name)
+    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": 2,
+                                "parallel": {"dataParallel": 4, "modelParallel": 4, "pipelineStage": 1}}
+    h.create_run(custom, namespace, doc)
+    h.finish_stage(core, namespace, f"{name}-prepare", 0, h.result("prepare"))
+    h.running_pod(core, namespace, f"{name}-tokenize")
+    # Scheduling applies to the stages not started yet: training only (no
+    # Volcano runs here to place the data stages' pods).
+    h.patch_run(custom, namespace, name, {"spec": {"scheduling": {"schedulerName": "volcano", "queue": "research"}}})
+    h.finish_stage(core, namespace, f"{name}-tokenize", 0, h.result("tokenize"))
+
+    def group():
+        try:
+            return custom.get_namespaced_custom_object("scheduling.volcano.sh", "v1beta1", namespace, "podgroups",
+                                                       f"{name}-train")
+        except h.ApiException:
+            return None
+    pg = h.wait(group, 60, "the train Job's PodGroup")
+    job = batch.read_namespaced_job(f"{name}-train", namespace)
+    owner = pg["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("Job", job.metadata.uid, True)
+    assert pg["spec"]["minMember"] == 2 and pg["spec"]["queue"] == "research"
+    assert pg["spec"]["minResources"][NPU] == "16"
+    template = job.spec.template
+    assert template.spec.scheduler_name == "volcano"
+    assert template.metadata.annotations["scheduling.k8s.io/group-name"] == f"{name}-train"
+    assert template.metadata.annotations["scheduling.volcano.sh/queue-name"] == "research"
+    run = h.wait_run(custom, namespace, name, lambda r: h.stage_row(r, "train").get("podGroup") == job.metadata.uid,
+                     "the train row to record its PodGroup")
+    assert h.stage_row(run, "train")["state"] in ("Running", "Pending")

@@ -68,6 +68,11 @@ CASES = [
     ("tiny-heads", "spec.model.tiny.numHeads", 3, "spec.model.tiny.hiddenSize"),
     ("long-name", "metadata.name", "a" * 41, "metadata.name"),
     ("unknown-field", "spec.lora.rnak", 8, "rnak"),
+    ("mindcluster-without-volcano", "spec.scheduling.mindCluster", {"enabled": True, "acceleratorType": "module-910b-8"},
+     "spec.scheduling.mindCluster needs spec.scheduling.schedulerName: volcano"),
+    ("mindcluster-no-accelerator-type", "spec.scheduling", {"schedulerName": "volcano", "mindCluster": {"enabled": True}},
+     "spec.scheduling.mindCluster.acceleratorType is required"),
+    ("rendezvous-too-short", "spec.runPolicy.rendezvousTimeoutSeconds", 5, "spec.runPolicy.rendezvousTimeoutSeconds"),
     # Pod templates (spec.podTemplates): checked at admission like the rest.
     ("template-reserved-env", "spec.podTemplates", [{"env": [{"name": "MATHTUNE_RUN", "value": "x"}]}],
      "spec.podTemplates[].env[].name: MATHTUNE_*"),

@@ -121,19 +121,64 @@ def test_multi_node_training_fails_whole_at_its_first_failed_rank(seed000):
     assert prepare["spec"]["backoffLimit"] == 2 and names.ANNOTATION_ATTEMPT not in prepare["metadata"]["annotations"]
 
 
+JOB = {"metadata": {"name": "seed000-train", "uid": "job-uid-1"}}
+
+
 def test_under_volcano_multi_node_training_is_one_gang(seed000):
     run = _two_nodes(seed000, "volcano")
     meta, _ = _pod(run, "train")
     assert meta["metadata"]["annotations"][names.ANNOTATION_POD_GROUP] == "seed000-train"
-    group = builders.pod_group(run)
+    assert builders.needs_pod_group(run["spec"], "train")
+    group = builders.pod_group(run, "train", JOB)
     assert group["kind"] == "PodGroup" and group["apiVersion"] == "scheduling.volcano.sh/v1beta1"
     assert group["spec"]["minMember"] == 2 and group["spec"]["queue"] == "research"
     # Both ranks' worth: 2 x (8 NPUs, 32 cpu, 8 x (15 + 4) GiB).
     assert group["spec"]["minResources"] == {NPU: "16", "cpu": "64", "memory": "304Gi"}
-    assert group["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    # Owned by its Job: each attempt gets a fresh group, and deleting the Job
+    # needs no grant on jobs/finalizers.
+    owner = group["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "Job" and owner["uid"] == "job-uid-1" and owner["controller"] is True
+    assert owner["blockOwnerDeletion"] is False
     # Single-pod stages are not grouped (Volcano gives each its own group).
+    assert not builders.needs_pod_group(run["spec"], "prepare")
     prepare, _ = _pod(run, "prepare")
     assert names.ANNOTATION_POD_GROUP not in prepare["metadata"].get("annotations", {})
     # Without Volcano there is no gang to join.
     plain, _ = _pod(_two_nodes(seed000), "train")
     assert names.ANNOTATION_POD_GROUP not in plain["metadata"].get("annotations", {})
+
+
+def _mind_cluster(seed000):
+    run = copy.deepcopy(seed000)
+    run["spec"]["scheduling"].update(schedulerName="volcano", mindCluster={
+        "enabled": True, "acceleratorType": "module-910b-8", "chip": "ascend-910b", "faultScheduling": "grace"})
+    return run
+
+
+def test_mind_cluster_mode_puts_every_npu_stage_in_a_group_with_its_labels(seed000):
+    run = _mind_cluster(seed000)
+    for stage, npus in (("train", "4"), ("evaluate", "1"), ("predict", "1")):
+        meta, c = _pod(run, stage)
+        labels = meta["metadata"]["labels"]
+        assert labels["ring-controller.atlas"] == "ascend-910b" and labels["fault-scheduling"] == "grace", stage
+        assert meta["spec"]["nodeSelector"]["accelerator-type"] == "module-910b-8"
+        assert meta["metadata"]["annotations"][names.ANNOTATION_POD_GROUP] == f"seed000-{stage}"
+        # The chips Volcano's Ascend plugin chose, in the variable the stage reads.
+        env = {e["name"]: e for e in c["env"]}
+        assert env["ASCEND_VISIBLE_DEVICES"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+            "metadata.annotations['huawei.com/Ascend910']"
+        group = builders.pod_group(run, stage, {"metadata": {"name": f"seed000-{stage}", "uid": "u"}})
+        # The plugin finds a job's NPUs only in its PodGroup's minResources.
+        assert group["spec"]["minMember"] == 1 and group["spec"]["minResources"][NPU] == npus
+        assert group["metadata"]["labels"]["ring-controller.atlas"] == "ascend-910b"
+    # Stages without NPUs are untouched: no group, no MindCluster labels.
+    for stage in ("prepare", "tokenize", "merge", "report"):
+        meta, c = _pod(run, stage)
+        assert not builders.needs_pod_group(run["spec"], stage)
+        assert "ring-controller.atlas" not in meta["metadata"]["labels"]
+        assert "accelerator-type" not in meta["spec"]["nodeSelector"]
+        assert "ASCEND_VISIBLE_DEVICES" not in {e["name"] for e in c["env"]}
+    # Off (the default): the plain device plugin's pods, as before.
+    meta, c = _pod(seed000, "train")
+    assert "ring-controller.atlas" not in meta["metadata"]["labels"]
+    assert "ASCEND_VISIBLE_DEVICES" not in {e["name"] for e in c["env"]}
