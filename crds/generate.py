@@ -636,6 +636,10 @@ def spec_schema():
                            max_length=SHORT),
         "queue": s("Volcano queue (pod annotation scheduling.volcano.sh/queue-name); needs schedulerName "
                    "volcano.", "", max_length=SHORT),
+        "localQueue": s("Kueue LocalQueue of the run's namespace: every stage Job is submitted to it (label "
+                        "kueue.x-k8s.io/queue-name), made suspended, and runs when Kueue admits it; status says "
+                        "why it waits. runPolicy.suspend then (de)activates the stage's Workload.", "",
+                        pattern=DNS_LABEL, max_length=63),
         "mindCluster": obj("Huawei MindCluster mode (docs/stage-pods.md): for clusters whose Ascend device plugin "
                            "runs with Volcano (MindCluster's ascend-volcano-plugin). NPU stages then get a PodGroup "
                            "with their NPUs as minResources, the labels ring-controller.atlas and fault-scheduling, "
@@ -657,6 +661,9 @@ def spec_schema():
                        "FieldValueRequired")]),
     }, rules=[rule("size(self.queue) == 0 || self.schedulerName == 'volcano'",
                    "spec.scheduling.queue needs spec.scheduling.schedulerName: volcano", ".queue"),
+              rule("size(self.localQueue) == 0 || size(self.queue) == 0",
+                   "spec.scheduling.localQueue (Kueue) and spec.scheduling.queue (Volcano) are two admission "
+                   "queues: set one", ".localQueue"),
               rule("!self.mindCluster.enabled || self.schedulerName == 'volcano'",
                    "spec.scheduling.mindCluster needs spec.scheduling.schedulerName: volcano (MindCluster's device "
                    "plugin gives NPUs only to pods its Volcano plugin placed)", ".mindCluster")])

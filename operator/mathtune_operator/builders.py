@@ -272,8 +272,14 @@ def job(body: Obj, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
     if annotations:
         template_meta["annotations"] = annotations
 
+    job_labels = dict(labels)
+    if local_queue(spec):
+        # On the Job only: on the pods it would make them Kueue's plain pods.
+        job_labels[names.LABEL_KUEUE_QUEUE] = local_queue(spec)
     job_spec = {
-        "suspend": bool(suspend),
+        # Under Kueue a Job is made suspended and Kueue admits it (unsuspends)
+        # when its quota allows; the operator never unsuspends it itself.
+        "suspend": bool(suspend) or bool(local_queue(spec)),
         **_retry_policy(spec, multi),
         "template": {"metadata": template_meta, "spec": pod_spec},
     }
@@ -287,7 +293,7 @@ def job(body: Obj, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
         job_annotations[names.ANNOTATION_ATTEMPT] = str(attempt)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": names.job(run, stage), "namespace": meta.get("namespace"), "labels": labels,
+        "metadata": {"name": names.job(run, stage), "namespace": meta.get("namespace"), "labels": job_labels,
                      "annotations": job_annotations, "ownerReferences": [owner_reference(body)]},
         "spec": job_spec,
     }
@@ -317,6 +323,11 @@ def _retry_policy(spec: Obj, multi: bool) -> Obj:
                 "podFailurePolicy": {"rules": [permanent]}}
     return {"backoffLimit": int((spec.get("runPolicy") or {}).get("backoffLimit", 2)),
             "podFailurePolicy": {"rules": [permanent, disrupted]}}
+
+
+def local_queue(spec: Obj) -> str:
+    """The Kueue LocalQueue stage Jobs are submitted to, or ""."""
+    return str((spec.get("scheduling") or {}).get("localQueue") or "")
 
 
 def gang_scheduled(spec: Obj) -> bool:

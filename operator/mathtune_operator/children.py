@@ -78,7 +78,22 @@ class Cluster:
         finally:
             resp.release_conn()
 
+    def workload_of(self, namespace: str, job_uid: str) -> Optional[Obj]:
+        """Kueue's Workload of a Job (labelled with the Job's uid), or None."""
+        found = self.custom.list_namespaced_custom_object(
+            names.KUEUE_GROUP, names.KUEUE_VERSION, namespace, "workloads",
+            label_selector=f"{names.LABEL_KUEUE_JOB_UID}={job_uid}", _request_timeout=self.timeout)
+        items = found.get("items") or []
+        return items[0] if items else None
+
     # -- change -----------------------------------------------------------------
+    def set_workload_active(self, namespace: str, name: str, active: bool) -> None:
+        """Kueue's way to stop an admitted Job (it evicts the Workload, which
+        suspends the Job) and to let it queue again: a Job's suspend is Kueue's."""
+        self.custom.patch_namespaced_custom_object(
+            names.KUEUE_GROUP, names.KUEUE_VERSION, namespace, "workloads", name, {"spec": {"active": active}},
+            _request_timeout=self.timeout)
+
     def set_job_suspend(self, namespace: str, name: str, suspend: bool) -> None:
         self.batch.patch_namespaced_job(name, namespace, {"spec": {"suspend": suspend}}, _request_timeout=self.timeout)
 

@@ -22,6 +22,10 @@ ANNOTATION_QUEUE = "scheduling.volcano.sh/queue-name"
 ANNOTATION_POD_GROUP = "scheduling.k8s.io/group-name"
 VOLCANO_GROUP, VOLCANO_VERSION = "scheduling.volcano.sh", "v1beta1"
 POD_GROUP_API_VERSION = f"{VOLCANO_GROUP}/{VOLCANO_VERSION}"
+# Kueue: the LocalQueue a Job is submitted to, and how its Workload names the Job.
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+LABEL_KUEUE_JOB_UID = "kueue.x-k8s.io/job-uid"
+KUEUE_GROUP, KUEUE_VERSION = "kueue.x-k8s.io", "v1beta1"
 # Which attempt of multi-node training a train Job is (builders._retry_policy).
 ANNOTATION_ATTEMPT = "mathtune.dev/attempt"
 # Kopf's own bookkeeping lives under our prefix, not kopf.zalando.org.

@@ -163,3 +163,16 @@ def blocked_container(pods: List[Obj]) -> Optional[Obj]:
                 return {"reason": reason, "message": f"pod {(pod.get('metadata') or {}).get('name')} container "
                                                      f"{cs.get('name')}: {reason}: {detail}"}
     return None
+
+
+def admission_wait(workload: Obj) -> Optional[str]:
+    """Why Kueue has not admitted a Workload, in its own words: the message
+    of its first False condition among QuotaReserved and Admitted (e.g.
+    "couldn't assign flavors to pod set main: insufficient unused quota for
+    huawei.com/Ascend910 in flavor ..., 16 more needed"), or None."""
+    conditions = {c.get("type"): c for c in (workload.get("status") or {}).get("conditions") or []}
+    for ctype in ("QuotaReserved", "Admitted"):
+        cond = conditions.get(ctype)
+        if cond and cond.get("status") == "False" and cond.get("message"):
+            return str(cond["message"])
+    return None

@@ -227,7 +227,7 @@ def _stage_step(p: _Pass, stage: str) -> Step:
             return _restart_whole(p, stage, row, job, seen)
         _stage_failed(p, row, stage, seen, seen["message"], seen.get("reason") or "Failed")
         return Step(phase=Phase.FAILED, message=row["message"])
-    return _stage_active(p, stage, row, seen, pods)
+    return _stage_active(p, stage, row, job, seen, pods)
 
 
 def _ensure_pod_group(p: _Pass, stage: str, row: Obj, job: Obj) -> Optional[Step]:
@@ -328,7 +328,19 @@ def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
 
 def _apply_suspend(p: _Pass, stage: str, job: Obj, job_name: str) -> None:
     job_finished = observe.outcome(job, [])["state"] in (StageState.SUCCEEDED, StageState.FAILED)
-    if job_finished or not p.suspend_changed or bool((job.get("spec") or {}).get("suspend")) == p.suspend:
+    if job_finished or not p.suspend_changed:
+        return
+    if builders.local_queue(p.body.get("spec") or {}):
+        # Kueue owns the Job's suspend; the run's goes to its Workload.
+        workload = p.cluster.workload_of(p.ns, str(job["metadata"].get("uid")))
+        if workload is None:
+            return  # not queued yet: Kueue will make it, from the Job as it is
+        p.cluster.set_workload_active(p.ns, workload["metadata"]["name"], not p.suspend)
+        p.event(EventType.NORMAL, EventReason.SUSPENDED if p.suspend else EventReason.RESUMED,
+                f"stage {stage}: Workload {workload['metadata']['name']} "
+                f"{'deactivated: Kueue stops its pods' if p.suspend else 'active again: it queues for admission'}")
+        return
+    if bool((job.get("spec") or {}).get("suspend")) == p.suspend:
         return
     p.cluster.set_job_suspend(p.ns, job_name, p.suspend)
     job.setdefault("spec", {})["suspend"] = p.suspend
@@ -391,7 +403,7 @@ def _check_volume(p: _Pass) -> None:
         short or "the work volume has room for what tokenize, train and merge will write", generation, p.now_iso)
 
 
-def _stage_active(p: _Pass, stage: str, row: Obj, seen: Obj, pods: List[Obj]) -> Step:
+def _stage_active(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj, pods: List[Obj]) -> Step:
     """Running, retrying or suspended: record attempts, why it is stuck if
     it is, and its progress lines."""
     before = int(row.get("attempts") or 1)
@@ -405,6 +417,8 @@ def _stage_active(p: _Pass, stage: str, row: Obj, seen: Obj, pods: List[Obj]) ->
     row.update(state=seen["state"], attempts=seen["attempts"])
     if seen["state"] == StageState.RETRYING and seen["message"]:
         row["message"] = f"attempt {seen['attempts'] - 1} failed: {seen['message']}"
+    if seen["state"] == StageState.SUSPENDED and not p.suspend and builders.local_queue(p.body.get("spec") or {}):
+        return _queued(p, stage, row, job)
     if seen["state"] == StageState.SUSPENDED:
         return Step(phase=Phase.SUSPENDED, message=f"stage {stage} suspended")
     why = observe.unschedulable(pods)
@@ -423,6 +437,26 @@ def _stage_active(p: _Pass, stage: str, row: Obj, seen: Obj, pods: List[Obj]) ->
     if stage in plan.PROGRESS_STAGES:
         _read_progress(p, stage, pods)
     return Step(message=f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})", blocked=blocked)
+
+
+def _queued(p: _Pass, stage: str, row: Obj, job: Obj) -> Step:
+    """A Job Kueue has not admitted: the run waits, and says for what, in
+    Kueue's words (its Workload's QuotaReserved or Admitted condition)."""
+    queue = builders.local_queue(p.body.get("spec") or {})
+    why = "Kueue has not made its Workload yet"
+    try:
+        workload = p.cluster.workload_of(p.ns, str(job["metadata"].get("uid")))
+    except ApiException as exc:
+        workload, why = None, f"its Workload cannot be read: {_api_reason(exc)}"
+    if workload is not None:
+        why = observe.admission_wait(workload) or "waiting for admission"
+    message = f"stage {stage}: Job {job['metadata']['name']} is queued in Kueue LocalQueue {queue}: {why}"
+    if row.get("message") != message:
+        p.event(EventType.NORMAL, Reason.QUEUED, message)
+    row.update(state=StageState.PENDING, message=message)
+    started = any(r.get("state") == StageState.SUCCEEDED for r in p.rows.values())
+    return Step(phase=Phase.RUNNING if started else Phase.PENDING, message=message,
+                blocked={"reason": Reason.QUEUED, "message": message})
 
 
 def _run_succeeded(p: _Pass) -> Step:

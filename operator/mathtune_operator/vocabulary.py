@@ -38,6 +38,7 @@ class Reason(StrEnum):
     WAITING_FOR_OLD_JOB = "WaitingForOldJob"
     WAITING_FOR_OLD_OBJECT = "WaitingForOldObject"
     RESULT_UNREADABLE = "ResultUnreadable"
+    QUEUED = "Queued"
     VOLUME_TOO_SMALL = "VolumeTooSmall"
     VOLUME_LARGE_ENOUGH = "VolumeLargeEnough"
 

@@ -160,6 +160,11 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [scheduling.volcano.sh]
   resources: [podgroups]
   verbs: [create, get]
+# Kueue's Workload of a stage Job (spec.scheduling.localQueue): why it is not
+# admitted yet, and runPolicy.suspend as the Workload's spec.active.
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list, patch]
 # Events on runs (kubectl describe mft); kopf posts its handler errors too.
 # patch: a repeated Event bumps its count instead of adding another.
 - apiGroups: [""]

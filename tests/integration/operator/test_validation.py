@@ -72,6 +72,8 @@ CASES = [
      "spec.scheduling.mindCluster needs spec.scheduling.schedulerName: volcano"),
     ("mindcluster-no-accelerator-type", "spec.scheduling", {"schedulerName": "volcano", "mindCluster": {"enabled": True}},
      "spec.scheduling.mindCluster.acceleratorType is required"),
+    ("two-queues", "spec.scheduling", {"schedulerName": "volcano", "queue": "research", "localQueue": "npu"},
+     "spec.scheduling.localQueue (Kueue) and spec.scheduling.queue (Volcano)"),
     ("rendezvous-too-short", "spec.runPolicy.rendezvousTimeoutSeconds", 5, "spec.runPolicy.rendezvousTimeoutSeconds"),
     # Pod templates (spec.podTemplates): checked at admission like the rest.
     ("template-reserved-env", "spec.podTemplates", [{"env": [{"name": "MATHTUNE_RUN", "value": "x"}]}],

@@ -49,6 +49,10 @@ GRANTED = {
     ("", "services", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected?"),
     ("scheduling.volcano.sh", "podgroups", "create"): (
         "operator", "multi-node training under Volcano: one gang of every rank"),
+    ("kueue.x-k8s.io", "workloads", "list"): (
+        "operator", "spec.scheduling.localQueue: why Kueue has not admitted a stage's Job (its Workload)"),
+    ("kueue.x-k8s.io", "workloads", "patch"): (
+        "operator", "spec.scheduling.localQueue: runPolicy.suspend (de)activates the stage's Workload"),
     ("scheduling.volcano.sh", "podgroups", "get"): (
         "operator", "its name taken: ours, or an earlier run's not yet collected?"),
 }
@@ -112,7 +116,8 @@ _KIND_TO_RESOURCE = {
 }
 # Custom resources the operator touches, by plural (a custom-object call
 # whose plural is not a string literal is taken for the MathFinetune's).
-_CUSTOM_GROUP = {"mathfinetunes": "mathtune.dev", "podgroups": "scheduling.volcano.sh"}
+_CUSTOM_GROUP = {"mathfinetunes": "mathtune.dev", "podgroups": "scheduling.volcano.sh",
+                 "workloads": "kueue.x-k8s.io"}
 _VERB = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "replace": "update",
          "delete": "delete", "delete_collection": "deletecollection"}
 _CALL = re.compile(r"^(create|read|get|list|patch|replace|delete_collection|delete)_(?:namespaced_)?"

@@ -40,6 +40,7 @@ class Fake:
         self.fail_create = None
         self.suspends = []
         self.deleted = 0
+        self.workloads, self.activations = {}, []
 
     def ensure(self, obj):
         if self.fail_create and obj["kind"] == self.fail_create:
@@ -54,6 +55,7 @@ class Fake:
         self.objects[key] = obj
         if obj["kind"] == "Job":
             self.jobs[obj["metadata"]["name"]] = json.loads(json.dumps(obj))
+            self.jobs[obj["metadata"]["name"]]["metadata"]["uid"] = "uid-" + obj["metadata"]["name"]
             self.jobs[obj["metadata"]["name"]]["status"] = {"startTime": "2026-01-01T00:00:00Z"}
             self.pods[obj["metadata"]["name"]] = [{"metadata": {"name": obj["metadata"]["name"] + "-0"},
                                                    "status": {"phase": "Running"}}]
@@ -71,6 +73,12 @@ class Fake:
     def set_job_suspend(self, ns, name, suspend):
         self.suspends.append((name, suspend))
         self.jobs[name]["spec"]["suspend"] = suspend
+
+    def workload_of(self, ns, job_uid):
+        return self.workloads.get(job_uid)
+
+    def set_workload_active(self, ns, name, active):
+        self.activations.append((name, active))
 
     def delete_job(self, ns, name, uid, foreground=False):
         self.jobs.pop(name, None)
@@ -203,6 +211,44 @@ def test_prepare_warns_when_the_later_stages_will_not_fit_the_volume(world, need
     assert run["status"]["phase"] == "Running" and run["status"]["stage"] == "tokenize"
     step(run, fake, metrics, throttle)
     assert {c["type"]: c for c in run["status"]["conditions"]}["VolumeSufficient"]["status"] == sufficient
+
+
+def test_under_kueue_a_stage_job_waits_for_admission_and_says_why(world):
+    run, fake, metrics, throttle = world
+    run["spec"]["scheduling"]["localQueue"] = "npu"
+    step(run, fake, metrics, throttle)
+    job = fake.jobs["run-cpu-prepare"]
+    # Made suspended, for Kueue to admit; the queue label on the Job only.
+    assert job["spec"]["suspend"] is True and job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "npu"
+    assert "kueue.x-k8s.io/queue-name" not in job["spec"]["template"]["metadata"]["labels"]
+    step(run, fake, metrics, throttle)
+    ready = {c["type"]: c for c in run["status"]["conditions"]}["Ready"]
+    assert run["status"]["phase"] == "Pending" and ready["status"] == "False" and ready["reason"] == "Queued"
+    assert "queued in Kueue LocalQueue npu: Kueue has not made its Workload yet" in ready["message"]
+    quota = ("couldn't assign flavors to pod set main: insufficient unused quota for huawei.com/Ascend910 in "
+             "flavor ascend, 16 more needed")
+    fake.workloads["uid-run-cpu-prepare"] = {"metadata": {"name": "job-run-cpu-prepare-3f2a1"}, "status": {
+        "conditions": [{"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": quota}]}}
+    out = step(run, fake, metrics, throttle)
+    assert h_row(run, "prepare")["message"].endswith(quota)
+    assert [e.reason for e in out.events] == ["Queued"] and out.events[0].type == "Normal"
+    assert step(run, fake, metrics, throttle).events == [], "one Event per reason, not one per pass"
+    # The run's suspend goes to the Workload; the Job's suspend is Kueue's.
+    run["spec"]["runPolicy"]["suspend"] = True
+    step(run, fake, metrics, throttle)
+    assert fake.activations == [("job-run-cpu-prepare-3f2a1", False)] and fake.suspends == []
+    assert run["status"]["phase"] == "Suspended"
+    run["spec"]["runPolicy"]["suspend"] = False
+    step(run, fake, metrics, throttle)
+    assert fake.activations[-1] == ("job-run-cpu-prepare-3f2a1", True) and fake.suspends == []
+    # Admitted: Kueue unsuspends the Job, and the stage runs.
+    fake.jobs["run-cpu-prepare"]["spec"]["suspend"] = False
+    step(run, fake, metrics, throttle)
+    assert run["status"]["phase"] == "Running" and h_row(run, "prepare")["state"] == "Running"
+
+
+def h_row(run, stage):
+    return next(r for r in run["status"]["stages"] if r["name"] == stage)
 
 
 def test_retry_then_permanent_failure_names_stage_and_message(world):
