@@ -10,6 +10,7 @@
 #   helm                                                           (helm.sh/helm/v3)
 #   local-path-provisioner                    the node's claims  (github.com/rancher/local-path-provisioner)
 #   ascend-device-plugin                      emulated NPUs      (hack/ascend-device-plugin, this repository)
+#   kueue                                     queueing/admission (sigs.k8s.io/kueue; started by kueue.sh)
 #
 # Each tool is built in its own throwaway wrapper module so that dependency
 # versions of one never leak into another.
@@ -141,8 +142,19 @@ build_helm() {
     helm=helm.sh/helm/v3/cmd/helm
 }
 
+# Kueue's controller (admission, quotas, topology-aware placement), run as a
+# local process by kueue.sh. Plain module, no replace directives; its version
+# is built on the same Kubernetes libraries as KUBE_VERSION. Cold build about
+# 2m40s on 2 cores; kueue.sh also reads its CRDs and webhook manifests from
+# the module this leaves in Go's module cache.
+build_kueue() {
+  build_go_tool kueue "$KUEUE_VERSION" sigs.k8s.io/kueue \
+    "-X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" \
+    kueue=sigs.k8s.io/kueue/cmd/kueue
+}
+
 main() {
-  local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=(etcd kwok helm kubernetes local_path device_plugin)
+  local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=(etcd kwok helm kubernetes local_path device_plugin kueue)
   local start=$SECONDS
   for t in "${what[@]}"; do "build_$t"; done
   log "binaries ready under $CACHE/bin ($(( SECONDS - start ))s)"
