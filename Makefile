@@ -10,7 +10,7 @@ CLUSTER := hack/cluster
 NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help venv tokenizer cluster cluster-down binaries node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
+.PHONY: help venv tokenizer cluster cluster-down binaries kueue node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ $(VENV)/.installed: pipeline/pyproject.toml operator/pyproject.toml requirements
 
 venv: $(VENV)/.installed ## one virtualenv: operator, pipeline (CPU profile: MindSpore 2.9.0 + MindFormers 1.9.0), test tools
 
-binaries: ## build (once, cached under $MATHTUNE_CACHE) the control plane, kubelet, kube-proxy, etcd, kwok, helm, the node's provisioner and device plugin
+binaries: ## build (once, cached under $MATHTUNE_CACHE) the control plane, kubelet, kube-proxy, etcd, kwok, helm, the node's provisioner and device plugin, Kueue
 	bash $(CLUSTER)/build-binaries.sh
+
+kueue: binaries ## start Kueue's controller on the local cluster (admission, quotas, topology-aware placement)
+	bash $(CLUSTER)/kueue.sh up
 
 node-deps: ## install containerd, runc, CNI plugins, iptables, buildah, mmdebstrap from Debian's packages when missing
 	bash $(NODE)/deps.sh

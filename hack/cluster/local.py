@@ -36,6 +36,9 @@ KUBE_BIN = CACHE / "bin" / f"kubernetes-{VERSIONS['KUBE_VERSION']}"
 HELM_BIN = CACHE / "bin" / f"helm-{VERSIONS['HELM_VERSION']}"
 KUBECTL = KUBE_BIN / "kubectl"
 HELM = HELM_BIN / "helm"
+KUEUE = CACHE / "bin" / f"kueue-{VERSIONS['KUEUE_VERSION']}" / "kueue"
+# kueue.sh serves Kueue's health endpoint here (KUEUE_HEALTH_PORT).
+KUEUE_HEALTH = f"http://127.0.0.1:{os.environ.get('KUEUE_HEALTH_PORT', '18081')}/readyz"
 
 
 def missing_binaries() -> list:
@@ -82,6 +85,33 @@ def up() -> Path:
 def down() -> None:
     subprocess.run(["bash", str(NODE_SCRIPTS / "down.sh")], check=True)
     subprocess.run(["bash", str(HERE / "down.sh")], check=True)
+
+
+def kueue_missing() -> Optional[str]:
+    """Kueue's binary when it is not built (`make binaries`), else None."""
+    return None if os.access(KUEUE, os.X_OK) else str(KUEUE)
+
+
+def kueue_running() -> bool:
+    """Does a Kueue controller answer on this machine (kueue.sh up)?"""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(KUEUE_HEALTH, timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def kueue_up() -> None:
+    """Start Kueue's controller on the local cluster (idempotent); returns
+    once its webhooks answer and its queues exist (hack/cluster/kueue.sh)."""
+    subprocess.run(["bash", str(HERE / "kueue.sh"), "up"], check=True)
+
+
+def kueue_down() -> None:
+    """Stop it and remove its webhook configurations; CRDs and queues stay."""
+    subprocess.run(["bash", str(HERE / "kueue.sh"), "down"], check=True)
 
 
 def restart_apiserver(kubeconfig: Path = KUBECONFIG, timeout: float = 60) -> None:
