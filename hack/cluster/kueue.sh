@@ -9,7 +9,8 @@
 #
 # `up` creates, on the cluster:
 #   - Kueue's CRDs (kueue.x-k8s.io), from the module build-binaries.sh left in
-#     Go's module cache, so they match the binary;
+#     Go's module cache, so they match the binary; v1beta1 <-> v1beta2
+#     conversion through Kueue's webhook, as upstream deploys them;
 #   - namespace kueue-system (empty: Kueue's home namespace);
 #   - kueue-mutating-webhook-configuration / kueue-validating-webhook-
 #     configuration: Kueue's own webhooks for batch/v1 Jobs and its
@@ -75,6 +76,28 @@ make_certs() { # a CA and a serving certificate for IP 127.0.0.1, once per clust
     -extfile <(echo "subjectAltName=IP:127.0.0.1") -out "$d/tls.crt" 2>/dev/null
 }
 
+# Kueue's CRDs, each converting between kueue.x-k8s.io/v1beta1 and v1beta2
+# (stored) through Kueue's /convert on this machine where Kueue's own
+# kustomization patches that in (config/components/crd/patches): without it a
+# v1beta1 client (the operator uses v1beta1) would get v1beta2 objects
+# relabelled, their v1beta1-only fields dropped.
+crds() {
+  python3 - "$1/config/components/crd" "$KDIR/certs/ca.crt" "$WEBHOOK_PORT" <<'EOF'
+import base64, pathlib, sys, yaml
+crd_dir, ca_file, port = sys.argv[1:]
+ca = base64.b64encode(open(ca_file, "rb").read()).decode()
+docs = []
+for path in sorted(pathlib.Path(crd_dir, "bases").glob("*.yaml")):
+    crd = yaml.safe_load(path.read_text())
+    if pathlib.Path(crd_dir, "patches", f"webhook_in_{crd['spec']['names']['plural']}.yaml").exists():
+        crd["spec"]["conversion"] = {"strategy": "Webhook", "webhook": {
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/convert", "caBundle": ca},
+            "conversionReviewVersions": ["v1"]}}
+    docs.append(crd)
+print(yaml.safe_dump_all(docs))
+EOF
+}
+
 # Kueue's webhook manifests (the kubebuilder output in its module), trimmed to
 # Jobs and Kueue's own objects and pointed at this machine.
 webhook_configurations() {
@@ -110,10 +133,10 @@ up() {
     klog "already running (pid $(cat "$KDIR/kueue.pid"))"
   else
     stop
-    kc apply --server-side --force-conflicts -f "$mod/config/components/crd/bases/" >/dev/null
+    make_certs
+    crds "$mod" | kc apply --server-side --force-conflicts -f - >/dev/null
     kc wait --for condition=established --timeout 60s -f "$mod/config/components/crd/bases/" >/dev/null
     kc get namespace kueue-system >/dev/null 2>&1 || kc create namespace kueue-system >/dev/null
-    make_certs
     webhook_configurations "$mod" | kc apply -f - >/dev/null
     sed -e "s|@CERT_DIR@|$KDIR/certs|" -e "s|@WEBHOOK_PORT@|$WEBHOOK_PORT|" \
         -e "s|@HEALTH_ADDRESS@|$HEALTH_ADDRESS|" -e "s|@METRICS_ADDRESS@|$METRICS_ADDRESS|" \
