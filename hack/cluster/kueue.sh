@@ -133,6 +133,10 @@ up() {
     klog "already running (pid $(cat "$KDIR/kueue.pid"))"
   else
     stop
+    if curl -fsS "http://$HEALTH_ADDRESS/readyz" >/dev/null 2>&1; then
+      klog "a Kueue not started from $KDIR answers on $HEALTH_ADDRESS (left over from a cluster made again?): stop it first"
+      exit 1
+    fi
     make_certs
     crds "$mod" | kc apply --server-side --force-conflicts -f - >/dev/null
     kc wait --for condition=established --timeout 60s -f "$mod/config/components/crd/bases/" >/dev/null
