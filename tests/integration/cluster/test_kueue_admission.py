@@ -7,9 +7,10 @@ at once and, through topology-aware scheduling (the pod template's
 podset-required-topology annotation), picks a node for each; until then the
 Job stays suspended and has no pod at all.
 
-Capacity is freed by deleting a Kueue-managed Job: Kueue v0.19 does not
-retry a waiting Workload when a pod it does not manage ends (kueue#8653,
-fixed in v0.20).
+Capacity is freed by deleting a Kueue-managed Job of the same ClusterQueue
+or cohort: Kueue v0.19 retries a waiting Workload only then, not when a pod
+it does not manage ends (kueue#8653, fixed in v0.20) nor when a queue
+outside the cohort frees a node.
 """
 import pytest
 from kubernetes import client
