@@ -1,4 +1,4 @@
-"""Fixtures of the cluster tests: Kueue's controller on the local cluster."""
+"""Fixtures of the integration tests: Kueue's controller on the local cluster."""
 import os
 
 import pytest
