@@ -58,3 +58,20 @@ def test_run_local_stops_at_the_first_failing_stage(tmp_path, data_dir, shared_f
     assert proc.returncode != 0
     assert "tokenize" in proc.stdout + proc.stderr and "run `mathtune-pipeline prepare` first" in proc.stdout + proc.stderr
     assert not (run_dir / "train.log").exists()
+
+
+def test_demo_data_holds_out_rows_the_fine_tune_and_warm_up_never_saw():
+    """What predict scores the example on (the e2e test holds the learning
+    itself to a gain over the base): rows of the fine-tuned type only, in
+    neither the fine-tune nor the warm-up."""
+    from mathtune_pipeline.stages import demo_data
+
+    doc = yaml.safe_load(EXAMPLE.read_text())["spec"]
+    assert doc["prediction"]["dataset"]["uri"].endswith(demo_data.HELDOUT_SYNTH)
+    assert set(doc["prediction"]["types"]) == set(demo_data.LEARN_TYPES)
+    for seed in (0, 1):
+        tune, warm, held = demo_data.synthetic_rows(seed)
+        asked = [q for q, _ in held]
+        assert len(asked) == len(set(asked)) == sum(h for _, h in demo_data.LEARN_TYPES.values())
+        assert not set(asked) & {q for q, _ in tune + warm}
+        assert len(tune) == sum(t for t, _ in demo_data.LEARN_TYPES.values())
