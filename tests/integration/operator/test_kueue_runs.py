@@ -65,6 +65,12 @@ def _queued_message(custom, namespace, name, needle):
                              f"{(run.get('status') or {}).get('stages')}") from None
 
 
+def _show(namespace, when):
+    """What a user sees (printed; pytest shows it with -s or on failure)."""
+    out = h.local.kubectl("get", "mft,jobs,pods,workloads", "-n", namespace, "-o", "wide", check=False)
+    print(f"\n--- {when}: kubectl get mft,jobs,pods,workloads\n{out.stdout}{out.stderr}")
+
+
 def _ranks_on(core, namespace, job):
     pods = [p for p in h.live_pods(core, namespace, job) if p.spec.node_name]
     return sorted(p.spec.node_name for p in pods) if len(pods) == 2 else None
@@ -94,12 +100,14 @@ def test_a_two_node_run_starts_whole_once_both_nodes_are_free(queued, namespace,
     assert run["status"]["phase"] == "Running" and h.stage_row(run, "train")["state"] == "Pending"
     assert h.live_pods(core, namespace, "whole-train") == [], "no rank may hold a node while it waits"
     assert "Queued" in h.events_of(core, namespace, "whole")
+    _show(namespace, "training queued while ascend-0 is taken")
 
     batch.delete_namespaced_job("blocker", namespace, propagation_policy="Background")
     assert h.wait(lambda: _ranks_on(core, namespace, "whole-train"), 90, "both ranks bound") == \
         ["ascend-0", "ascend-1"]
     h.wait_run(custom, namespace, "whole", lambda r: h.stage_row(r, "train").get("state") == "Running"
                and h.condition(r, "Ready").get("status") == "True", "train Running once admitted")
+    _show(namespace, "both nodes free: both ranks running")
 
 
 def test_a_run_above_its_queues_quota_stays_pending_and_says_why(queued, namespace, volumes):
