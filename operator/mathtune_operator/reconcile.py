@@ -419,6 +419,8 @@ def _stage_active(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj, pods: Lis
         row["message"] = f"attempt {seen['attempts'] - 1} failed: {seen['message']}"
     if seen["state"] == StageState.SUSPENDED and not p.suspend and builders.local_queue(p.body.get("spec") or {}):
         return _queued(p, stage, row, job)
+    if QUEUED_IN_KUEUE in row.get("message", ""):
+        row.pop("message")  # admitted since
     if seen["state"] == StageState.SUSPENDED:
         return Step(phase=Phase.SUSPENDED, message=f"stage {stage} suspended")
     why = observe.unschedulable(pods)
@@ -439,6 +441,9 @@ def _stage_active(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj, pods: Lis
     return Step(message=f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})", blocked=blocked)
 
 
+QUEUED_IN_KUEUE = "is queued in Kueue LocalQueue"
+
+
 def _queued(p: _Pass, stage: str, row: Obj, job: Obj) -> Step:
     """A Job Kueue has not admitted: the run waits, and says for what, in
     Kueue's words (its Workload's QuotaReserved or Admitted condition)."""
@@ -450,7 +455,7 @@ def _queued(p: _Pass, stage: str, row: Obj, job: Obj) -> Step:
         workload, why = None, f"its Workload cannot be read: {_api_reason(exc)}"
     if workload is not None:
         why = observe.admission_wait(workload) or "waiting for admission"
-    message = f"stage {stage}: Job {job['metadata']['name']} is queued in Kueue LocalQueue {queue}: {why}"
+    message = f"stage {stage}: Job {job['metadata']['name']} {QUEUED_IN_KUEUE} {queue}: {why}"
     if row.get("message") != message:
         p.event(EventType.NORMAL, Reason.QUEUED, message)
     row.update(state=StageState.PENDING, message=message)

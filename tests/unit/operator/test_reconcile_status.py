@@ -245,6 +245,7 @@ def test_under_kueue_a_stage_job_waits_for_admission_and_says_why(world):
     fake.jobs["run-cpu-prepare"]["spec"]["suspend"] = False
     step(run, fake, metrics, throttle)
     assert run["status"]["phase"] == "Running" and h_row(run, "prepare")["state"] == "Running"
+    assert "message" not in h_row(run, "prepare"), "the queue's words are gone once admitted"
 
 
 def h_row(run, stage):
