@@ -1,6 +1,6 @@
 """A MindFormers model loaded for inference, its logits, and greedy generation on CPU.
 
-MindFormers 1.9's `generate()` does not run on CPU (greedy needs the
+MindFormers 1.9's `generate()` does not run on CPU (test_cpu_refusals.py: greedy needs the
 `ArgMaxExt` kernel, sampling `TopkExt`, `use_past` an fp16/bf16
 `ApplyRotaryPosEmb`; REFERENCE §3). The model's own forward in predict mode
 does: given a padded (batch, seq_length) input and each row's real length
