@@ -304,8 +304,13 @@ def main() -> int:
     print(f"bench-scale: {RUNS} concurrent runs of seed000 on {ASCEND_NODES} simulated Ascend nodes "
           f"+ {CPU_NODES} CPU nodes; operator log {log}", flush=True)
     started = now()
-    pool = [threading.Thread(target=lambda part: [custom.create_namespaced_custom_object(
-        GROUP, VERSION, NAMESPACE, PLURAL, run_doc(i)) for i in part], args=(range(k, RUNS, 8),)) for k in range(8)]
+    created: Dict[str, float] = {}  # run -> when the API server had it (the create call returned)
+
+    def create(part: range) -> None:
+        for i in part:
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, run_doc(i))
+            created[f"r{i:04d}"] = now()
+    pool = [threading.Thread(target=create, args=(range(k, RUNS, 8),)) for k in range(8)]
     for t in pool:
         t.start()
     for t in pool:
@@ -327,10 +332,12 @@ def main() -> int:
     operator.wait(30)
     stop.set()
 
-    total, jobctl, added, status, status_added = [], [], [], [], []
+    total, jobctl, added, status, status_added, first = [], [], [], [], [], []
     slowest = []
     for i in range(RUNS):
         run = f"r{i:04d}"
+        if run in created and f"{run}-prepare" in rec.job_added:
+            first.append(rec.job_added[f"{run}-prepare"] - created[run])
         for here, nxt in zip(STAGES, STAGES[1:]):
             job, next_job = f"{run}-{here}", f"{run}-{nxt}"
             done, complete, nxt_added = rec.pod_done.get(job), rec.job_complete.get(job), rec.job_added.get(next_job)
@@ -358,7 +365,8 @@ def main() -> int:
                           ("pod completed -> Job Complete (Job ctl)", jobctl),
                           ("Job Complete -> next stage's Job (added)", added),
                           ("pod completed -> run status records it", status),
-                          ("Job Complete -> run status records it", status_added)]:
+                          ("Job Complete -> run status records it", status_added),
+                          ("run created -> its first stage's Job", first)]:
         print(f"{label:<44}{pct(values, .5):>8.3f}{pct(values, .99):>8.3f}{max(values or [float('nan')]):>8.3f}"
               f"  {len(values)}")
     if jobctl and added:
