@@ -18,7 +18,7 @@ LABEL_STAGE = "mathtune.dev/stage"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mathtune-operator"
 ANNOTATION_QUEUE = "scheduling.volcano.sh/queue-name"
-# The PodGroup a pod belongs to (Volcano reads it; so does the coscheduling plugin).
+# The Volcano PodGroup a pod belongs to.
 ANNOTATION_POD_GROUP = "scheduling.k8s.io/group-name"
 VOLCANO_GROUP, VOLCANO_VERSION = "scheduling.volcano.sh", "v1beta1"
 POD_GROUP_API_VERSION = f"{VOLCANO_GROUP}/{VOLCANO_VERSION}"
