@@ -2,7 +2,7 @@
 spec.podTemplates merged for one stage, over per-stage resource defaults.
 Pure: spec in, dicts out. docs/pod-template.md says the same for users.
 """
-from typing import Dict, List
+from typing import Dict, List, Set
 
 from . import plan
 from .types import Obj
@@ -66,6 +66,7 @@ def merged(spec: Obj, stage: str) -> Obj:
     out: Obj = {"env": [], "envFrom": [], "serviceAccountName": "", "imagePullSecrets": [],
                 "requests": default_requests(spec, stage), "limits": {}, "labels": {}, "annotations": {},
                 "nodeSelector": {}, "tolerations": [], "affinity": {}, "volumes": [], "volumeMounts": []}
+    requested: Set[str] = set()  # resource names a template asked for: theirs, kept as given
     for template in templates_for(spec, stage):
         out["env"] = _by_name(out["env"], template.get("env") or [])
         out["imagePullSecrets"] = _by_name(out["imagePullSecrets"], template.get("imagePullSecrets") or [])
@@ -77,21 +78,14 @@ def merged(spec: Obj, stage: str) -> Obj:
         resources = template.get("resources") or {}
         for key in ("requests", "limits"):
             out[key] = {**out[key], **{k: str(v) for k, v in (resources.get(key) or {}).items()}}
+        requested.update(resources.get("requests") or {})
         if template.get("serviceAccountName"):
             out["serviceAccountName"] = template["serviceAccountName"]
     # A limit below the default request would make the pod invalid; the
     # user's limit is what they meant, so the request follows it down.
     for key, limit in out["limits"].items():
-        if key in out["requests"] and key not in _user_requests(spec, stage) and \
-                _quantity(limit) < _quantity(out["requests"][key]):
+        if key in out["requests"] and key not in requested and _quantity(limit) < _quantity(out["requests"][key]):
             out["requests"][key] = limit
-    return out
-
-
-def _user_requests(spec: Obj, stage: str) -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    for template in templates_for(spec, stage):
-        out.update(((template.get("resources") or {}).get("requests")) or {})
     return out
 
 

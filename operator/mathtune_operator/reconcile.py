@@ -257,10 +257,14 @@ def _ensure_pod_group(p: _Pass, stage: str, row: Obj, job: Obj) -> Optional[Step
 RANK_FAILED = frozenset({"MaxFailedIndexesExceeded", "FailedIndexes", "BackoffLimitExceeded"})
 
 
+def _attempt_limit(p: _Pass) -> int:
+    """Attempts a stage gets: the first and runPolicy.backoffLimit more."""
+    return 1 + int(((p.body.get("spec") or {}).get("runPolicy") or {}).get("backoffLimit", 2))
+
+
 def _attempts_left(p: _Pass, stage: str, seen: Obj) -> bool:
-    spec = p.body.get("spec") or {}
-    limit = 1 + int((spec.get("runPolicy") or {}).get("backoffLimit", 2))
-    return plan.is_multi_node(spec, stage) and seen.get("reason") in RANK_FAILED and seen["attempts"] < limit
+    return plan.is_multi_node(p.body.get("spec") or {}, stage) and seen.get("reason") in RANK_FAILED \
+        and seen["attempts"] < _attempt_limit(p)
 
 
 def _restart_whole(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj) -> Step:
@@ -268,8 +272,7 @@ def _restart_whole(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj) -> Step:
     rank (the Job is deleted, in the foreground) and let the next pass start
     the next attempt, which resumes from the last checkpoint every rank
     completed (--resume auto)."""
-    failed, nxt = seen["attempts"], seen["attempts"] + 1
-    limit = 1 + int(((p.body.get("spec") or {}).get("runPolicy") or {}).get("backoffLimit", 2))
+    failed, nxt, limit = seen["attempts"], seen["attempts"] + 1, _attempt_limit(p)
     p.cluster.delete_job(p.ns, job["metadata"]["name"], (job.get("metadata") or {}).get("uid"), foreground=True)
     p.metrics.stage_retries.labels(stage).inc()
     message = f"attempt {failed} failed: {seen['message'] or 'a rank failed'}"
@@ -409,7 +412,7 @@ def _stage_active(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj, pods: Lis
     before = int(row.get("attempts") or 1)
     if seen["attempts"] > before:
         p.metrics.stage_retries.labels(stage).inc(seen["attempts"] - before)
-        limit = 1 + int(((p.body.get("spec") or {}).get("runPolicy") or {}).get("backoffLimit", 2))
+        limit = _attempt_limit(p)
         p.event(EventType.WARNING, EventReason.STAGE_RETRYING,
                 f"stage {stage}: attempt {before} failed ({seen['message'] or 'no message'}); "
                 f"attempt {seen['attempts']} of {limit}"

@@ -118,6 +118,14 @@ def run_doc(example: str, name: str, **spec_updates) -> dict:
     return doc
 
 
+def multi_node_doc(name: str, nodes: int = 2) -> dict:
+    """Seed 000 trained on `nodes` whole Ascend servers (8 NPUs each, model parallel 4)."""
+    doc = run_doc("seed000-llama3-quota-cot.yaml", name)
+    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": nodes,
+                                "parallel": {"dataParallel": 2 * nodes, "modelParallel": 4, "pipelineStage": 1}}
+    return doc
+
+
 def bind_work_volume(core: client.CoreV1Api, namespace: str, claim: str, created: List[str]) -> None:
     """A PV pre-bound to the claim the operator will create."""
     name = f"pv-{namespace}-{claim}"[:63]

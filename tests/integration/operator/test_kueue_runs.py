@@ -42,9 +42,7 @@ def queued(apis, namespace, kueue, operator, volumes):
 def _two_node_run(apis, namespace, volumes, name, nodes=2):
     core, custom = apis["core"], apis["custom"]
     h.bind_work_volume(core, namespace, f"{name}-work", volumes)
-    doc = h.run_doc("seed000-llama3-quota-cot.yaml", name)
-    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": nodes,
-                                "parallel": {"dataParallel": 2 * nodes, "modelParallel": 4, "pipelineStage": 1}}
+    doc = h.multi_node_doc(name, nodes)
     doc["spec"]["scheduling"]["localQueue"] = "npu"
     doc["spec"]["podTemplates"] = [{"stages": ["train"], "annotations": TOPOLOGY}]
     h.create_run(custom, namespace, doc)

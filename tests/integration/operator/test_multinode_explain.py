@@ -15,9 +15,7 @@ def test_two_node_training_is_an_indexed_job_on_two_ascend_nodes(namespace, apis
     core, batch, custom = apis["core"], apis["batch"], apis["custom"]
     name = "twonode"
     h.bind_work_volume(core, namespace, f"{name}-work", volumes)
-    doc = h.run_doc("seed000-llama3-quota-cot.yaml", name)
-    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": 2,
-                                "parallel": {"dataParallel": 4, "modelParallel": 4, "pipelineStage": 1}}
+    doc = h.multi_node_doc(name)
     h.create_run(custom, namespace, doc)
     for stage in ("prepare", "tokenize"):
         h.finish_stage(core, namespace, f"{name}-{stage}", 0, h.result(stage))
@@ -67,9 +65,7 @@ def test_kubectl_explain_reads_well(kubeconfig, crd):
 
 def _two_node_run(core, custom, namespace, volumes, name):
     h.bind_work_volume(core, namespace, f"{name}-work", volumes)
-    doc = h.run_doc("seed000-llama3-quota-cot.yaml", name)
-    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": 2,
-                                "parallel": {"dataParallel": 4, "modelParallel": 4, "pipelineStage": 1}}
+    doc = h.multi_node_doc(name)
     doc["spec"]["runPolicy"] = {"backoffLimit": 1}
     h.create_run(custom, namespace, doc)
     for stage in ("prepare", "tokenize"):
@@ -158,9 +154,7 @@ def test_under_volcano_the_ranks_join_one_pod_group_owned_by_their_job(namespace
     core, batch, custom = apis["core"], apis["batch"], apis["custom"]
     name = "gang"
     h.bind_work_volume(core, namespace, f"{name}-work", volumes)
-    doc = h.run_doc("seed000-llama3-quota-cot.yaml", name)
-    doc["spec"]["resources"] = {"npusPerNode": 8, "nodes": 2,
-                                "parallel": {"dataParallel": 4, "modelParallel": 4, "pipelineStage": 1}}
+    doc = h.multi_node_doc(name)
     h.create_run(custom, namespace, doc)
     h.finish_stage(core, namespace, f"{name}-prepare", 0, h.result("prepare"))
     h.running_pod(core, namespace, f"{name}-tokenize")
