@@ -45,7 +45,9 @@ def build_parser(argv: Optional[List[str]] = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name in STAGES:
             p.add_argument("--spec", required=True, help="run file: a MathFinetune resource or its spec (YAML/JSON)")
-            p.add_argument("--run-dir", required=True, help="this run's directory on the work volume")
+            # Absolute: training's msrun workers run in a directory of their own.
+            p.add_argument("--run-dir", required=True, type=os.path.abspath,
+                           help="this run's directory on the work volume")
             p.add_argument("--result-file", default=default_result_file(),
                            help="where to write the result JSON (default: /dev/termination-log when present)")
         # Only the chosen command's module is imported: help for all, cost for one.

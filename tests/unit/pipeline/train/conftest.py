@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -70,10 +71,11 @@ def write_spec(path: Path, **overrides) -> Path:
     return path
 
 
-def run_stage(stage: str, spec: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+def run_stage(stage: str, spec: Path, run_dir: Path, *extra: str,
+              cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
     """The stage exactly as a Job runs it: the console entry point in a fresh process."""
     return subprocess.run([sys.executable, "-m", "mathtune_pipeline.cli", stage, "--spec", str(spec),
-                           "--run-dir", str(run_dir), *extra], capture_output=True, text=True, timeout=900)
+                           "--run-dir", str(run_dir), *extra], capture_output=True, text=True, timeout=900, cwd=cwd)
 
 
 def last_json(stdout: str) -> dict:

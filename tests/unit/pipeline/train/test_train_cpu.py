@@ -1,5 +1,6 @@
 """train on CPU for real: msrun, 2 data-parallel ranks, MindFormers' Trainer, checkpoints each epoch."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,11 +110,18 @@ def test_failed_training_passes_msrun_exit_code_and_keeps_nothing_half_done(tmp_
     run_dir = tmp_path / "run"
     write_mindrecord(run_dir / "tokenize")
     # lr_schedule of an unknown type: MindFormers fails on every rank.
-    spec = write_spec(tmp_path / "run.yaml", training={"lrSchedule": {"type": "NoSuchLR"}})
-    proc = run_stage("train", spec, run_dir)
+    write_spec(tmp_path / "run.yaml", training={"lrSchedule": {"type": "NoSuchLR"}})
+    # Paths relative to the working directory, as a user types them: the
+    # workers msrun starts must still find the config the stage rendered.
+    # (msrun kills the other workers at once, then waits some 30 s for its
+    # scheduler to give them up: MS_NODE_TIMEOUT. Shortening it here made
+    # the scheduler give up on workers still starting.)
+    proc = run_stage("train", Path("run.yaml"), Path("run"), cwd=tmp_path)
     assert proc.returncode == 1
     assert last_json(proc.stdout)["error"] == "msrun exited with code 1"
     assert "last lines of" in proc.stdout
+    worker_logs = [log.read_text() for log in (run_dir / "train.work").glob("msrun_log-*/worker_*.log")]
+    assert any("class name NoSuchLR" in log for log in worker_logs), "the workers failed, but not on the recipe's error"
     assert not (run_dir / "train").exists()
 
 
