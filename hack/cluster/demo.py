@@ -68,9 +68,11 @@ def restricted_namespace(kubeconfig: Path, namespace: str) -> None:
 
 
 def install_chart(kubeconfig: Path, release: str = RELEASE, namespace: str = SYSTEM_NS,
-                  values: Optional[Dict[str, str]] = None, string_values: Optional[Dict[str, str]] = None) -> None:
+                  values: Optional[Dict[str, str]] = None, string_values: Optional[Dict[str, str]] = None,
+                  refresh_crd: bool = True) -> None:
     """helm upgrade --install: the CRD, the account, its RBAC, the Deployment.
-    values are --set (helm types them); string_values --set-string."""
+    values are --set (helm types them); string_values --set-string.
+    refresh_crd=False: the caller keeps the cluster's CRD current itself."""
     sets = []
     for k, v in (values or {}).items():
         sets += ["--set", f"{k}={v}"]
@@ -78,6 +80,8 @@ def install_chart(kubeconfig: Path, release: str = RELEASE, namespace: str = SYS
         sets += ["--set-string", f"{k}={v}"]
     helm("upgrade", "--install", release, str(CHART), "--namespace", namespace, "--create-namespace", *sets,
          kubeconfig=kubeconfig)
+    if not refresh_crd:
+        return
     # helm installs a CRD only when absent; keep the cluster's copy current.
     crd = CHART / "crds" / "mathtune.dev_mathfinetunes.yaml"
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), kubeconfig=kubeconfig)

@@ -14,7 +14,7 @@ def kueue(kubeconfig):
     otherwise and stopped at the end of the session (MATHTUNE_KEEP_CLUSTER=1
     keeps it). Fails, never skips, when its binary is not built."""
     given = os.environ.get("MATHTUNE_KUBECONFIG")
-    # The chart-account rerun names the local cluster itself: that is fine.
+    # MATHTUNE_KUBECONFIG naming the local cluster itself is fine.
     if given and Path(given).resolve() != Path(local.KUBECONFIG).resolve():
         pytest.fail("the Kueue tests start Kueue on the local cluster; unset MATHTUNE_KUBECONFIG", pytrace=False)
     missing = local.kueue_missing()

@@ -1,7 +1,13 @@
 """Fixtures of the operator's cluster tests: the CRD applied once, a real
-operator process per test, watching only the test's namespace."""
+operator process per test, watching only the test's namespace with the
+chart's ServiceAccount token."""
+import re
+import uuid
+
 import pytest
 from kubernetes import client
+
+from hack.cluster import demo
 
 from . import helpers
 
@@ -68,7 +74,27 @@ def drained(namespace, apis):
 
 
 @pytest.fixture
-def operator(kubeconfig, drained, namespace, crd, tmp_path):
-    op = helpers.Operator(kubeconfig, namespace, tmp_path).start()
+def chart_account(kubeconfig, drained, namespace, crd, tmp_path):
+    """A kubeconfig holding a token of the chart's ServiceAccount, the chart
+    installed in the test's namespace (namespace scope, watching it): the
+    operator these tests start has the chart's RBAC and nothing more, as in
+    a real install. replicaCount 0: the chart's own operator pod would run
+    on the real node and compete with the process the test starts."""
+    release = f"acct-{uuid.uuid4().hex[:6]}"
+    demo.install_chart(kubeconfig, release, namespace,
+                       {"watch.scope": "namespace", "watch.namespaces": "{%s}" % namespace, "replicaCount": "0"},
+                       refresh_crd=False)
+    yield demo.service_account_kubeconfig(kubeconfig, tmp_path / f"{release}.kubeconfig", release, namespace)
+    # Its ClusterRole and binding are cluster-scoped: they outlive the namespace.
+    demo.helm("uninstall", release, "--namespace", namespace, kubeconfig=kubeconfig)
+
+
+@pytest.fixture
+def operator(chart_account, namespace, tmp_path):
+    op = helpers.Operator(chart_account, namespace, tmp_path).start()
     yield op
     op.stop()
+    # RBAC's refusal reads 'User "..." cannot <verb> resource ...'; other 403s
+    # (a ResourceQuota one of the tests sets up on purpose) are not RBAC's.
+    denied = [line for line in op.logs().splitlines() if re.search(r"cannot \w+ resource", line)]
+    assert not denied, f"the chart's RBAC refused the operator: {denied[:5]}"

@@ -50,8 +50,8 @@ class Operator:
     def start(self) -> "Operator":
         self.starts += 1
         # No reconcile interval: passes follow the runs' Jobs and pods. The
-        # leader Lease lives in the test's namespace (where the chart-account
-        # tests install the chart, whose Role grants it), and a restarted
+        # leader Lease lives in the test's namespace (where the `chart_account`
+        # fixture installs the chart, whose Role grants it), and a restarted
         # process keeps its identity, as a pod of a StatefulSet would, so it
         # takes its own Lease back at once instead of waiting for it to expire.
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig), MATHTUNE_PROGRESS_INTERVAL="1",

@@ -95,7 +95,7 @@ def test_the_operator_killed_at_random_moments_ten_times_across_a_run(namespace,
 
 def test_two_operators_at_once_one_leads_and_the_other_takes_over(namespace, apis, operator, volumes, kubeconfig,
                                                                   tmp_path):
-    standby = h.Operator(kubeconfig, namespace, tmp_path, identity="operator-1").start()
+    standby = h.Operator(operator.kubeconfig, namespace, tmp_path, identity="operator-1").start()
     try:
         name = "twoops"
         _start(apis, namespace, volumes, name)

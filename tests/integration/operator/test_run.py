@@ -112,3 +112,21 @@ def test_full_ascend_run_from_apply_to_succeeded(kubeconfig, namespace, apis, op
     assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
     assert "Traceback" not in operator.logs()
     print("kubectl get mft, as the run went:\n" + "\n".join(t.rstrip() for t in tables))
+
+
+def test_the_operator_holds_the_charts_account_and_nothing_else(operator, namespace):
+    """Every test here starts its operator with a token of the chart's
+    ServiceAccount (the `operator` fixture), and fails if RBAC refused that
+    operator anything: together they show the chart grants what the
+    operator uses."""
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=str(operator.kubeconfig))
+    review = client.AuthenticationV1Api(api).create_self_subject_review({})
+    user = review.status.user_info.username
+    assert user.startswith(f"system:serviceaccount:{namespace}:acct-"), user
+    assert user.endswith("-mathtune-operator"), user
+    # ... and that account is not an administrator: the chart gives no right to nodes' objects.
+    access = client.AuthorizationV1Api(api).create_self_subject_access_review(
+        {"spec": {"resourceAttributes": {"verb": "delete", "resource": "nodes"}}})
+    assert access.status.allowed is False
