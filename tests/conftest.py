@@ -43,6 +43,16 @@ def shared_fixtures() -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_inputs(shared_fixtures) -> Path:
+    """What `mathtune-pipeline demo-data` makes for the CPU example (the
+    example's <dataPath>/fixtures), made once, cached by what it follows from
+    (tests/demo_inputs.py). Read-only: copy what you change."""
+    from tests import demo_inputs as made_once
+
+    return made_once.made(shared_fixtures)
+
+
+@pytest.fixture(scope="session")
 def kubeconfig() -> Path:
     """A running cluster's kubeconfig.
 

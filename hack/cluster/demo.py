@@ -250,14 +250,15 @@ def seeder_pod(name: str, claim: str, image: str, data_path: str) -> dict:
     }
 
 
-def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240) -> str:
+def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240,
+                     made: Optional[Path] = None) -> str:
     """Put the run's input files on its work volume before the run starts, as
     a user would on a real cluster: the claim the operator will use is made
     first (the operator then finds it; the node's provisioner makes its
     volume), and every `uri` of the spec under `<dataPath>/fixtures/` is
-    copied in from ../shared/fixtures with `kubectl cp`, or made by the
-    pipeline's demo-data tool (`kubectl exec`) when not there. Returns the
-    claim's name."""
+    copied in from ../shared/fixtures (or from `made`, a directory demo-data
+    filled earlier) with `kubectl cp`, or made by the pipeline's demo-data
+    tool (`kubectl exec`) when in neither. Returns the claim's name."""
     spec, name = doc["spec"], doc["metadata"]["name"]
     storage = spec.get("storage") or {}
     data_path = storage.get("dataPath", "/data").rstrip("/")
@@ -282,7 +283,9 @@ def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240)
         for uri in _uris(spec):
             if not uri.startswith(data_path + "/fixtures/"):
                 continue
-            src = fixtures / uri[len(data_path + "/fixtures/"):]
+            relative = uri[len(data_path + "/fixtures/"):]
+            src = next((d / relative for d in (fixtures, made) if d is not None and (d / relative).is_file()),
+                       fixtures / relative)
             if src.is_file():
                 kubectl("exec", "-n", ns, pod, "--", "mkdir", "-p", str(Path(uri).parent), kubeconfig=kubeconfig)
                 kubectl("cp", str(src), f"{ns}/{pod}:{uri}", kubeconfig=kubeconfig)

@@ -50,7 +50,7 @@ def e2e_namespace(k8s_api):
 
 
 @pytest.fixture(scope="module")
-def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
+def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory, demo_inputs):
     """Applies examples/run-cpu.yaml in a namespace of its own and waits for
     the end, with Prometheus scraping the operator (and a stand-in
     npu-exporter that reports chips for the training pod)."""
@@ -72,7 +72,7 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory):
             rules = promtool.render_alert_rules(out / "alerts.yaml")
             prom = LocalPrometheus(out / "prom", {"mathtune-operator": [stack.metrics_target],
                                                   "npu-exporter": [npu.target]}, [rules]).start()
-            claim = demo.seed_work_volume(kubeconfig, doc, ns)
+            claim = demo.seed_work_volume(kubeconfig, doc, ns, made=demo_inputs)
             started = time.time()
             demo.kubectl("apply", "-f", str(run_file), kubeconfig=kubeconfig)
             deadline = time.monotonic() + RUN_TIMEOUT

@@ -5,6 +5,7 @@ learning it must show) runs once in the suite, on the cluster
 each stage its own process with its command logged, stages chosen with
 --stages, a stage's result checked before the next."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,12 @@ pytestmark = pytest.mark.mindspore
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """One stand-in work volume for the module: demo-data fills it once (it
-    trains a tokenizer and warms the base model up, a minute or more)."""
-    return tmp_path_factory.mktemp("data")
+def data_dir(tmp_path_factory, demo_inputs):
+    """One stand-in work volume for the module, holding what demo-data makes
+    (made once for the session: it warms the base model up, a minute or more)."""
+    data = tmp_path_factory.mktemp("data")
+    shutil.copytree(demo_inputs, data / "fixtures")
+    return data
 
 
 def run_local(tmp_path, data_dir, shared_fixtures, stages):
