@@ -33,6 +33,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "faults: the operator under cluster faults (API server restart, kills, ...)")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The e2e run last: `make test` runs the MindSpore tests beside the
+    cluster's (hack/cluster/run-tests.sh), and the e2e run is the one
+    cluster test that needs the CPU as much as they do."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 @pytest.fixture(scope="session")
 def shared_fixtures() -> Path:
     """../shared/fixtures: real data, logs and tokenizer nobody on this project wrote."""
