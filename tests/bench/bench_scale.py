@@ -383,9 +383,9 @@ def main() -> int:
     print(f"operator: peak RSS {rss:.0f} MiB, CPU {cpu:.1f} s ({cpu / max(1, RUNS):.3f} s per run)")
     print("goal: p99 added < 1 s at 500 runs, peak RSS < 300 MiB -> "
           f"{'met' if pct(added, .99) < 1 and rss < 300 and RUNS >= 500 else 'not met'}")
-    print("Argo Workflows side by side: not run. Its controller was not built for this benchmark (no attempt "
-          "yet to build workflow-controller through the Go module proxy; its pods' wait container, which reports "
-          "outputs, has no kwok stand-in here).")
+    print("Argo Workflows side by side: not run. The Go module proxy refuses github.com/argoproj/argo-workflows/v3 "
+          "(403, every version); it serves v4.0.5 only, for which security flaws are reported, so its "
+          "workflow-controller is not built here.")
     if snapshot:
         lines = snapshot.splitlines()
         print(f"\nkubectl get mft -n {NAMESPACE} during the run (first 8 of {len(lines) - 1}):")
