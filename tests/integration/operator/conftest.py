@@ -98,3 +98,14 @@ def operator(chart_account, namespace, tmp_path):
     # (a ResourceQuota one of the tests sets up on purpose) are not RBAC's.
     denied = [line for line in op.logs().splitlines() if re.search(r"cannot \w+ resource", line)]
     assert not denied, f"the chart's RBAC refused the operator: {denied[:5]}"
+
+
+@pytest.fixture
+def admin_operator(kubeconfig, drained, namespace, crd, tmp_path):
+    """An operator holding the admin kubeconfig, for the API server restart:
+    a restarted API server answers before its RBAC caches are filled, and
+    for some seconds refuses service accounts what RBAC grants them (403,
+    which the operator and kopf retry). That test is about the restart."""
+    op = helpers.Operator(kubeconfig, namespace, tmp_path).start()
+    yield op
+    op.stop()

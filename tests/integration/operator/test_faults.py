@@ -56,7 +56,8 @@ def _assert_whole(apis, namespace, name, touched=()):
     return run
 
 
-def test_the_api_server_restarted_mid_run(namespace, apis, operator, volumes, kubeconfig):
+def test_the_api_server_restarted_mid_run(namespace, apis, admin_operator, volumes, kubeconfig):
+    operator = admin_operator
     name = "apirestart"
     _start(apis, namespace, volumes, name)
 
