@@ -74,7 +74,10 @@ class Controller:
     def __init__(self, settings: Optional[Settings] = None, namespaces: Optional[List[str]] = None):
         self.settings = settings or Settings.from_env()
         self.namespaces = list(namespaces or [])
-        self.queue: "workqueue.WorkQueue[Key]" = workqueue.WorkQueue(on_taken=METRICS.queue_wait.observe)
+        # A quarter of the workers may always serve new runs, spec changes
+        # and timed passes; the rest serve runs whose Job or pod changed first.
+        self.queue: "workqueue.WorkQueue[Key]" = workqueue.WorkQueue(
+            on_taken=METRICS.queue_wait.observe, reserved=max(1, self.settings.workers // 4))
         self.known: Dict[Key, int] = {}  # run -> last generation seen
         self.failures: Dict[Key, int] = {}  # run -> passes failed in a row
         # The run as kopf's watch last delivered it, and the status our last
@@ -112,7 +115,8 @@ class Controller:
             self.queue.add(key)  # a new run or a spec change; our own status patches do not count
 
     def job_or_pod_changed(self, namespace: str, run: str) -> None:
-        self.queue.add((namespace, run))
+        # Urgent: a stage may have just ended, and the next waits for its Job.
+        self.queue.add((namespace, run), urgent=True)
 
     # -- life ---------------------------------------------------------------------
     def start(self) -> None:

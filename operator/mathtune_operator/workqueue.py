@@ -4,26 +4,36 @@ handed to at most one worker at a time.
 A key added while it is being worked on is queued again when that pass ends
 (the pass may have read state from before the change). A key added with a
 delay becomes ready at the earliest time asked for. Threads only; no I/O.
+
+Two lanes, each first in, first out. `urgent` keys (a run whose Job or pod
+just changed: a stage may have ended and the next wait for its Job) go
+before the others (new runs, spec changes, timed passes). So a burst of new
+runs cannot make every running run's next stage wait behind it; and the
+others never starve: up to `reserved` workers at a time may always take
+them, urgent work or not, and any worker takes them when nothing is urgent.
+A key added to both lanes is urgent.
 """
 import heapq
 from collections import deque
 import threading
 import time
-from typing import Callable, Deque, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
+from typing import Callable, Deque, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
     def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 on_taken: Optional[Callable[[float], None]] = None):
+                 on_taken: Optional[Callable[[float], None]] = None, reserved: int = 1):
         self._clock = clock
         self._on_taken = on_taken  # seconds a key waited, ready, for a worker
+        self._reserved = reserved  # workers the other lane may always hold
         self._cond = threading.Condition()
-        self._ready: Deque[K] = deque()  # FIFO of keys ready now (each once)
-        self._queued: Set[K] = set()  # keys in _ready
-        self._active: Set[K] = set()  # keys a worker holds
-        self._again: Set[K] = set()  # added while active: queue when done
+        self._other: Deque[K] = deque()  # the other lane: keys ready now, each once
+        self._urgent: Deque[K] = deque()  # the urgent lane
+        self._queued: Dict[K, bool] = {}  # key in a lane -> urgent
+        self._active: Dict[K, bool] = {}  # key a worker holds -> taken from the urgent lane
+        self._again: Dict[K, bool] = {}  # added while active -> urgent: queue when done
         self._delayed: List[Tuple[float, int, K]] = []  # (due, seq, key) heap
         self._due: Dict[K, float] = {}  # earliest due time per delayed key
         self._seq = 0
@@ -31,9 +41,9 @@ class WorkQueue(Generic[K]):
         self._waiting_since: Dict[K, float] = {}  # when a key became ready
 
     # -- adding ---------------------------------------------------------------
-    def add(self, key: K) -> None:
+    def add(self, key: K, urgent: bool = False) -> None:
         with self._cond:
-            self._add_locked(key)
+            self._add_locked(key, urgent)
 
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
@@ -48,14 +58,18 @@ class WorkQueue(Generic[K]):
             heapq.heappush(self._delayed, (due, self._seq, key))
             self._cond.notify()
 
-    def _add_locked(self, key: K) -> None:
+    def _add_locked(self, key: K, urgent: bool = False) -> None:
         if key in self._active:
-            self._again.add(key)
+            self._again[key] = self._again.get(key, False) or urgent
             return
         if key in self._queued:
+            if urgent and not self._queued[key]:  # waiting in the other lane: move it up
+                self._other.remove(key)
+                self._queued[key] = True
+                self._urgent.append(key)
             return
-        self._queued.add(key)
-        self._ready.append(key)
+        self._queued[key] = urgent
+        (self._urgent if urgent else self._other).append(key)
         self._waiting_since.setdefault(key, self._clock())
         self._cond.notify()
 
@@ -73,11 +87,12 @@ class WorkQueue(Generic[K]):
                 if self._closed:
                     return None
                 self._promote_due_locked()
-                if self._ready:
-                    key = self._ready.popleft()
-                    self._queued.discard(key)
+                lane = self._next_lane_locked()
+                if lane is not None:
+                    key = lane.popleft()
+                    del self._queued[key]
                     since = self._waiting_since.pop(key, None)
-                    self._active.add(key)
+                    self._active[key] = lane is self._urgent
                     if self._on_taken is not None and since is not None:
                         self._on_taken(self._clock() - since)
                     return key
@@ -89,12 +104,19 @@ class WorkQueue(Generic[K]):
                     wait = left if wait is None else min(wait, left)
                 self._cond.wait(wait)
 
+    def _next_lane_locked(self) -> Optional[Deque[K]]:
+        others_held = sum(1 for urgent in self._active.values() if not urgent)
+        if self._other and others_held < self._reserved:
+            return self._other
+        if self._urgent:
+            return self._urgent
+        return self._other or None
+
     def done(self, key: K) -> None:
         with self._cond:
-            self._active.discard(key)
+            self._active.pop(key, None)
             if key in self._again:
-                self._again.discard(key)
-                self._add_locked(key)
+                self._add_locked(key, self._again.pop(key))
 
     def _promote_due_locked(self) -> None:
         now = self._clock()
@@ -122,4 +144,4 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._ready)
+            return len(self._other) + len(self._urgent)

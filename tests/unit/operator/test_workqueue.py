@@ -79,3 +79,36 @@ def test_a_blocked_worker_is_woken_by_add_and_by_close():
     q.close()
     worker.join(5)
     assert got == ["a", None] and not worker.is_alive()
+
+
+def test_urgent_keys_go_before_the_others_but_for_their_reserved_share():
+    q = WorkQueue(reserved=1)
+    q.add("new-1")
+    q.add("new-2")
+    q.add("changed", urgent=True)
+    assert q.get(timeout=0) == "new-1"  # one worker may always serve the others
+    assert q.get(timeout=0) == "changed"  # that share in use: urgent first
+    assert q.get(timeout=0) == "new-2"  # nothing urgent: any worker takes the others
+    q.done("new-1")
+    q.add("new-3")
+    q.add("changed-2", urgent=True)
+    assert q.get(timeout=0) == "changed-2"  # new-2 holds the share
+
+
+def test_a_waiting_key_made_urgent_moves_up_once():
+    q = WorkQueue(reserved=0)
+    q.add("a")
+    q.add("b")
+    q.add("b", urgent=True)
+    assert len(q) == 2
+    assert [q.get(timeout=0), q.get(timeout=0), q.get(timeout=0)] == ["b", "a", None]
+
+
+def test_a_key_made_urgent_while_held_comes_back_urgent():
+    q = WorkQueue(reserved=0)
+    q.add("a")
+    assert q.get(timeout=0) == "a"
+    q.add("a", urgent=True)  # its Job changed during the pass
+    q.add("b")
+    q.done("a")
+    assert q.get(timeout=0) == "a"
