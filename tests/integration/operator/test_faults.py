@@ -152,3 +152,38 @@ def test_a_stage_pod_deleted_after_it_succeeded(namespace, apis, operator, volum
     _play(apis, namespace, name, stages=STAGES[1:])
     _assert_whole(apis, namespace, name, touched=("prepare", "tokenize"))
     assert h.events_of(core, namespace, name).count("StageStarted") == len(STAGES)
+
+
+def test_a_stale_watched_run_never_overwrites_an_earlier_leaders_status(namespace, apis, volumes, crd, drained,
+                                                                        kubeconfig, monkeypatch):
+    """A run this process has not patched is passed over as its watch showed
+    it, without a GET; if another writer (an earlier leader) changed it
+    since, the status patch is refused (it carries the resourceVersion
+    read) and the next pass reads the run again."""
+    from mathtune_operator import runtime
+    from mathtune_operator.settings import Settings
+
+    custom = apis["custom"]
+    name = "stale"
+    _start(apis, namespace, volumes, name)
+    watched = custom.get_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, name)
+    earlier = {"phase": "Running", "observedGeneration": 99}  # an earlier leader's mark
+    custom.patch_namespaced_custom_object_status(h.GROUP, h.VERSION, namespace, h.PLURAL, name, {"status": earlier})
+
+    from kubernetes import config
+
+    monkeypatch.setattr(runtime, "_api", lambda settings: config.new_client_from_config(str(kubeconfig)))
+    # No workers and no kopf: the test alone passes over the run.
+    controller = runtime.Controller(Settings(leader_election=False, workers=0), [namespace])
+    controller.start()
+    try:
+        key = (namespace, name)
+        controller.seen("ADDED", namespace, name, watched["metadata"]["generation"], watched)
+        assert controller._pass(key) == 0.0, "the stale body's patch should be refused and the run passed again"
+        stored = custom.get_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, name)["status"]
+        assert stored == earlier, "the stale body's status was written over the stored one"
+        controller._pass(key)  # reads the run again, and goes on from there
+        stored = custom.get_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, name)["status"]
+        assert stored["stage"] == "prepare" and stored["stages"][0]["state"] == "Running", stored
+    finally:
+        controller.shutdown()
