@@ -214,8 +214,10 @@ def _stage_step(p: _Pass, stage: str) -> Step:
         if observe.result_lost(pods):
             return _result_lost(p, stage, row, job, job_name)
         # Our view of its pod lags behind the Job controller's (separate
-        # watch streams); the pod's Succeeded update wakes this run again.
-        return Step(message=f"stage {stage} finishing")
+        # watch streams); the pod's Succeeded update wakes this run again,
+        # in well under a second. The status says what it said: a patch
+        # here would be one more write per stage for nothing a user sees.
+        return Step(message=_ready_message(p.body.get("status") or {}))
     if seen["state"] == StageState.SUCCEEDED:
         return _stage_succeeded(p, stage, row, seen)
     if seen["state"] == StageState.FAILED:
@@ -290,7 +292,8 @@ def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
     try:
         # What every stage pod mounts, made (if absent) just before a stage
         # Job needs it: passes that only watch a Job make no calls.
-        for child in _prerequisites(p.body, stage):
+        started = any(r.get("startTime") for r in p.rows.values())
+        for child in _prerequisites(p.body, stage, started):
             if p.cluster.ensure(child):
                 p.event(EventType.NORMAL, EventReason.CREATED, f"created {child['kind']} {child['metadata']['name']}")
         created = p.cluster.ensure(builders.job(p.body, stage, attempt=max(1, int(row.get("attempts") or 1))))
@@ -509,12 +512,18 @@ def _blocked(p: _Pass, row: Obj, reason: str, message: str, phase: Phase = Phase
     return Step(phase=phase, message=message, blocked={"reason": reason, "message": message})
 
 
-def _prerequisites(body: Obj, stage: str) -> List[Obj]:
+def _prerequisites(body: Obj, stage: str, started: bool) -> List[Obj]:
+    """What the stage's pods need besides their Job. The spec ConfigMap and
+    the claim are made before the run's first stage starts (`started`: one
+    has) and never changed after, so later stages do not ask again: at
+    hundreds of runs that was a refused create and a read per stage."""
     spec = body.get("spec") or {}
-    out = [builders.config_map(body)]
-    claim = builders.persistent_volume_claim(body)
-    if claim is not None:
-        out.append(claim)
+    out = []
+    if not started:
+        out.append(builders.config_map(body))
+        claim = builders.persistent_volume_claim(body)
+        if claim is not None:
+            out.append(claim)
     if plan.is_multi_node(spec, stage):
         out.append(builders.headless_service(body))
     return out

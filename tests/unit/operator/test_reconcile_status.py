@@ -41,8 +41,10 @@ class Fake:
         self.suspends = []
         self.deleted = 0
         self.workloads, self.activations = {}, []
+        self.asked = []  # the kind of every object ensure() was asked for
 
     def ensure(self, obj):
+        self.asked.append(obj["kind"])
         if self.fail_create and obj["kind"] == self.fail_create:
             raise ApiException(status=403, reason="Forbidden")
         key = (obj["kind"], obj["metadata"]["name"])
@@ -539,9 +541,24 @@ def test_a_complete_job_whose_pod_still_looks_running_is_a_lagging_view_not_a_lo
     step(run, fake, metrics, throttle)
     fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
     fake.pods["run-cpu-prepare"] = [{"metadata": {"name": "run-cpu-prepare-0"}, "status": {"phase": "Running"}}]
+    before = json.loads(json.dumps(run["status"]))
     out = step(run, fake, metrics, throttle)
     assert "run-cpu-prepare" in fake.jobs and out.events == []
     assert run["status"]["stages"][0]["state"] == "Running"
+    # ... and asks for no status patch: the pod's update follows within a second.
+    assert st.changed(before, out.status) == {}
+
+
+def test_later_stages_ask_for_no_prerequisite_again(world):
+    """The spec ConfigMap and the claim are made before the first stage, and
+    never changed: later stages create their Job only."""
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    assert fake.asked == ["ConfigMap", "PersistentVolumeClaim", "Job"]
+    fake.finish("run-cpu-prepare", 0, json.dumps({"stage": "prepare", "ok": True, **RESULTS["prepare"]}))
+    fake.asked.clear()
+    step(run, fake, metrics, throttle)
+    assert run["status"]["stage"] == "tokenize" and fake.asked == ["Job"]
 
 
 def test_each_pass_says_when_it_needs_the_next(world):
