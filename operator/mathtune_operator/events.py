@@ -1,12 +1,20 @@
 """Posting a run's Events, aggregated as the kubelet's recorder does: the same
 reason and message for the same run again bumps `count` and
 `lastTimestamp` of the Event already posted instead of adding another, so
-`kubectl describe` shows "(x12 over 3m)" rather than twelve rows."""
+`kubectl describe` shows "(x12 over 3m)" rather than twelve rows.
+
+Asynchronous, as client-go's recorder: a pass hands its Events over and goes
+on; one thread posts them in order. So a reconcile worker never waits on an
+Event (at hundreds of runs they were half a stage boundary's requests), and
+Events reach a busy API server one at a time. Best effort, as Events are:
+the status carries the same facts; an operator killed with Events still
+queued loses them."""
 import datetime as _dt
 import logging
+import queue
 import threading
 from collections import OrderedDict
-from typing import Tuple
+from typing import Optional, Tuple
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -20,20 +28,49 @@ _Key = Tuple[str, str, str, str, str]  # namespace, run uid, type, reason, messa
 
 
 class EventRecorder:
-    def __init__(self, api: client.ApiClient, request_timeout: float = 10.0, remember: int = 4096):
+    def __init__(self, api: client.ApiClient, request_timeout: float = 10.0, remember: int = 4096,
+                 backlog: int = 10000):
         self.core = client.CoreV1Api(api)
         self.request_timeout = request_timeout
         self.remember = remember
         self.posted: "OrderedDict[_Key, Tuple[str, int]]" = OrderedDict()  # key -> (Event name, count)
         self.lock = threading.Lock()
+        # (the run's metadata, type, reason, message, when it happened)
+        self.pending: "queue.Queue[Optional[Tuple[Obj, str, str, str, _dt.datetime]]]" = queue.Queue(maxsize=backlog)
+        self.thread = threading.Thread(target=self._deliver, name="events", daemon=True)
+        self.thread.start()
 
     def post(self, body: Obj, kind: str, reason: str, message: str) -> None:
+        """Log the Event now; post it soon, from the recorder's thread."""
         (log.warning if kind == "Warning" else log.info)(
             "[%s/%s] %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], reason, message)
-        meta = body["metadata"]
+        try:
+            # Only what the Event names: a run's whole metadata (managed
+            # fields and all) held in a backlog of thousands costs megabytes.
+            meta = body["metadata"]
+            run = {k: meta.get(k) for k in ("namespace", "name", "uid", "resourceVersion")}
+            self.pending.put_nowait((run, kind, reason, message, _dt.datetime.now(_dt.timezone.utc)))
+        except queue.Full:
+            log.warning("event backlog full (%d): %s not posted", self.pending.maxsize, reason)
+
+    def flush(self, timeout: float) -> None:
+        """Post what is queued (at shutdown), waiting at most `timeout`."""
+        self.pending.put(None)
+        self.thread.join(timeout)
+
+    def _deliver(self) -> None:
+        while True:
+            item = self.pending.get()
+            if item is None:
+                return
+            try:
+                self._post(*item)
+            except Exception as exc:  # noqa: BLE001 - one Event must not stop the others
+                log.warning("cannot post event %s: %s", item[2], exc)
+
+    def _post(self, meta: Obj, kind: str, reason: str, message: str, now: _dt.datetime) -> None:
         message = message[:1024]
         key = (meta["namespace"], meta["uid"], kind, reason, message)
-        now = _dt.datetime.now(_dt.timezone.utc)
         with self.lock:
             seen = self.posted.get(key)
         try:

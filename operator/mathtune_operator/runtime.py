@@ -163,6 +163,7 @@ class Controller:
         self.pods.stop()
         for thread in self.workers:
             thread.join(timeout=self.settings.request_timeout)
+        self.events.flush(timeout=5.0)
 
     def _started_leading(self) -> None:
         self.leading.set()
