@@ -219,6 +219,7 @@ def api_requests(kubeconfig: Path) -> Dict[str, float]:
         out["all"] += value
         resource = labels.get("resource", "") + ("/" + labels["subresource"] if labels.get("subresource") else "")
         out[resource] += value
+        out[f"{labels.get('verb', '')} {resource}"] += value
     return out
 
 
@@ -376,10 +377,23 @@ def main() -> int:
           "wait for a worker p50 <= {:.3f} s, p99 <= {:.3f} s".format(
               *(histogram_quantile(operator_metrics, name, q) for name in (
                   "mathtune_reconcile_duration_seconds", "mathtune_workqueue_wait_seconds") for q in (.5, .99))))
+    # When the slow ones happened: a steady cost, or a few stalls?
+    windows: Dict[int, List[float]] = defaultdict(list)
+    for secs, _, at in slowest:
+        windows[int(at // 20) * 20].append(secs)
+    print("added by 20 s window from the start (p99 / max, samples): " + "; ".join(
+        f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})" for w, v in sorted(windows.items())))
     print("slowest added: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
                                         for secs, name, at in sorted(slowest, reverse=True)[:5]))
     print(f"API requests per run-minute: {everyone / run_minutes:.1f} all clients; "
           f"{mine / run_minutes:.1f} the operator's (mathfinetunes, status, events, leases, pod logs)")
+    # Who asks what, per run: the resources only the operator touches, and
+    # the Jobs and ConfigMaps only it creates.
+    per_run = {k: (requests_after.get(k, 0) - requests_before.get(k, 0)) / RUNS for k in requests_after
+               if " " in k and (k.split(" ", 1)[1] in OPERATOR_RESOURCES
+                                or k in ("CREATE jobs", "POST jobs", "CREATE configmaps", "POST configmaps"))}
+    print("operator's requests per run: " + ", ".join(
+        f"{k} {v:.1f}" for k, v in sorted(per_run.items(), key=lambda kv: -kv[1]) if v >= 0.05))
     print(f"operator: peak RSS {rss:.0f} MiB, CPU {cpu:.1f} s ({cpu / max(1, RUNS):.3f} s per run)")
     print("goal: p99 added < 1 s at 500 runs, peak RSS < 300 MiB -> "
           f"{'met' if pct(added, .99) < 1 and rss < 300 and RUNS >= 500 else 'not met'}")
