@@ -35,7 +35,7 @@ class EventRecorder:
         self.remember = remember
         self.posted: "OrderedDict[_Key, Tuple[str, int]]" = OrderedDict()  # key -> (Event name, count)
         self.lock = threading.Lock()
-        # (the run's metadata, type, reason, message, when it happened)
+        # (the run's namespace, name, uid and version; type, reason, message; when)
         self.pending: "queue.Queue[Optional[Tuple[Obj, str, str, str, _dt.datetime]]]" = queue.Queue(maxsize=backlog)
         self.thread = threading.Thread(target=self._deliver, name="events", daemon=True)
         self.thread.start()
