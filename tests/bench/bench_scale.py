@@ -92,13 +92,19 @@ def run_doc(i: int) -> dict:
 
 
 # -- watching ----------------------------------------------------------------------
-def watch_raw(list_call: Callable[..., Any], handler: Callable[[str, dict, float], None],
+RELISTS: Dict[str, int] = defaultdict(int)  # watch -> lists after the first (410 Gone: the watch fell behind)
+
+
+def watch_raw(name: str, list_call: Callable[..., Any], handler: Callable[[str, dict, float], None],
               stop: threading.Event) -> None:
     """List, then watch from the list's version; handler(type, object, time seen)."""
     version: Optional[str] = None
+    listed = False
     while not stop.is_set():
         try:
             if version is None:
+                RELISTS[name] += listed
+                listed = True
                 body = json.loads(list_call(_preload_content=False).data)
                 version = body["metadata"]["resourceVersion"]
                 for item in body.get("items") or []:
@@ -273,11 +279,11 @@ def main() -> int:
     stop = threading.Event()
     selector = "app.kubernetes.io/managed-by=mathtune-operator"
     watchers = [
-        lambda: watch_raw(lambda **kw: batch.list_namespaced_job(NAMESPACE, label_selector=selector, **kw),
+        lambda: watch_raw("jobs", lambda **kw: batch.list_namespaced_job(NAMESPACE, label_selector=selector, **kw),
                           rec.on_job, stop),
-        lambda: watch_raw(lambda **kw: core.list_namespaced_pod(NAMESPACE, label_selector=selector, **kw),
+        lambda: watch_raw("pods", lambda **kw: core.list_namespaced_pod(NAMESPACE, label_selector=selector, **kw),
                           rec.on_pod, stop),
-        lambda: watch_raw(lambda **kw: custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, **kw),
+        lambda: watch_raw("runs", lambda **kw: custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, **kw),
                           rec.on_run, stop),
     ]
     threads = [threading.Thread(target=w, daemon=True) for w in watchers]
@@ -334,7 +340,7 @@ def main() -> int:
     stop.set()
 
     total, jobctl, added, status, status_added, first = [], [], [], [], [], []
-    slowest = []
+    slowest, slowest_status = [], []
     for i in range(RUNS):
         run = f"r{i:04d}"
         if run in created and f"{run}-prepare" in rec.job_added:
@@ -354,6 +360,8 @@ def main() -> int:
                 status.append(rec.status_done[job] - rec.pod_done[job])
             if job in rec.job_complete and job in rec.status_done:
                 status_added.append(rec.status_done[job] - rec.job_complete[job])
+                slowest_status.append((rec.status_done[job] - rec.job_complete[job], job,
+                                       rec.job_complete[job] - started))
     duplicates = sum(1 for n in rec.jobs_created.values() if n > 1)
     run_minutes = RUNS * elapsed / 60
     mine = sum(requests_after.get(r, 0) - requests_before.get(r, 0) for r in OPERATOR_RESOURCES)
@@ -385,6 +393,11 @@ def main() -> int:
         f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})" for w, v in sorted(windows.items())))
     print("slowest added: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
                                         for secs, name, at in sorted(slowest, reverse=True)[:5]))
+    print("slowest status: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
+                                         for secs, name, at in sorted(slowest_status, reverse=True)[:5]))
+    print("the benchmark's watches listed again (fell behind, 410 Gone): " +
+          ", ".join(f"{k} {RELISTS[k]}" for k in ("jobs", "pods", "runs")) +
+          " (a relist dates what it finds to the relist)")
     print(f"API requests per run-minute: {everyone / run_minutes:.1f} all clients; "
           f"{mine / run_minutes:.1f} the operator's (mathfinetunes, status, events, leases, pod logs)")
     # Who asks what, per run: the resources only the operator touches, and
