@@ -393,6 +393,10 @@ def main() -> int:
         f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})" for w, v in sorted(windows.items())))
     print("slowest added: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
                                         for secs, name, at in sorted(slowest, reverse=True)[:5]))
+    errors = {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^mathtune_reconcile_errors_total\{reason="([^"]+)"\} ([0-9.e+]+)$', operator_metrics, re.M)}
+    print("operator's failed or repeated passes by reason: " +
+          (", ".join(f"{k} {v:.0f}" for k, v in sorted(errors.items())) or "none"))
     print("slowest status: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
                                          for secs, name, at in sorted(slowest_status, reverse=True)[:5]))
     print("the benchmark's watches listed again (fell behind, 410 Gone): " +
