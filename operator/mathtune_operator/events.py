@@ -33,8 +33,8 @@ class EventRecorder:
         self.core = client.CoreV1Api(api)
         self.request_timeout = request_timeout
         self.remember = remember
-        self.posted: "OrderedDict[_Key, Tuple[str, int]]" = OrderedDict()  # key -> (Event name, count)
-        self.lock = threading.Lock()
+        # key -> (Event name, count); only the recorder's thread touches it.
+        self.posted: "OrderedDict[_Key, Tuple[str, int]]" = OrderedDict()
         # (the run's namespace, name, uid and version; type, reason, message; when)
         self.pending: "queue.Queue[Optional[Tuple[Obj, str, str, str, _dt.datetime]]]" = queue.Queue(maxsize=backlog)
         self.thread = threading.Thread(target=self._deliver, name="events", daemon=True)
@@ -54,8 +54,12 @@ class EventRecorder:
             log.warning("event backlog full (%d): %s not posted", self.pending.maxsize, reason)
 
     def flush(self, timeout: float) -> None:
-        """Post what is queued (at shutdown), waiting at most `timeout`."""
-        self.pending.put(None)
+        """Post what is queued (at shutdown), waiting at most `timeout`
+        (a full backlog and an API server away must not hold shutdown)."""
+        try:
+            self.pending.put(None, timeout=timeout)
+        except queue.Full:
+            return
         self.thread.join(timeout)
 
     def _deliver(self) -> None:
@@ -71,8 +75,7 @@ class EventRecorder:
     def _post(self, meta: Obj, kind: str, reason: str, message: str, now: _dt.datetime) -> None:
         message = message[:1024]
         key = (meta["namespace"], meta["uid"], kind, reason, message)
-        with self.lock:
-            seen = self.posted.get(key)
+        seen = self.posted.get(key)
         try:
             if seen and self._bump(meta["namespace"], seen[0], seen[1] + 1, now):
                 self._remember(key, seen[0], seen[1] + 1)
@@ -104,8 +107,7 @@ class EventRecorder:
             raise
 
     def _remember(self, key: _Key, name: str, count: int) -> None:
-        with self.lock:
-            self.posted[key] = (name, count)
-            self.posted.move_to_end(key)
-            while len(self.posted) > self.remember:
-                self.posted.popitem(last=False)
+        self.posted[key] = (name, count)
+        self.posted.move_to_end(key)
+        while len(self.posted) > self.remember:
+            self.posted.popitem(last=False)
