@@ -284,9 +284,8 @@ def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240,
             if not uri.startswith(data_path + "/fixtures/"):
                 continue
             relative = uri[len(data_path + "/fixtures/"):]
-            src = next((d / relative for d in (fixtures, made) if d is not None and (d / relative).is_file()),
-                       fixtures / relative)
-            if src.is_file():
+            src = next((d / relative for d in (fixtures, made) if d is not None and (d / relative).is_file()), None)
+            if src is not None:
                 kubectl("exec", "-n", ns, pod, "--", "mkdir", "-p", str(Path(uri).parent), kubeconfig=kubeconfig)
                 kubectl("cp", str(src), f"{ns}/{pod}:{uri}", kubeconfig=kubeconfig)
             else:
