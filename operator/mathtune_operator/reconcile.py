@@ -329,7 +329,14 @@ def _start_stage(p: _Pass, stage: str, row: Obj, job_name: str) -> Step:
     if not retrying:
         row.pop("message", None)
     p.new.setdefault("startTime", p.now_iso)
-    return Step(message=f"stage {stage} started")
+    return Step(message=_attempt_message(stage, row["state"], row["attempts"]))
+
+
+def _attempt_message(stage: str, state: str, attempts: int) -> str:
+    """Ready's message while a stage's attempt lives. The pass that creates
+    the Job says what the next pass, seeing it, would: else that pass writes
+    the whole run again for a rewording."""
+    return f"stage {stage} {state.lower()} (attempt {attempts})"
 
 
 def _apply_suspend(p: _Pass, stage: str, job: Obj, job_name: str) -> None:
@@ -444,7 +451,7 @@ def _stage_active(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj, pods: Lis
     p.metrics.stage_pods(p.ns, p.run, stage, running)
     if stage in plan.PROGRESS_STAGES:
         _read_progress(p, stage, pods)
-    return Step(message=f"stage {stage} {seen['state'].lower()} (attempt {seen['attempts']})", blocked=blocked)
+    return Step(message=_attempt_message(stage, seen["state"], seen["attempts"]), blocked=blocked)
 
 
 QUEUED_IN_KUEUE = "is queued in Kueue LocalQueue"
