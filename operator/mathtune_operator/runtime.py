@@ -31,7 +31,7 @@ from kubernetes import client, config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from . import children, informer, names, reconcile, workqueue
+from . import __version__, children, informer, names, reconcile, workqueue
 from . import status as st
 from .events import EventRecorder
 from .leader import LeaderElector, LeaseSettings
@@ -50,6 +50,10 @@ def _api(settings: Settings) -> client.ApiClient:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()
     api = client.ApiClient()
+    # The API server names a writer by its User-Agent: managedFields and the
+    # audit log then say mathtune-operator, not the client library's
+    # "OpenAPI-Generator".
+    api.user_agent = f"{names.MANAGED_BY}/{__version__}"
     # Room for every worker and both informers' long-lived watches.
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = settings.workers + 8
     return api
@@ -224,6 +228,7 @@ class Controller:
             # Merge patch of the status subresource; lists (conditions, stages)
             # are replaced whole, which is what we mean; None deletes a key.
             patch: Obj = {"status": changed}
+            log.debug("%s/%s: status patch of %s", namespace, name, ", ".join(sorted(changed)))
             if not confirmed:
                 # Only if the run is still as read: else 409, and it is read again.
                 patch["metadata"] = {"resourceVersion": body["metadata"].get("resourceVersion")}

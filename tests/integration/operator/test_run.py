@@ -99,6 +99,12 @@ def test_full_ascend_run_from_apply_to_succeeded(kubeconfig, namespace, apis, op
     assert sorted(j.metadata.name for j in jobs) == sorted(f"{name}-{s}" for s in STAGES)
     for job in jobs:
         assert job.metadata.owner_references[0].uid == run["metadata"]["uid"]
+    # Its writes carry its name (kubectl get --show-managed-fields, the API
+    # server's audit log and metrics), not its client library's.
+    assert ("mathtune-operator", "status") in {(f["manager"], f.get("subresource", ""))
+                                                for f in run["metadata"]["managedFields"]}, run["metadata"]
+    for job in jobs:
+        assert "mathtune-operator" in {f.manager for f in job.metadata.managed_fields}, job.metadata.managed_fields
     cm = core.read_namespaced_config_map(f"{name}-spec", namespace)
     doc = json.loads(cm.data["spec.json"])
     assert doc["spec"]["data"]["sample"]["quotas"]["mass"] == 1000 and doc["metadata"]["name"] == name
