@@ -17,11 +17,15 @@ apiserver_request_total, all clients, and the operator's share: the
 resources only it touches), and the operator's peak RSS and CPU seconds.
 
     BENCH_RUNS=500 .venv/bin/python tests/bench/bench_scale.py     (make bench-scale)
+
+BENCH_KEEP=1 leaves the namespace, runs and simulated nodes behind.
 """
+import calendar
 import json
 import os
 import queue
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -57,6 +61,17 @@ RESULTS = {json.loads(line)["stage"]: line.strip()
 
 def now() -> float:
     return time.time()
+
+
+def written_at(obj: dict, subresource: str) -> Optional[float]:
+    """When the API server last stored a write to this subresource, to the
+    second (managedFields' time): with the time a watch saw the object, how
+    long the API server took to tell its watchers."""
+    stamps = [entry.get("time") for entry in (obj.get("metadata") or {}).get("managedFields") or []
+              if entry.get("subresource", "") == subresource and entry.get("time")]
+    if not stamps:
+        return None
+    return calendar.timegm(time.strptime(max(stamps), "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def pct(values: List[float], q: float) -> float:
@@ -128,6 +143,41 @@ def watch_raw(name: str, list_call: Callable[..., Any], handler: Callable[[str, 
                 time.sleep(0.5)
 
 
+# Lines in, each out with the time it arrived: a process of its own, so
+# that what it stamps does not wait for this one's threads.
+STAMP_LINES = ("import sys, time\n"
+               "while True:\n"
+               "    line = sys.stdin.buffer.readline()\n"
+               "    if not line: break\n"
+               "    sys.stdout.write(f'{time.time():.3f} ' + line.decode())\n"
+               "    sys.stdout.flush()\n")
+
+
+def kubectl_watch(kubeconfig: Path, out: Path) -> List[subprocess.Popen]:
+    """A second watch of the runs, kubectl's (Go, another process): when it
+    sees an event early that this process's watch sees late, the lag is in
+    this process, not in the API server."""
+    # Again whenever the API server ends it (as it does a watcher it finds
+    # too slow, at bursts): kubectl get --watch then exits.
+    watch = subprocess.Popen(["bash", "-c", 'while :; do "$@"; sleep 0.2; done', "kubectl-watch",
+                              str(local.KUBECTL), "--kubeconfig", str(kubeconfig), "get", "mft", "-n", NAMESPACE,
+                              "--watch", "--output-watch-events", "-o",
+                              "jsonpath={.object.metadata.name} {.object.metadata.resourceVersion}{\"\\n\"}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    stamp = subprocess.Popen([sys.executable, "-c", STAMP_LINES], stdin=watch.stdout, stdout=out.open("w"))
+    return [watch, stamp]
+
+
+def kubectl_seen(out: Path) -> Dict[tuple, float]:
+    """(run, resourceVersion) -> when kubectl's watch printed it."""
+    seen: Dict[tuple, float] = {}
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            seen.setdefault((parts[1], parts[2]), float(parts[0]))
+    return seen
+
+
 class Recorder:
     def __init__(self, core: client.CoreV1Api):
         self.core = core
@@ -140,10 +190,16 @@ class Recorder:
         self.completing: "queue.Queue[dict]" = queue.Queue()
         self.queued: set = set()
         self.jobs_created: Dict[str, int] = defaultdict(int)
+        # watch -> (seen - the write's managedFields time, seen - start) per event
+        self.delivery: Dict[str, List[tuple]] = defaultdict(list)
+        self.run_versions: Dict[tuple, float] = {}  # (run, resourceVersion) -> when this process saw it
 
     def on_job(self, kind: str, job: dict, seen: float) -> None:
         name = job["metadata"]["name"]
+        stored = written_at(job, "status")
         with self.lock:
+            if stored is not None and kind == "MODIFIED":
+                self.delivery["jobs"].append((seen - stored, seen))
             if kind == "ADDED":
                 self.job_added.setdefault(name, seen)
                 self.jobs_created[name] += 1
@@ -164,7 +220,11 @@ class Recorder:
     def on_run(self, kind: str, run: dict, seen: float) -> None:
         status = run.get("status") or {}
         name = run["metadata"]["name"]
+        stored = written_at(run, "status")
         with self.lock:
+            if stored is not None and kind == "MODIFIED":
+                self.delivery["runs"].append((seen - stored, seen))
+            self.run_versions[(name, run["metadata"]["resourceVersion"])] = seen
             for row in status.get("stages") or []:
                 if row.get("state") == "Succeeded":
                     self.status_done.setdefault(f"{name}-{row['name']}", seen)
@@ -212,9 +272,58 @@ def proc_peak_rss_mib(pid: int) -> float:
 REQUEST_LINE = re.compile(r'^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$')
 
 
-def api_requests(kubeconfig: Path) -> Dict[str, float]:
+def api_metrics(kubeconfig: Path) -> str:
+    return local.kubectl("get", "--raw", "/metrics", kubeconfig=kubeconfig).stdout
+
+
+WATCH_METRICS = ("apiserver_terminated_watchers_total", "apiserver_watch_cache_events_received_total",
+                 "apiserver_watch_events_total", "apiserver_watch_events_sizes_sum")
+WATCHED = ("mathfinetunes", "jobs", "pods")
+
+
+def watch_metrics(after: str, before: str) -> List[str]:
+    """The API server's own count of the watch events it received from etcd
+    and sent, their bytes, and the watchers it closed as too slow, for the
+    resources this benchmark watches (the change over the run)."""
+    def read(text: str) -> Dict[str, float]:
+        out: Dict[str, float] = defaultdict(float)
+        for line in text.splitlines():
+            m = re.match(r'^(\w+)\{([^}]*)\} ([0-9.e+]+)$', line)
+            if not m or m.group(1) not in WATCH_METRICS:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+            resource = labels.get("resource", "").split(".")[0]
+            if resource in WATCHED:
+                out[f"{m.group(1).replace('apiserver_', '')} {resource}"] += float(m.group(3))
+        return out
+    a, b = read(after), read(before)
+    return [f"{k} {a[k] - b.get(k, 0):.0f}" for k in sorted(a) if a[k] - b.get(k, 0)]
+
+
+def request_seconds(after: str, before: str, verb: str, resource: str, subresource: str = "") -> str:
+    """p50 / p99 (bucket bounds) of how long the API server took over one
+    kind of request during the run (apiserver_request_duration_seconds)."""
+    def buckets(text: str) -> Dict[float, float]:
+        out: Dict[float, float] = defaultdict(float)
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_duration_seconds_bucket{"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line[:line.rindex("}")]))
+            if (labels.get("verb"), labels.get("resource"), labels.get("subresource", "")) == (verb, resource,
+                                                                                                 subresource):
+                out[float(labels["le"])] += float(line.rsplit(" ", 1)[1])
+        return out
+    a, b = buckets(after), buckets(before)
+    counts = sorted((le, a[le] - b.get(le, 0)) for le in a)
+    if not counts or counts[-1][1] == 0:
+        return f"{verb} {resource}{'/' + subresource if subresource else ''}: none"
+    total = counts[-1][1]
+    p50, p99 = (next(le for le, n in counts if n >= q * total) for q in (.5, .99))
+    return f"{verb} {resource}{'/' + subresource if subresource else ''} p50 <= {p50:g} s, p99 <= {p99:g} s"
+
+
+def api_requests(text: str) -> Dict[str, float]:
     """apiserver_request_total summed: all, and by resource."""
-    text = local.kubectl("get", "--raw", "/metrics", kubeconfig=kubeconfig).stdout
     out: Dict[str, float] = defaultdict(float)
     for line in text.splitlines():
         m = REQUEST_LINE.match(line)
@@ -242,9 +351,20 @@ def histogram_quantile(text: str, name: str, q: float) -> float:
     return next(bound for bound, count in buckets if count >= q * total)
 
 
-# Resources only the operator (and kopf under it) calls in this benchmark;
-# the harness creates each run once and reads runs only by watch.
-OPERATOR_RESOURCES = ("mathfinetunes", "mathfinetunes/status", "events", "leases", "pods/log")
+# The requests only the operator makes in this benchmark: the harness
+# creates each run once and reads runs only by watch; the Job controller,
+# the scheduler and kwok post Events too, so the operator's are counted from
+# the Events themselves (operator_event_writes).
+OPERATOR_REQUESTS = ("GET mathfinetunes", "PATCH mathfinetunes", "PATCH mathfinetunes/status", "GET leases",
+                     "PUT leases", "POST leases", "CONNECT pods/log", "GET pods/log", "POST jobs", "PATCH jobs",
+                     "DELETE jobs", "POST configmaps")
+
+
+def operator_event_writes(core: client.CoreV1Api) -> int:
+    """The operator's Event writes: a create per Event, a patch per repeat."""
+    body = json.loads(core.list_namespaced_event(NAMESPACE, field_selector="source=mathtune-operator",
+                                                 _preload_content=False, _request_timeout=60).data)
+    return sum(int(item.get("count") or 1) for item in body.get("items") or [])
 
 
 def main() -> int:
@@ -305,8 +425,11 @@ def main() -> int:
             if operator.poll() is not None:
                 raise SystemExit(f"operator exited:\n{log.read_text()[-3000:]}") from None
             time.sleep(0.5)
+    second_watch_log = log.with_name("kubectl-watch.log")
+    second_watch = kubectl_watch(kubeconfig, second_watch_log)
     cpu_before = proc_cpu_seconds(operator.pid)
-    requests_before = api_requests(kubeconfig)
+    requests_text_before = api_metrics(kubeconfig)
+    requests_before = api_requests(requests_text_before)
 
     print(f"bench-scale: {RUNS} concurrent runs of seed000 on {ASCEND_NODES} simulated Ascend nodes "
           f"+ {CPU_NODES} CPU nodes; operator log {log}", flush=True)
@@ -331,12 +454,16 @@ def main() -> int:
         if operator.poll() is not None:
             raise SystemExit(f"operator exited {operator.returncode}:\n{log.read_text()[-3000:]}")
     elapsed = now() - started
-    requests_after = api_requests(kubeconfig)
+    requests_text_after = api_metrics(kubeconfig)
+    requests_after = api_requests(requests_text_after)
     operator_metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     cpu = proc_cpu_seconds(operator.pid) - cpu_before
     rss = proc_peak_rss_mib(operator.pid)
     operator.terminate()
     operator.wait(30)
+    os.killpg(second_watch[0].pid, signal.SIGTERM)  # the loop and its kubectl
+    for proc in second_watch:
+        proc.wait(10)
     stop.set()
 
     total, jobctl, added, status, status_added, first = [], [], [], [], [], []
@@ -364,7 +491,9 @@ def main() -> int:
                                        rec.job_complete[job] - started))
     duplicates = sum(1 for n in rec.jobs_created.values() if n > 1)
     run_minutes = RUNS * elapsed / 60
-    mine = sum(requests_after.get(r, 0) - requests_before.get(r, 0) for r in OPERATOR_RESOURCES)
+    per_run = {k: (requests_after.get(k, 0) - requests_before.get(k, 0)) / RUNS for k in OPERATOR_REQUESTS}
+    per_run["POST/PATCH events (its own)"] = operator_event_writes(core) / RUNS
+    mine = sum(per_run.values()) * RUNS
     everyone = requests_after["all"] - requests_before["all"]
 
     print()
@@ -399,16 +528,37 @@ def main() -> int:
           (", ".join(f"{k} {v:.0f}" for k, v in sorted(errors.items())) or "none"))
     print("slowest status: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
                                          for secs, name, at in sorted(slowest_status, reverse=True)[:5]))
+    # Where a lag is: before the API server stored the write (the writer),
+    # or between storing it and a watch event (the API server's watch path,
+    # or this process reading it). managedFields' time is to the second.
+    for watch in ("jobs", "runs"):
+        lags = [lag for lag, _ in rec.delivery[watch]]
+        by_window: Dict[int, List[float]] = defaultdict(list)
+        for lag, seen in rec.delivery[watch]:
+            by_window[int((seen - started) // 20) * 20].append(lag)
+        print(f"{watch}: stored (managedFields time, to the second) -> the benchmark's watch saw it: "
+              f"p50 {pct(lags, .5):.2f} s, p99 {pct(lags, .99):.2f} s, max {max(lags or [float('nan')]):.2f} s "
+              f"({len(lags)}); max by 20 s window: " + ", ".join(
+                  f"{w}: {max(v):.1f}" for w, v in sorted(by_window.items())))
+    theirs = kubectl_seen(second_watch_log)
+    behind = [(mine_at - theirs[key], mine_at) for key, mine_at in rec.run_versions.items() if key in theirs]
+    by_window = defaultdict(list)
+    for lag, seen in behind:
+        by_window[int((seen - started) // 20) * 20].append(lag)
+    print(f"runs: kubectl's watch (another process) saw an event -> this process's watch saw it: "
+          f"p50 {pct([b for b, _ in behind], .5):.2f} s, p99 {pct([b for b, _ in behind], .99):.2f} s "
+          f"({len(behind)} events of {len(rec.run_versions)}); max by 20 s window: " +
+          ", ".join(f"{w}: {max(v):.1f}" for w, v in sorted(by_window.items())))
+    print("the API server's time per request (its own histogram, bucket bounds): " + "; ".join(
+        request_seconds(requests_text_after, requests_text_before, *kind) for kind in (
+            ("PATCH", "mathfinetunes", "status"), ("POST", "mathfinetunes"), ("POST", "jobs"),
+            ("PATCH", "pods", "status"))))
+    print("API server watch metrics: " + "; ".join(watch_metrics(requests_text_after, requests_text_before)))
     print("the benchmark's watches listed again (fell behind, 410 Gone): " +
           ", ".join(f"{k} {RELISTS[k]}" for k in ("jobs", "pods", "runs")) +
           " (a relist dates what it finds to the relist)")
     print(f"API requests per run-minute: {everyone / run_minutes:.1f} all clients; "
-          f"{mine / run_minutes:.1f} the operator's (mathfinetunes, status, events, leases, pod logs)")
-    # Who asks what, per run: the resources only the operator touches, and
-    # the Jobs and ConfigMaps only it creates.
-    per_run = {k: (requests_after.get(k, 0) - requests_before.get(k, 0)) / RUNS for k in requests_after
-               if " " in k and (k.split(" ", 1)[1] in OPERATOR_RESOURCES
-                                or k in ("CREATE jobs", "POST jobs", "CREATE configmaps", "POST configmaps"))}
+          f"{mine / run_minutes:.1f} the operator's (writes, reads and pod logs; its watches not counted)")
     print("operator's requests per run: " + ", ".join(
         f"{k} {v:.1f}" for k, v in sorted(per_run.items(), key=lambda kv: -kv[1]) if v >= 0.05))
     print(f"operator: peak RSS {rss:.0f} MiB, CPU {cpu:.1f} s ({cpu / max(1, RUNS):.3f} s per run)")
@@ -423,6 +573,8 @@ def main() -> int:
         print("\n".join(lines[:9]))
     print(f"\ncommand: BENCH_RUNS={RUNS} {sys.executable} tests/bench/bench_scale.py")
 
+    if os.environ.get("BENCH_KEEP"):  # to look at the runs afterwards
+        return 0 if len(rec.succeeded) == RUNS and duplicates == 0 else 1
     local.kubectl("delete", "namespace", NAMESPACE, "--wait=false", kubeconfig=kubeconfig, check=False)
     local.kubectl("delete", "nodes", "-l", "mathtune.dev/bench=scale", "--wait=false", kubeconfig=kubeconfig,
                   check=False)
