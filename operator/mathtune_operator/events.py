@@ -4,17 +4,21 @@ reason and message for the same run again bumps `count` and
 `kubectl describe` shows "(x12 over 3m)" rather than twelve rows.
 
 Asynchronous, as client-go's recorder: a pass hands its Events over and goes
-on; one thread posts them in order. So a reconcile worker never waits on an
-Event (at hundreds of runs they were half a stage boundary's requests), and
-Events reach a busy API server one at a time. Best effort, as Events are:
+on, so a reconcile worker never waits on an Event (at hundreds of runs they
+were half a stage boundary's requests). A few sender threads post them;
+each run's Events go to one sender, in order (its aggregation needs that),
+and a slow run holds only the runs that share its sender. One sender was
+too few: at 500 runs it fell a minute behind. Best effort, as Events are:
 the status carries the same facts; an operator killed with Events still
 queued loses them."""
 import datetime as _dt
 import logging
 import queue
 import threading
+import time
+import zlib
 from collections import OrderedDict
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -25,20 +29,24 @@ from .types import Obj
 log = logging.getLogger(__name__)
 
 _Key = Tuple[str, str, str, str, str]  # namespace, run uid, type, reason, message
+_Item = Tuple[Obj, str, str, str, _dt.datetime]
 
 
 class EventRecorder:
     def __init__(self, api: client.ApiClient, request_timeout: float = 10.0, remember: int = 4096,
-                 backlog: int = 10000):
+                 backlog: int = 10000, senders: int = 4):
         self.core = client.CoreV1Api(api)
         self.request_timeout = request_timeout
-        self.remember = remember
-        # key -> (Event name, count); only the recorder's thread touches it.
-        self.posted: "OrderedDict[_Key, Tuple[str, int]]" = OrderedDict()
-        # (the run's namespace, name, uid and version; type, reason, message; when)
-        self.pending: "queue.Queue[Optional[Tuple[Obj, str, str, str, _dt.datetime]]]" = queue.Queue(maxsize=backlog)
-        self.thread = threading.Thread(target=self._deliver, name="events", daemon=True)
-        self.thread.start()
+        self.remember = max(1, remember // senders)
+        # Per sender: key -> (Event name, count); only that sender touches it.
+        self.posted: "List[OrderedDict[_Key, Tuple[str, int]]]" = [OrderedDict() for _ in range(senders)]
+        # Per sender: (the run's namespace, name, uid and version; type, reason, message; when)
+        self.pending: "List[queue.Queue[Optional[_Item]]]" = [
+            queue.Queue(maxsize=max(1, backlog // senders)) for _ in range(senders)]
+        self.threads = [threading.Thread(target=self._deliver, args=(i,), name=f"events-{i}", daemon=True)
+                        for i in range(senders)]
+        for thread in self.threads:
+            thread.start()
 
     def post(self, body: Obj, kind: str, reason: str, message: str) -> None:
         """Log the Event now; post it soon, from the recorder's thread."""
@@ -49,36 +57,40 @@ class EventRecorder:
             # fields and all) held in a backlog of thousands costs megabytes.
             meta = body["metadata"]
             run = {k: meta.get(k) for k in ("namespace", "name", "uid", "resourceVersion")}
-            self.pending.put_nowait((run, kind, reason, message, _dt.datetime.now(_dt.timezone.utc)))
+            shard = self.pending[zlib.crc32(f"{run['namespace']}/{run['uid']}".encode()) % len(self.pending)]
+            shard.put_nowait((run, kind, reason, message, _dt.datetime.now(_dt.timezone.utc)))
         except queue.Full:
-            log.warning("event backlog full (%d): %s not posted", self.pending.maxsize, reason)
+            log.warning("event backlog full (%d): %s not posted", shard.maxsize, reason)
 
     def flush(self, timeout: float) -> None:
-        """Post what is queued (at shutdown), waiting at most `timeout`
-        (a full backlog and an API server away must not hold shutdown)."""
-        try:
-            self.pending.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        self.thread.join(timeout)
+        """Post what is queued (at shutdown), waiting at most `timeout` in
+        all (a full backlog and an API server away must not hold shutdown)."""
+        deadline = time.monotonic() + timeout
+        for shard in self.pending:
+            try:
+                shard.put(None, timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Full:
+                pass
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
-    def _deliver(self) -> None:
+    def _deliver(self, sender: int) -> None:
         while True:
-            item = self.pending.get()
+            item = self.pending[sender].get()
             if item is None:
                 return
             try:
-                self._post(*item)
+                self._post(sender, *item)
             except Exception as exc:  # noqa: BLE001 - one Event must not stop the others
                 log.warning("cannot post event %s: %s", item[2], exc)
 
-    def _post(self, meta: Obj, kind: str, reason: str, message: str, now: _dt.datetime) -> None:
+    def _post(self, sender: int, meta: Obj, kind: str, reason: str, message: str, now: _dt.datetime) -> None:
         message = message[:1024]
         key = (meta["namespace"], meta["uid"], kind, reason, message)
-        seen = self.posted.get(key)
+        seen = self.posted[sender].get(key)
         try:
             if seen and self._bump(meta["namespace"], seen[0], seen[1] + 1, now):
-                self._remember(key, seen[0], seen[1] + 1)
+                self._remember(sender, key, seen[0], seen[1] + 1)
                 return
             created = self.core.create_namespaced_event(meta["namespace"], {
                 "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
@@ -90,7 +102,7 @@ class EventRecorder:
                 "reportingComponent": names.MANAGED_BY, "reportingInstance": names.MANAGED_BY,
                 "firstTimestamp": now, "lastTimestamp": now, "count": 1,
             }, _request_timeout=self.request_timeout)
-            self._remember(key, created.metadata.name, 1)
+            self._remember(sender, key, created.metadata.name, 1)
         except ApiException as exc:
             # Events are best effort; the status carries the same facts.
             log.warning("cannot post event %s: %s %s", reason, exc.status, exc.reason)
@@ -106,8 +118,9 @@ class EventRecorder:
                 return False
             raise
 
-    def _remember(self, key: _Key, name: str, count: int) -> None:
-        self.posted[key] = (name, count)
-        self.posted.move_to_end(key)
-        while len(self.posted) > self.remember:
-            self.posted.popitem(last=False)
+    def _remember(self, sender: int, key: _Key, name: str, count: int) -> None:
+        posted = self.posted[sender]
+        posted[key] = (name, count)
+        posted.move_to_end(key)
+        while len(posted) > self.remember:
+            posted.popitem(last=False)

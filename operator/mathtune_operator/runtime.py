@@ -54,8 +54,8 @@ def _api(settings: Settings) -> client.ApiClient:
     # audit log then say mathtune-operator, not the client library's
     # "OpenAPI-Generator".
     api.user_agent = f"{names.MANAGED_BY}/{__version__}"
-    # Room for every worker and both informers' long-lived watches.
-    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = settings.workers + 8
+    # Room for every worker, the Event senders and the informers' long-lived watches.
+    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = settings.workers + 12
     return api
 
 

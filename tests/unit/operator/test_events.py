@@ -43,8 +43,60 @@ def test_a_pass_never_waits_for_its_event_to_be_posted():
         assert received.wait(10), "the Event was never posted"
         release.set()
         recorder.flush(timeout=10)
-        assert [name for name, _ in recorder.posted.values()] == ["r1.abc"]
+        assert [name for shard in recorder.posted for name, _ in shard.values()] == ["r1.abc"]
     finally:
         release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_one_runs_slow_event_holds_no_other_runs_events():
+    """Events go out from several threads, each run's from one of them (in
+    order, so its aggregation holds): at hundreds of runs one thread posted
+    a stage's Event a minute late, and an operator stopping then lost the
+    rest."""
+    held_run, others = threading.Event(), []
+
+    class HoldsR1(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            run = event["involvedObject"]["name"]
+            if run == "r1":
+                held_run.wait(30)
+            else:
+                others.append(run)
+            body = json.dumps({"apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{run}.abc"},
+                               "involvedObject": {}}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HoldsR1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}"))
+        recorder = EventRecorder(api, request_timeout=30)
+        recorder.post(RUN, "Normal", "StageStarted", "stage prepare: created Job r1-prepare")
+        runs = [f"r{i}" for i in range(2, 12)]
+        for name in runs:
+            recorder.post({"metadata": {**RUN["metadata"], "name": name, "uid": f"u-{name}"}}, "Normal",
+                          "StageStarted", f"stage prepare: created Job {name}-prepare")
+        # Runs that share r1's sender wait for it; the others go on.
+        deadline = threading.Event()
+        for _ in range(100):
+            if len(others) >= len(runs) // 2:
+                break
+            deadline.wait(0.1)
+        assert len(others) >= len(runs) // 2, f"only {others} posted while r1's Event was held"
+        held_run.set()
+        recorder.flush(timeout=10)
+        assert sorted(others) == sorted(runs)
+    finally:
+        held_run.set()
         server.shutdown()
         server.server_close()
