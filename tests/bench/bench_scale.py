@@ -35,7 +35,7 @@ import time
 import urllib.request
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 from kubernetes import client, config as k8s_config
@@ -45,11 +45,15 @@ from kubernetes.watch.watch import iter_resp_lines
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from hack.cluster import local  # noqa: E402
+from tests.bench.common import proc_cpu_seconds, settle_apiserver  # noqa: E402
 from tests.harness.ports import free_port  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "500"))
 NAMESPACE = "bench-scale"
 GROUP, VERSION, PLURAL = "mathtune.dev", "v1alpha1", "mathfinetunes"
+# Created (the spec ConfigMap), StageStarted and StageSucceeded for each
+# stage, RunSucceeded.
+EVENTS_PER_RUN = 16
 STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
 # Enough simulated 8-NPU servers that no train pod waits for NPUs (that
 # would be scheduling, not orchestration), and CPU nodes for the rest.
@@ -257,11 +261,6 @@ class Recorder:
 
 
 # -- measuring processes and the API server ---------------------------------------------
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -360,11 +359,19 @@ OPERATOR_REQUESTS = ("GET mathfinetunes", "PATCH mathfinetunes", "PATCH mathfine
                      "DELETE jobs", "POST configmaps")
 
 
-def operator_event_writes(core: client.CoreV1Api) -> int:
-    """The operator's Event writes: a create per Event, a patch per repeat."""
+def operator_events(core: client.CoreV1Api) -> Tuple[int, List[float]]:
+    """The operator's Event writes (a create per Event, a patch per repeat),
+    and how late each Event was stored after the pass that made it
+    (creationTimestamp - firstTimestamp, both to the second)."""
     body = json.loads(core.list_namespaced_event(NAMESPACE, field_selector="source=mathtune-operator",
                                                  _preload_content=False, _request_timeout=60).data)
-    return sum(int(item.get("count") or 1) for item in body.get("items") or [])
+    items = body.get("items") or []
+
+    def stamp(value: str) -> float:
+        return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
+    late = [stamp(item["metadata"]["creationTimestamp"]) - stamp(item["firstTimestamp"]) for item in items
+            if item.get("firstTimestamp")]
+    return sum(int(item.get("count") or 1) for item in items), late
 
 
 def main() -> int:
@@ -394,6 +401,10 @@ def main() -> int:
             break
         except ApiException:
             time.sleep(0.5)
+    # Measure a quiet cluster: a fresh one (and the simulated nodes just
+    # added) keeps the API server busy for a while after it answers.
+    waited = settle_apiserver()
+    print(f"bench-scale: the API server settled (under a quarter core) after {waited:.0f} s", flush=True)
 
     rec = Recorder(core)
     stop = threading.Event()
@@ -492,7 +503,8 @@ def main() -> int:
     duplicates = sum(1 for n in rec.jobs_created.values() if n > 1)
     run_minutes = RUNS * elapsed / 60
     per_run = {k: (requests_after.get(k, 0) - requests_before.get(k, 0)) / RUNS for k in OPERATOR_REQUESTS}
-    per_run["POST/PATCH events (its own)"] = operator_event_writes(core) / RUNS
+    event_writes, events_late = operator_events(core)
+    per_run["POST/PATCH events (its own)"] = event_writes / RUNS
     mine = sum(per_run.values()) * RUNS
     everyone = requests_after["all"] - requests_before["all"]
 
@@ -526,6 +538,14 @@ def main() -> int:
         r'^mathtune_reconcile_errors_total\{reason="([^"]+)"\} ([0-9.e+]+)$', operator_metrics, re.M)}
     print("operator's failed or repeated passes by reason: " +
           (", ".join(f"{k} {v:.0f}" for k, v in sorted(errors.items())) or "none"))
+    status_windows: Dict[int, List[float]] = defaultdict(list)
+    for secs, _, at in slowest_status:
+        status_windows[int(at // 20) * 20].append(secs)
+    print("status by 20 s window from the start (p99 / max, samples): " + "; ".join(
+        f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})" for w, v in sorted(status_windows.items())))
+    after_burst = [secs for secs, _, at in slowest_status if at >= 20]
+    print(f"status from t = 20 s on (after the runs' creation burst): p50 {pct(after_burst, .5):.3f} s, "
+          f"p99 {pct(after_burst, .99):.3f} s, max {max(after_burst or [float('nan')]):.3f} s ({len(after_burst)})")
     print("slowest status: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
                                          for secs, name, at in sorted(slowest_status, reverse=True)[:5]))
     # Where a lag is: before the API server stored the write (the writer),
@@ -561,6 +581,9 @@ def main() -> int:
           f"{mine / run_minutes:.1f} the operator's (writes, reads and pod logs; its watches not counted)")
     print("operator's requests per run: " + ", ".join(
         f"{k} {v:.1f}" for k, v in sorted(per_run.items(), key=lambda kv: -kv[1]) if v >= 0.05))
+    print(f"operator's Events: {event_writes} written ({EVENTS_PER_RUN * RUNS} made: {EVENTS_PER_RUN} a run); "
+          f"stored after the pass that made them (to the second) p50 {pct(events_late, .5):.0f} s, "
+          f"p99 {pct(events_late, .99):.0f} s, max {max(events_late or [float('nan')]):.0f} s")
     print(f"operator: peak RSS {rss:.0f} MiB, CPU {cpu:.1f} s ({cpu / max(1, RUNS):.3f} s per run)")
     print("goal: p99 added < 1 s at 500 runs, peak RSS < 300 MiB -> "
           f"{'met' if pct(added, .99) < 1 and rss < 300 and RUNS >= 500 else 'not met'}")

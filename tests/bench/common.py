@@ -60,3 +60,30 @@ def machine() -> str:
     except OSError:
         load = float("nan")
     return f"{cpus} CPUs available, load average {load:.1f} at start"
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def apiserver_pid() -> int:
+    """The local cluster's kube-apiserver (one cluster at a time here)."""
+    found = subprocess.run(["pgrep", "-f", "bin/kube-apiserver"], capture_output=True, text=True).stdout.split()
+    if not found:
+        raise SystemExit("no kube-apiserver process: is the local cluster up (make cluster)?")
+    return int(found[0])
+
+
+def settle_apiserver(quiet_cores: float = 0.25, window: float = 2.0, limit: float = 120.0) -> float:
+    """Wait until the API server's CPU use over `window` seconds is below
+    `quiet_cores` (a fresh cluster works for a while after it answers:
+    controllers' first lists, a new CRD's OpenAPI); the seconds waited."""
+    pid, start = apiserver_pid(), time.monotonic()
+    while time.monotonic() - start < limit:
+        before = proc_cpu_seconds(pid)
+        time.sleep(window)
+        if (proc_cpu_seconds(pid) - before) / window < quiet_cores:
+            break
+    return time.monotonic() - start
