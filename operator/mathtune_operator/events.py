@@ -49,7 +49,7 @@ class EventRecorder:
             thread.start()
 
     def post(self, body: Obj, kind: str, reason: str, message: str) -> None:
-        """Log the Event now; post it soon, from the recorder's thread."""
+        """Log the Event now; post it soon, from the run's sender thread."""
         (log.warning if kind == "Warning" else log.info)(
             "[%s/%s] %s: %s", body["metadata"]["namespace"], body["metadata"]["name"], reason, message)
         try:

@@ -14,7 +14,11 @@ pods and runs itself and times, per stage boundary:
 
 It also prints API requests per run-minute (the API server's
 apiserver_request_total, all clients, and the operator's share: the
-resources only it touches), and the operator's peak RSS and CPU seconds.
+requests only it makes, and its Events counted from the Events), the
+operator's peak RSS and CPU seconds, and where a lag is: each watched
+write's managedFields time against when a watch saw it, a second watch of
+the runs from kubectl in another process, and the API server's own time
+per request.
 
     BENCH_RUNS=500 .venv/bin/python tests/bench/bench_scale.py     (make bench-scale)
 
