@@ -80,9 +80,9 @@ bench: venv ## benchmarks; figures are ratios against baselines measured in the 
 
 # 500 runs by default (BENCH_RUNS=...); the local cluster is started if
 # needed and left running. Takes about ten minutes on two cores.
-bench-scale: venv binaries images ## a run's write against a Job's at the API server; N concurrent runs on simulated nodes: stage-transition latency against the Job controller's, API requests, operator RSS/CPU
-	$(PY) tests/bench/scale_write_cost.py
+bench-scale: venv binaries images ## N concurrent runs on simulated nodes: stage-transition latency against the Job controller's, API requests, operator RSS/CPU; then a run's write against a Job's at the API server
 	$(PY) tests/bench/bench_scale.py
+	$(PY) tests/bench/scale_write_cost.py
 
 demo: venv binaries images ## bring up the local cluster and run the CPU example end to end
 	bash $(CLUSTER)/demo.sh

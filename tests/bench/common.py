@@ -4,6 +4,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence
@@ -76,6 +77,13 @@ def apiserver_pid() -> int:
     return int(found[0])
 
 
+def apiserver_age() -> float:
+    """Seconds since the local kube-apiserver started."""
+    start_ticks = int(Path(f"/proc/{apiserver_pid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def settle_apiserver(quiet_cores: float = 0.25, window: float = 2.0, limit: float = 120.0) -> float:
     """Wait until the API server's CPU use over `window` seconds is below
     `quiet_cores` (a fresh cluster works for a while after it answers:
@@ -87,3 +95,45 @@ def settle_apiserver(quiet_cores: float = 0.25, window: float = 2.0, limit: floa
         if (proc_cpu_seconds(pid) - before) / window < quiet_cores:
             break
     return time.monotonic() - start
+
+
+# -- the MathFinetune CRD on the local cluster (the cluster benchmarks) -----
+CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
+CRD_NAME = "mathfinetunes.mathtune.dev"
+
+
+def crd_variant(strip_rules: bool = False, open_status: bool = False) -> Path:
+    """The CRD file changed: without its CEL rules, or with a status schema
+    that validates nothing (to measure what those cost)."""
+    import yaml  # the pipeline benchmarks sharing this module need no YAML
+
+    doc = yaml.safe_load(CRD.read_text())
+
+    def strip(node: object) -> None:
+        if isinstance(node, dict):
+            node.pop("x-kubernetes-validations", None)
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, list):
+            for value in node:
+                strip(value)
+    root = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    if strip_rules:
+        strip(doc)
+    if open_status:
+        root["properties"]["status"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    path = Path(tempfile.mkdtemp(prefix="bench-crd-")) / "crd.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def wait_established(extensions, limit: float = 60.0) -> None:
+    """Until the API server serves the CRD as applied last."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        crd = extensions.read_custom_resource_definition(CRD_NAME, _request_timeout=10)
+        if any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
+            time.sleep(2)  # served a moment after Established
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"the CRD {CRD_NAME} was not Established within {limit:.0f} s")

@@ -22,7 +22,6 @@ import copy
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict
@@ -33,12 +32,12 @@ from kubernetes import client, config as k8s_config
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from hack.cluster import local  # noqa: E402
-from tests.bench.common import apiserver_pid, proc_cpu_seconds, settle_apiserver  # noqa: E402
+from tests.bench.common import (CRD, apiserver_pid, crd_variant, proc_cpu_seconds, settle_apiserver,  # noqa: E402
+                                wait_established)
 from mathtune_operator import plan, results, status as st  # noqa: E402
 
 NAMESPACE = "bench-write-cost"
 GROUP, VERSION, PLURAL = "mathtune.dev", "v1alpha1", "mathfinetunes"
-CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
 WRITES = int(os.environ.get("BENCH_WRITES", "300"))
 RUNS = 10  # the writes go round these runs, as the operator's go round many
 
@@ -56,37 +55,6 @@ def finished_status() -> dict:
     return {"phase": "Succeeded", "stage": "Done", "observedGeneration": 1, "startTime": "2026-01-01T00:00:00Z",
             "results": out, "display": results.display(out), "stages": list(rows.values()),
             "conditions": st.conditions_for([], rows, "Succeeded", "Done", "done", 1, "2026-01-01T00:07:00Z")}
-
-
-def crd_variant(strip_rules: bool = False, open_status: bool = False) -> Path:
-    doc = yaml.safe_load(CRD.read_text())
-
-    def strip(node: object) -> None:
-        if isinstance(node, dict):
-            node.pop("x-kubernetes-validations", None)
-            for value in node.values():
-                strip(value)
-        elif isinstance(node, list):
-            for value in node:
-                strip(value)
-    root = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    if strip_rules:
-        strip(doc)
-    if open_status:
-        root["properties"]["status"] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-    path = Path(tempfile.mkdtemp(prefix="bench-write-cost-")) / "crd.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def wait_established(extensions: client.ApiextensionsV1Api, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        crd = extensions.read_custom_resource_definition(f"{PLURAL}.{GROUP}", _request_timeout=10)
-        if any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"the CRD {PLURAL}.{GROUP} was not Established within {limit:.0f} s")
 
 
 def cpu_ms_per_write(write: Callable[[int], None]) -> float:
@@ -131,7 +99,6 @@ def main() -> int:
             local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), kubeconfig=kubeconfig)
             wait_established(client.ApiextensionsV1Api(api))
             local.kubectl("delete", PLURAL, "--all", "-n", NAMESPACE, "--wait=true", kubeconfig=kubeconfig)
-            time.sleep(2)  # the API server serves the new schema a moment after Established
             for i in range(RUNS):
                 custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL,
                                                        {**run, "metadata": {"name": f"w{i}"}})
@@ -142,8 +109,8 @@ def main() -> int:
                 stored = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, "w0")
     finally:
         local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), kubeconfig=kubeconfig)
-        # Gone before whatever comes next is measured (bench_scale.py, in
-        # make bench-scale): deleting its Jobs and runs is work too.
+        # Gone before it returns: deleting its Jobs and runs is work that
+        # would disturb whatever is measured next.
         local.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=300s", kubeconfig=kubeconfig,
                       check=False)
 
