@@ -23,8 +23,6 @@ per request.
     BENCH_RUNS=500 .venv/bin/python tests/bench/bench_scale.py     (make bench-scale)
 
 BENCH_KEEP=1 leaves the namespace, runs and simulated nodes behind.
-BENCH_MIN_APISERVER_AGE (seconds, 120): the runs start no sooner after the
-API server started (see main).
 """
 import calendar
 import json
@@ -51,8 +49,7 @@ from kubernetes.watch.watch import iter_resp_lines
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from hack.cluster import local  # noqa: E402
-from tests.bench.common import (CRD, apiserver_age, proc_cpu_seconds, settle_apiserver,  # noqa: E402
-                                wait_established)
+from tests.bench.common import CRD, proc_cpu_seconds, settle_apiserver, wait_established  # noqa: E402
 from tests.harness.ports import free_port  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "500"))
@@ -306,9 +303,6 @@ def watch_metrics(after: str, before: str) -> List[str]:
     return [f"{k} {a[k] - b.get(k, 0):.0f}" for k in sorted(a) if a[k] - b.get(k, 0)]
 
 
-MIN_APISERVER_AGE = float(os.environ.get("BENCH_MIN_APISERVER_AGE", "120"))
-
-
 def install_crd(kubeconfig: Path, extensions: client.ApiextensionsV1Api) -> None:
     local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), kubeconfig=kubeconfig)
     wait_established(extensions)
@@ -434,19 +428,10 @@ def main() -> int:
     # Measure a cluster in its steady state, as runs meet it where the CRD
     # was installed long before: the controller manager (its garbage
     # collector) watches the runs, which it starts within its 30 s
-    # discovery period of a new CRD; the API server has run for two minutes
-    # (in six 500-run measurements that began right after it started, the
-    # runs' status writes of the first 20 s reached their watchers 3-5 s
-    # late; in four that began a minute or more later, within 1.7 s; the
-    # README has them); and it is quiet,
-    # which a fresh cluster and the simulated nodes just added keep it from
-    # being for a while.
+    # discovery period of a new CRD; and the API server is quiet, which a
+    # fresh cluster and the simulated nodes just added keep it from being
+    # for a while.
     waited = controller_manager_watches_runs(kubeconfig)
-    age = apiserver_age()
-    if age < MIN_APISERVER_AGE:
-        print(f"bench-scale: the API server started {age:.0f} s ago; waiting until it has run "
-              f"{MIN_APISERVER_AGE:.0f} s", flush=True)
-        time.sleep(MIN_APISERVER_AGE - age)
     print(f"bench-scale: the controller manager watched the runs after {waited:.0f} s", flush=True)
     waited = settle_apiserver()
     print(f"bench-scale: the API server settled (under a quarter core) after {waited:.0f} s", flush=True)

@@ -77,13 +77,6 @@ def apiserver_pid() -> int:
     return int(found[0])
 
 
-def apiserver_age() -> float:
-    """Seconds since the local kube-apiserver started."""
-    start_ticks = int(Path(f"/proc/{apiserver_pid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    uptime = float(Path("/proc/uptime").read_text().split()[0])
-    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-
-
 def settle_apiserver(quiet_cores: float = 0.25, window: float = 2.0, limit: float = 120.0) -> float:
     """Wait until the API server's CPU use over `window` seconds is below
     `quiet_cores` (a fresh cluster works for a while after it answers:
