@@ -13,6 +13,17 @@ from mathtune_operator.events import EventRecorder
 RUN = {"metadata": {"namespace": "ns", "name": "r1", "uid": "u1", "resourceVersion": "7"}}
 
 
+def answer_created(handler: http.server.BaseHTTPRequestHandler, name: str) -> None:
+    """What the API server answers a created Event."""
+    body = json.dumps({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
+                       "involvedObject": {}}).encode()
+    handler.send_response(201)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def test_a_pass_never_waits_for_its_event_to_be_posted():
     received, release = threading.Event(), threading.Event()
 
@@ -21,13 +32,7 @@ def test_a_pass_never_waits_for_its_event_to_be_posted():
             self.rfile.read(int(self.headers["Content-Length"]))
             received.set()
             release.wait(30)
-            body = json.dumps({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "r1.abc"},
-                               "involvedObject": {}}).encode()
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer_created(self, "r1.abc")
 
         def log_message(self, *args):
             pass
@@ -65,13 +70,7 @@ def test_one_runs_slow_event_holds_no_other_runs_events():
                 held_run.wait(30)
             else:
                 others.append(run)
-            body = json.dumps({"apiVersion": "v1", "kind": "Event", "metadata": {"name": f"{run}.abc"},
-                               "involvedObject": {}}).encode()
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            answer_created(self, f"{run}.abc")
 
         def log_message(self, *args):
             pass
