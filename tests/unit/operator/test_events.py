@@ -1,10 +1,13 @@
-"""The Event recorder hands Events to its own thread: a reconcile pass
+"""The Event recorder hands Events to its sender threads: a reconcile pass
 never waits on one. The API server here is a stand-in HTTP server on
 loopback that answers only when the test lets it (a real API server cannot
 be held mid-request on demand)."""
+import contextlib
 import http.server
 import json
 import threading
+import time
+from typing import Callable, Iterator
 
 from kubernetes import client
 
@@ -13,46 +16,53 @@ from mathtune_operator.events import EventRecorder
 RUN = {"metadata": {"namespace": "ns", "name": "r1", "uid": "u1", "resourceVersion": "7"}}
 
 
-def answer_created(handler: http.server.BaseHTTPRequestHandler, name: str) -> None:
-    """What the API server answers a created Event."""
-    body = json.dumps({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
-                       "involvedObject": {}}).encode()
-    handler.send_response(201)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(body)))
-    handler.end_headers()
-    handler.wfile.write(body)
+@contextlib.contextmanager
+def stand_in_api(on_post: Callable[[dict], None]) -> Iterator[client.ApiClient]:
+    """An API server that hands each posted Event to on_post (which may
+    hold it), then answers it created, named "<run>.abc"."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            on_post(event)
+            body = json.dumps({"apiVersion": "v1", "kind": "Event", "involvedObject": {},
+                               "metadata": {"name": f"{event['involvedObject']['name']}.abc"}}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}"))
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_a_pass_never_waits_for_its_event_to_be_posted():
     received, release = threading.Event(), threading.Event()
 
-    class Held(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            received.set()
-            release.wait(30)
-            answer_created(self, "r1.abc")
+    def hold(event):
+        received.set()
+        release.wait(30)
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Held)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        api = client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}"))
-        recorder = EventRecorder(api, request_timeout=3)
-        recorder.post(RUN, "Normal", "StageStarted", "stage prepare: created Job r1-prepare")
-        # post() returned with its request still unanswered (a synchronous
-        # post would have waited here until its timeout, and given up).
-        assert received.wait(10), "the Event was never posted"
-        release.set()
-        recorder.flush(timeout=10)
-        assert [name for shard in recorder.posted for name, _ in shard.values()] == ["r1.abc"]
+        with stand_in_api(hold) as api:
+            recorder = EventRecorder(api, request_timeout=3)
+            recorder.post(RUN, "Normal", "StageStarted", "stage prepare: created Job r1-prepare")
+            # post() returned with its request still unanswered (a synchronous
+            # post would have waited here until its timeout, and given up).
+            assert received.wait(10), "the Event was never posted"
+            release.set()
+            recorder.flush(timeout=10)
+            assert [name for shard in recorder.posted for name, _ in shard.values()] == ["r1.abc"]
     finally:
         release.set()
-        server.shutdown()
-        server.server_close()
 
 
 def test_one_runs_slow_event_holds_no_other_runs_events():
@@ -62,40 +72,29 @@ def test_one_runs_slow_event_holds_no_other_runs_events():
     rest."""
     held_run, others = threading.Event(), []
 
-    class HoldsR1(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            event = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            run = event["involvedObject"]["name"]
-            if run == "r1":
-                held_run.wait(30)
-            else:
-                others.append(run)
-            answer_created(self, f"{run}.abc")
+    def hold_r1(event):
+        run = event["involvedObject"]["name"]
+        if run == "r1":
+            held_run.wait(30)
+        else:
+            others.append(run)
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HoldsR1)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        api = client.ApiClient(client.Configuration(host=f"http://127.0.0.1:{server.server_address[1]}"))
-        recorder = EventRecorder(api, request_timeout=30)
-        recorder.post(RUN, "Normal", "StageStarted", "stage prepare: created Job r1-prepare")
-        runs = [f"r{i}" for i in range(2, 12)]
-        for name in runs:
-            recorder.post({"metadata": {**RUN["metadata"], "name": name, "uid": f"u-{name}"}}, "Normal",
-                          "StageStarted", f"stage prepare: created Job {name}-prepare")
-        # Runs that share r1's sender wait for it; the others go on.
-        deadline = threading.Event()
-        for _ in range(100):
-            if len(others) >= len(runs) // 2:
-                break
-            deadline.wait(0.1)
-        assert len(others) >= len(runs) // 2, f"only {others} posted while r1's Event was held"
-        held_run.set()
-        recorder.flush(timeout=10)
-        assert sorted(others) == sorted(runs)
+        with stand_in_api(hold_r1) as api:
+            recorder = EventRecorder(api, request_timeout=30)
+            recorder.post(RUN, "Normal", "StageStarted", "stage prepare: created Job r1-prepare")
+            runs = [f"r{i}" for i in range(2, 12)]
+            for name in runs:
+                recorder.post({"metadata": {**RUN["metadata"], "name": name, "uid": f"u-{name}"}}, "Normal",
+                              "StageStarted", f"stage prepare: created Job {name}-prepare")
+            # Runs that share r1's sender wait for it; the others go on.
+            for _ in range(100):
+                if len(others) >= len(runs) // 2:
+                    break
+                time.sleep(0.1)
+            assert len(others) >= len(runs) // 2, f"only {others} posted while r1's Event was held"
+            held_run.set()
+            recorder.flush(timeout=10)
+            assert sorted(others) == sorted(runs)
     finally:
         held_run.set()
-        server.shutdown()
-        server.server_close()
