@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("MATHTUNE_CACHE", Path.home() / ".cache" / "mathtune")) / "bench"
 PIPELINE = [sys.executable, "-m", "mathtune_pipeline.cli"]
@@ -98,8 +100,6 @@ CRD_NAME = "mathfinetunes.mathtune.dev"
 def crd_variant(strip_rules: bool = False, open_status: bool = False) -> Path:
     """The CRD file changed: without its CEL rules, or with a status schema
     that validates nothing (to measure what those cost)."""
-    import yaml  # the pipeline benchmarks sharing this module need no YAML
-
     doc = yaml.safe_load(CRD.read_text())
 
     def strip(node: object) -> None:
