@@ -17,13 +17,17 @@ apiserver_request_total, all clients, and the operator's share: the
 requests only it makes, and its Events counted from the Events), the
 operator's peak RSS and CPU seconds, and where a lag is: each watched
 write's managedFields time against when a watch saw it, a second watch of
-the runs from kubectl in another process, and the API server's own time
-per request.
+the runs from kubectl in another process, a third straight from etcd
+(before the API server), the API server's own time per request, the
+events etcd held for watchers reading slower than it wrote, and how busy
+the machine was and with what (the control plane, the operator and this
+benchmark share its cores).
 
     BENCH_RUNS=500 .venv/bin/python tests/bench/bench_scale.py     (make bench-scale)
 
 BENCH_KEEP=1 leaves the namespace, runs and simulated nodes behind.
 """
+import base64
 import calendar
 import json
 import os
@@ -49,7 +53,8 @@ from kubernetes.watch.watch import iter_resp_lines
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from hack.cluster import local  # noqa: E402
-from tests.bench.common import CRD, proc_cpu_seconds, settle_apiserver, wait_established  # noqa: E402
+from tests.bench.common import (CRD, cpu_seconds_between, cpu_seconds_by_process,  # noqa: E402
+                                machine_busy_ticks, proc_cpu_seconds, settle_apiserver, wait_established)
 from tests.harness.ports import free_port  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "500"))
@@ -184,6 +189,65 @@ def kubectl_seen(out: Path) -> Dict[tuple, float]:
         if len(parts) == 3:
             seen.setdefault((parts[1], parts[2]), float(parts[0]))
     return seen
+
+
+def etcd_client_url() -> str:
+    """The local cluster's etcd, as kwokctl configured it."""
+    config = yaml.safe_load_all((local.CACHE / "kwok" / "clusters" / local.CLUSTER_NAME / "kwok.yaml").read_text())
+    for doc in config:
+        port = ((doc or {}).get("options") or {}).get("etcdPort")
+        if port:
+            return f"http://127.0.0.1:{port}"
+    raise SystemExit("bench-scale: no etcdPort in the local cluster's kwok.yaml")
+
+
+def etcd_watch(out: Path) -> List[subprocess.Popen]:
+    """A watch of the runs straight from etcd (its JSON gateway, curl): when
+    etcd tells it of a write early that the API server's watchers hear of
+    late, the lag is after etcd: on the API server's watch streams from
+    etcd or inside the API server, not in etcd's commit."""
+    prefix = f"/registry/{GROUP}/{PLURAL}/{NAMESPACE}/".encode()
+    request = {"create_request": {"key": base64.b64encode(prefix).decode(),
+                                  "range_end": base64.b64encode(prefix[:-1] + b"0").decode()}}
+    watch = subprocess.Popen(["curl", "-sN", f"{etcd_client_url()}/v3/watch", "-d", json.dumps(request)],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    stamp = subprocess.Popen([sys.executable, "-c", STAMP_LINES], stdin=watch.stdout, stdout=out.open("w"))
+    return [watch, stamp]
+
+
+def etcd_seen(out: Path) -> Dict[tuple, float]:
+    """(run, resourceVersion) -> when etcd's watch delivered it."""
+    seen: Dict[tuple, float] = {}
+    for line in out.read_text().splitlines():
+        at, _, body = line.partition(" ")
+        for event in (json.loads(body).get("result") or {}).get("events") or []:
+            kv = event.get("kv") or {}
+            name = base64.b64decode(kv.get("key", "")).decode().rsplit("/", 1)[-1]
+            seen.setdefault((name, kv.get("mod_revision", "")), float(at))
+    return seen
+
+
+def etcd_pending_events(url: str) -> float:
+    """Events etcd holds for watchers that read slower than it writes
+    (etcd_debugging_mvcc_pending_events_total): the API server's own watch
+    streams, unless this benchmark's etcd watch fell behind too."""
+    try:
+        text = urllib.request.urlopen(f"{url}/metrics", timeout=2).read().decode()
+    except OSError:
+        return float("nan")
+    found = re.search(r"^etcd_debugging_mvcc_pending_events_total ([0-9.e+]+)$", text, re.M)
+    return float(found.group(1)) if found else float("nan")
+
+
+def sample_machine(stop: threading.Event, into: List[Tuple[float, float, float]]) -> None:
+    """Each second: (when, cores busy over that second on the whole
+    machine, events etcd holds for slow watchers)."""
+    cores, url = os.cpu_count() or 1, etcd_client_url()
+    before = machine_busy_ticks()
+    while not stop.wait(1.0):
+        after = machine_busy_ticks()
+        into.append((now(), cores * (after[0] - before[0]) / max(1, after[1] - before[1]), etcd_pending_events(url)))
+        before = after
 
 
 class Recorder:
@@ -468,7 +532,12 @@ def main() -> int:
             time.sleep(0.5)
     second_watch_log = log.with_name("kubectl-watch.log")
     second_watch = kubectl_watch(kubeconfig, second_watch_log)
+    etcd_watch_log = log.with_name("etcd-watch.log")
+    etcds_watch = etcd_watch(etcd_watch_log)
     cpu_before = proc_cpu_seconds(operator.pid)
+    by_process_before = cpu_seconds_by_process()
+    machine_load: List[Tuple[float, float, float]] = []
+    threading.Thread(target=sample_machine, args=(stop, machine_load), daemon=True).start()
     requests_text_before = api_metrics(kubeconfig)
     requests_before = api_requests(requests_text_before)
 
@@ -499,11 +568,15 @@ def main() -> int:
     requests_after = api_requests(requests_text_after)
     operator_metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     cpu = proc_cpu_seconds(operator.pid) - cpu_before
+    by_process_after = cpu_seconds_by_process()
     rss = proc_peak_rss_mib(operator.pid)
     operator.terminate()
     operator.wait(30)
     os.killpg(second_watch[0].pid, signal.SIGTERM)  # the loop and its kubectl
     for proc in second_watch:
+        proc.wait(10)
+    etcds_watch[0].terminate()
+    for proc in etcds_watch:
         proc.wait(10)
     stop.set()
 
@@ -590,15 +663,16 @@ def main() -> int:
               f"p50 {pct(lags, .5):.2f} s, p99 {pct(lags, .99):.2f} s, max {max(lags or [float('nan')]):.2f} s "
               f"({len(lags)}); max by 20 s window: " + ", ".join(
                   f"{w}: {max(v):.1f}" for w, v in sorted(by_window.items())))
-    theirs = kubectl_seen(second_watch_log)
-    behind = [(mine_at - theirs[key], mine_at) for key, mine_at in rec.run_versions.items() if key in theirs]
-    by_window = defaultdict(list)
-    for lag, seen in behind:
-        by_window[int((seen - started) // 20) * 20].append(lag)
-    print(f"runs: kubectl's watch (another process) saw an event -> this process's watch saw it: "
-          f"p50 {pct([b for b, _ in behind], .5):.2f} s, p99 {pct([b for b, _ in behind], .99):.2f} s "
-          f"({len(behind)} events of {len(rec.run_versions)}); max by 20 s window: " +
-          ", ".join(f"{w}: {max(v):.1f}" for w, v in sorted(by_window.items())))
+    for watcher, theirs in (("kubectl's watch (another process)", kubectl_seen(second_watch_log)),
+                            ("etcd's own watch (before the API server)", etcd_seen(etcd_watch_log))):
+        behind = [(mine_at - theirs[key], mine_at) for key, mine_at in rec.run_versions.items() if key in theirs]
+        by_window = defaultdict(list)
+        for lag, seen in behind:
+            by_window[int((seen - started) // 20) * 20].append(lag)
+        print(f"runs: {watcher} saw an event -> this process's watch saw it: "
+              f"p50 {pct([b for b, _ in behind], .5):.2f} s, p99 {pct([b for b, _ in behind], .99):.2f} s "
+              f"({len(behind)} events of {len(rec.run_versions)}); max by 20 s window: " +
+              ", ".join(f"{w}: {max(v):.1f}" for w, v in sorted(by_window.items())))
     print("the API server's time per request (its own histogram, bucket bounds): " + "; ".join(
         request_seconds(requests_text_after, requests_text_before, *kind) for kind in (
             ("PATCH", "mathfinetunes", "status"), ("POST", "mathfinetunes"), ("POST", "jobs"),
@@ -615,6 +689,24 @@ def main() -> int:
           f"stored after the pass that made them (to the second) p50 {pct(events_late, .5):.0f} s, "
           f"p99 {pct(events_late, .99):.0f} s, max {max(events_late or [float('nan')]):.0f} s")
     print(f"operator: peak RSS {rss:.0f} MiB, CPU {cpu:.1f} s ({cpu / max(1, RUNS):.3f} s per run)")
+    # Every latency above is measured on one machine that runs the control
+    # plane, plays every stage pod and times it all: how busy it was says
+    # how much of a lag is waiting for a core.
+    cores = os.cpu_count() or 1
+    load_windows: Dict[int, List[Tuple[float, float]]] = defaultdict(list)
+    for at, busy, pending in machine_load:
+        load_windows[int((at - started) // 20) * 20].append((busy, pending))
+    print(f"the machine ({cores} cores, shared by the control plane, the operator and this benchmark): busy "
+          f"{statistics.mean(b for _, b, _ in machine_load):.2f} cores on average; by 20 s window (mean, seconds "
+          "at >= 95 %): " + "; ".join(
+              f"{w}-{w + 20} s {statistics.mean(b for b, _ in v):.2f} ({sum(b >= .95 * cores for b, _ in v)} "
+              f"of {len(v)})" for w, v in sorted(load_windows.items())))
+    print("events etcd held for watchers reading slower than it wrote (max by 20 s window): " + ", ".join(
+        f"{w}: {max(p for _, p in v):.0f}" for w, v in sorted(load_windows.items())))
+    used = cpu_seconds_between(by_process_before, by_process_after)
+    print(f"CPU during the runs by command (cores on average over {elapsed:.0f} s): " + ", ".join(
+        f"{name} {secs / elapsed:.2f}" for name, secs in sorted(used.items(), key=lambda kv: -kv[1])[:9]
+        if secs > 0))
     print("goal: p99 added < 1 s at 500 runs, peak RSS < 300 MiB -> "
           f"{'met' if pct(added, .99) < 1 and rss < 300 and RUNS >= 500 else 'not met'}")
     print("Argo Workflows side by side: not run. The Go module proxy refuses github.com/argoproj/argo-workflows/v3 "

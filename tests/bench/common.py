@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import yaml
 
@@ -69,6 +69,41 @@ def proc_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_ticks() -> Tuple[int, int]:
+    """The whole machine's (busy, total) CPU ticks since boot, all cores."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_seconds_by_process() -> Dict[int, Tuple[str, float]]:
+    """pid -> (command name, CPU seconds so far) of every running process."""
+    out: Dict[int, Tuple[str, float]] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(entry.name)] = (stat[stat.index("(") + 1:stat.rindex(")")],
+                                (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_seconds_between(before: Dict[int, Tuple[str, float]],
+                        after: Dict[int, Tuple[str, float]]) -> Dict[str, float]:
+    """CPU seconds used between two cpu_seconds_by_process(), by command
+    name; by pid first, as a kernel worker renames itself with its work.
+    A process that ended in between is not counted."""
+    used: Dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used[name] = used.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
+    return used
 
 
 def apiserver_pid() -> int:
