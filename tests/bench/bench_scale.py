@@ -76,6 +76,20 @@ def now() -> float:
     return time.time()
 
 
+def parse_stamp(value: str) -> float:
+    """An API timestamp (to the second) as epoch seconds."""
+    return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def in_windows(samples: List[Tuple[float, Any]]) -> Dict[int, List[Any]]:
+    """(seconds from the start, value) grouped by 20 s window, in order:
+    when the slow ones happened, a steady cost or a few stalls."""
+    out: Dict[int, List[Any]] = defaultdict(list)
+    for at, value in sorted(samples, key=lambda sample: sample[0]):
+        out[int(at // 20) * 20].append(value)
+    return dict(sorted(out.items()))
+
+
 def written_at(obj: dict, subresource: str) -> Optional[float]:
     """When the API server last stored a write to this subresource, to the
     second (managedFields' time): with the time a watch saw the object, how
@@ -84,7 +98,7 @@ def written_at(obj: dict, subresource: str) -> Optional[float]:
               if entry.get("subresource", "") == subresource and entry.get("time")]
     if not stamps:
         return None
-    return calendar.timegm(time.strptime(max(stamps), "%Y-%m-%dT%H:%M:%SZ"))
+    return parse_stamp(max(stamps))
 
 
 def pct(values: List[float], q: float) -> float:
@@ -455,10 +469,7 @@ def operator_events(core: client.CoreV1Api) -> Tuple[int, List[float]]:
     body = json.loads(core.list_namespaced_event(NAMESPACE, field_selector="source=mathtune-operator",
                                                  _preload_content=False, _request_timeout=60).data)
     items = body.get("items") or []
-
-    def stamp(value: str) -> float:
-        return calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ"))
-    late = [stamp(item["metadata"]["creationTimestamp"]) - stamp(item["firstTimestamp"]) for item in items
+    late = [parse_stamp(item["metadata"]["creationTimestamp"]) - parse_stamp(item["firstTimestamp"]) for item in items
             if item.get("firstTimestamp")]
     return sum(int(item.get("count") or 1) for item in items), late
 
@@ -629,23 +640,18 @@ def main() -> int:
           "wait for a worker p50 <= {:.3f} s, p99 <= {:.3f} s".format(
               *(histogram_quantile(operator_metrics, name, q) for name in (
                   "mathtune_reconcile_duration_seconds", "mathtune_workqueue_wait_seconds") for q in (.5, .99))))
-    # When the slow ones happened: a steady cost, or a few stalls?
-    windows: Dict[int, List[float]] = defaultdict(list)
-    for secs, _, at in slowest:
-        windows[int(at // 20) * 20].append(secs)
     print("added by 20 s window from the start (p99 / max, samples): " + "; ".join(
-        f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})" for w, v in sorted(windows.items())))
+        f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})"
+        for w, v in in_windows([(at, secs) for secs, _, at in slowest]).items()))
     print("slowest added: " + "; ".join(f"{name} {secs:.2f} s at t={at:.0f} s"
                                         for secs, name, at in sorted(slowest, reverse=True)[:5]))
     errors = {m.group(1): float(m.group(2)) for m in re.finditer(
         r'^mathtune_reconcile_errors_total\{reason="([^"]+)"\} ([0-9.e+]+)$', operator_metrics, re.M)}
     print("operator's failed or repeated passes by reason: " +
           (", ".join(f"{k} {v:.0f}" for k, v in sorted(errors.items())) or "none"))
-    status_windows: Dict[int, List[float]] = defaultdict(list)
-    for secs, _, at in slowest_status:
-        status_windows[int(at // 20) * 20].append(secs)
     print("status by 20 s window from the start (p99 / max, samples): " + "; ".join(
-        f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})" for w, v in sorted(status_windows.items())))
+        f"{w}-{w + 20} s {pct(v, .99):.2f}/{max(v):.2f} ({len(v)})"
+        for w, v in in_windows([(at, secs) for secs, _, at in slowest_status]).items()))
     after_burst = [secs for secs, _, at in slowest_status if at >= 20]
     print(f"status from t = 20 s on (after the runs' creation burst): p50 {pct(after_burst, .5):.3f} s, "
           f"p99 {pct(after_burst, .99):.3f} s, max {max(after_burst or [float('nan')]):.3f} s ({len(after_burst)})")
@@ -656,23 +662,19 @@ def main() -> int:
     # or this process reading it). managedFields' time is to the second.
     for watch in ("jobs", "runs"):
         lags = [lag for lag, _ in rec.delivery[watch]]
-        by_window: Dict[int, List[float]] = defaultdict(list)
-        for lag, seen in rec.delivery[watch]:
-            by_window[int((seen - started) // 20) * 20].append(lag)
+        by_window = in_windows([(seen - started, lag) for lag, seen in rec.delivery[watch]])
         print(f"{watch}: stored (managedFields time, to the second) -> the benchmark's watch saw it: "
               f"p50 {pct(lags, .5):.2f} s, p99 {pct(lags, .99):.2f} s, max {max(lags or [float('nan')]):.2f} s "
               f"({len(lags)}); max by 20 s window: " + ", ".join(
-                  f"{w}: {max(v):.1f}" for w, v in sorted(by_window.items())))
+                  f"{w}: {max(v):.1f}" for w, v in by_window.items()))
     for watcher, theirs in (("kubectl's watch (another process)", kubectl_seen(second_watch_log)),
                             ("etcd's own watch (before the API server)", etcd_seen(etcd_watch_log))):
-        behind = [(mine_at - theirs[key], mine_at) for key, mine_at in rec.run_versions.items() if key in theirs]
-        by_window = defaultdict(list)
-        for lag, seen in behind:
-            by_window[int((seen - started) // 20) * 20].append(lag)
+        behind = [(mine_at - started, mine_at - theirs[key]) for key, mine_at in rec.run_versions.items()
+                  if key in theirs]
         print(f"runs: {watcher} saw an event -> this process's watch saw it: "
-              f"p50 {pct([b for b, _ in behind], .5):.2f} s, p99 {pct([b for b, _ in behind], .99):.2f} s "
+              f"p50 {pct([b for _, b in behind], .5):.2f} s, p99 {pct([b for _, b in behind], .99):.2f} s "
               f"({len(behind)} events of {len(rec.run_versions)}); max by 20 s window: " +
-              ", ".join(f"{w}: {max(v):.1f}" for w, v in sorted(by_window.items())))
+              ", ".join(f"{w}: {max(v):.1f}" for w, v in in_windows(behind).items()))
     print("the API server's time per request (its own histogram, bucket bounds): " + "; ".join(
         request_seconds(requests_text_after, requests_text_before, *kind) for kind in (
             ("PATCH", "mathfinetunes", "status"), ("POST", "mathfinetunes"), ("POST", "jobs"),
@@ -693,16 +695,14 @@ def main() -> int:
     # plane, plays every stage pod and times it all: how busy it was says
     # how much of a lag is waiting for a core.
     cores = os.cpu_count() or 1
-    load_windows: Dict[int, List[Tuple[float, float]]] = defaultdict(list)
-    for at, busy, pending in machine_load:
-        load_windows[int((at - started) // 20) * 20].append((busy, pending))
+    load_windows = in_windows([(at - started, (busy, pending)) for at, busy, pending in machine_load])
     print(f"the machine ({cores} cores, shared by the control plane, the operator and this benchmark): busy "
           f"{statistics.mean(b for _, b, _ in machine_load):.2f} cores on average; by 20 s window (mean, seconds "
           "at >= 95 %): " + "; ".join(
               f"{w}-{w + 20} s {statistics.mean(b for b, _ in v):.2f} ({sum(b >= .95 * cores for b, _ in v)} "
-              f"of {len(v)})" for w, v in sorted(load_windows.items())))
+              f"of {len(v)})" for w, v in load_windows.items()))
     print("events etcd held for watchers reading slower than it wrote (max by 20 s window): " + ", ".join(
-        f"{w}: {max(p for _, p in v):.0f}" for w, v in sorted(load_windows.items())))
+        f"{w}: {max(p for _, p in v):.0f}" for w, v in load_windows.items()))
     used = cpu_seconds_between(by_process_before, by_process_after)
     print(f"CPU during the runs by command (cores on average over {elapsed:.0f} s): " + ", ".join(
         f"{name} {secs / elapsed:.2f}" for name, secs in sorted(used.items(), key=lambda kv: -kv[1])[:9]

@@ -65,10 +65,16 @@ def machine() -> str:
     return f"{cpus} CPUs available, load average {load:.1f} at start"
 
 
+def _stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds from a /proc/<pid>/stat line (the command
+    name, in parentheses, may hold spaces: fields count from its end)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def machine_busy_ticks() -> Tuple[int, int]:
@@ -81,7 +87,6 @@ def machine_busy_ticks() -> Tuple[int, int]:
 def cpu_seconds_by_process() -> Dict[int, Tuple[str, float]]:
     """pid -> (command name, CPU seconds so far) of every running process."""
     out: Dict[int, Tuple[str, float]] = {}
-    tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -89,9 +94,7 @@ def cpu_seconds_by_process() -> Dict[int, Tuple[str, float]]:
             stat = (entry / "stat").read_text()
         except OSError:  # gone meanwhile
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        out[int(entry.name)] = (stat[stat.index("(") + 1:stat.rindex(")")],
-                                (int(fields[11]) + int(fields[12])) / tick)
+        out[int(entry.name)] = (stat[stat.index("(") + 1:stat.rindex(")")], _stat_cpu_seconds(stat))
     return out
 
 
