@@ -1,4 +1,4 @@
-"""Shared pytest setup: markers, the real fixtures of ../shared, and the local cluster.
+"""Shared pytest setup: markers, the real fixtures (hack/fixtures/store.py), and the local cluster.
 
 Markers
   integration  needs a Kubernetes API server (the local control plane, or the
@@ -8,7 +8,10 @@ Markers
   faults       the operator under cluster faults (API server restart, kills, ...)
 
 Nothing here skips silently: a test that needs something absent fails and
-says what to run.
+says what to run. The one exception is the real fixtures on a clone that has
+none (`make fixtures` gets them): their tests do not run, and the session ends
+with one banner that counts them. With MATHTUNE_REQUIRE_FIXTURES=1 (CI) they
+fail instead.
 """
 import os
 import uuid
@@ -17,13 +20,16 @@ from pathlib import Path
 import pytest
 
 from hack.cluster import local
+from hack.fixtures import store
 from tests.waiting import create_test_namespace
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
-# hack/fixtures/llama3-tokenizer.sh (`make tokenizer`) puts it here.
-LLAMA3_TOKENIZER = (Path(os.environ.get("MATHTUNE_CACHE", Path.home() / ".cache" / "mathtune"))
-                    / "fixtures" / "tokenizers" / "llama3-tokenizer.json")
+# `make tokenizer` (a prerequisite of `make test`) puts it here.
+LLAMA3_TOKENIZER = store.path(store.TOKENIZER)
+# The reason of every test left out for want of a fixture: the banner counts them.
+FIXTURES_ABSENT = "real fixtures absent"
+# run-tests.sh sets it to a file per session, and prints one banner for both.
+FIXTURES_REPORT_ENV = "MATHTUNE_FIXTURES_REPORT"
 
 
 def pytest_configure(config):
@@ -40,23 +46,39 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
 
 
-@pytest.fixture(scope="session")
-def shared_fixtures() -> Path:
-    """../shared/fixtures: real data, logs and tokenizer nobody on this project wrote."""
-    if not SHARED_FIXTURES.is_dir():
-        pytest.fail(f"real fixtures not found at {SHARED_FIXTURES}: clone the project next to shared/ "
-                    f"or set MATHTUNE_SHARED_FIXTURES", pytrace=False)
-    return SHARED_FIXTURES
+def pytest_terminal_summary(terminalreporter):
+    """The fixtures banner: how many tests did not run for want of them, and how to get them."""
+    absent = sum(1 for report in terminalreporter.stats.get("skipped", [])
+                 if FIXTURES_ABSENT in str(getattr(report, "longrepr", "")))
+    report_to = os.environ.get(FIXTURES_REPORT_ENV)
+    if report_to:
+        Path(report_to).write_text(str(absent))
+    elif absent:
+        terminalreporter.write_line(store.banner(absent), red=True, bold=True)
 
 
 @pytest.fixture(scope="session")
-def demo_inputs(shared_fixtures) -> Path:
+def real_fixtures() -> Path:
+    """The folder of the real fixtures (hack/fixtures/store.py): data, logs and
+    tokenizer nobody on this project wrote. Left out when absent, counted in
+    the banner; failed when MATHTUNE_REQUIRE_FIXTURES=1."""
+    absent = store.missing()
+    if absent:
+        message = f"{FIXTURES_ABSENT}: {', '.join(absent)} not under {store.ROOT}; run `{store.FETCH_COMMAND}`"
+        if store.required():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return store.ROOT
+
+
+@pytest.fixture(scope="session")
+def demo_inputs() -> Path:
     """What `mathtune-pipeline demo-data` makes for the CPU example (the
     example's <dataPath>/fixtures), made once, cached by what it follows from
     (tests/demo_inputs.py). Read-only: copy what you change."""
     from tests import demo_inputs as made_once
 
-    return made_once.made(shared_fixtures)
+    return made_once.made()
 
 
 @pytest.fixture(scope="session")

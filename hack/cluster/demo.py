@@ -18,7 +18,6 @@ real Prometheus at the operator's pod.
 import argparse
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -48,6 +47,20 @@ def say(msg: str) -> None:
 def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True, input: Optional[str] = None,
             timeout: float = 120):
     return local.kubectl(*args, kubeconfig=kubeconfig, check=check, input=input, timeout=timeout)
+
+
+def streamed(kubeconfig: Path, *args: str, timeout: float) -> None:
+    """kubectl with its output shown line by line, each with the seconds since it started."""
+    started = time.monotonic()
+    proc = subprocess.Popen([str(local.KUBECTL), "--kubeconfig", str(kubeconfig), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        say(f"  +{time.monotonic() - started:4.0f}s {line.rstrip()}")
+        if time.monotonic() - started > timeout:
+            proc.kill()
+    if proc.wait() != 0:
+        raise RuntimeError(f"kubectl {' '.join(args[:4])} ... failed (exit {proc.returncode})")
 
 
 def helm(*args: str, kubeconfig: Path) -> subprocess.CompletedProcess:
@@ -202,15 +215,6 @@ class Stack:
         helm("uninstall", self.release, "--namespace", self.namespace, kubeconfig=self.kubeconfig)
 
 
-def shared_fixtures() -> Path:
-    """../shared/fixtures next to the checkout (or MATHTUNE_SHARED_FIXTURES)."""
-    path = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
-    if not path.is_dir():
-        raise SystemExit(f"real fixtures not found at {path}: clone the project next to shared/ "
-                         f"or set MATHTUNE_SHARED_FIXTURES")
-    return path
-
-
 def _uris(node) -> List[str]:
     """Every input file of a spec (each `uri`, and the model's `checkpoint`), leaving out sections
     turned off (enabled: false)."""
@@ -256,9 +260,9 @@ def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240,
     a user would on a real cluster: the claim the operator will use is made
     first (the operator then finds it; the node's provisioner makes its
     volume), and every `uri` of the spec under `<dataPath>/fixtures/` is
-    copied in from ../shared/fixtures (or from `made`, a directory demo-data
-    filled earlier) with `kubectl cp`, or made by the pipeline's demo-data
-    tool (`kubectl exec`) when in neither. Returns the claim's name."""
+    copied in from `made` (a directory demo-data filled earlier) with
+    `kubectl cp`, or made by the pipeline's demo-data tool (`kubectl exec`)
+    when not there. Returns the claim's name."""
     spec, name = doc["spec"], doc["metadata"]["name"]
     storage = spec.get("storage") or {}
     data_path = storage.get("dataPath", "/data").rstrip("/")
@@ -278,28 +282,28 @@ def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240,
     try:
         kubectl("wait", "-n", ns, f"pod/{pod}", "--for=condition=Ready", f"--timeout={int(timeout)}s",
                 kubeconfig=kubeconfig)
-        fixtures = shared_fixtures()
         missing = []
         for uri in _uris(spec):
             if not uri.startswith(data_path + "/fixtures/"):
                 continue
             relative = uri[len(data_path + "/fixtures/"):]
-            src = next((d / relative for d in (fixtures, made) if d is not None and (d / relative).is_file()), None)
-            if src is not None:
+            src = made / relative if made is not None else None
+            if src is not None and src.is_file():
                 kubectl("exec", "-n", ns, pod, "--", "mkdir", "-p", str(Path(uri).parent), kubeconfig=kubeconfig)
                 kubectl("cp", str(src), f"{ns}/{pod}:{uri}", kubeconfig=kubeconfig)
             else:
                 missing.append(uri)
         if missing:
-            # demo-data trains the example's tokenizer and warms its base model up: minutes, not seconds.
-            kubectl("exec", "-n", ns, pod, "--", "mathtune-pipeline", "demo-data", "--out", f"{data_path}/fixtures",
-                    kubeconfig=kubeconfig, timeout=DEMO_DATA_TIMEOUT)
+            # demo-data trains the example's tokenizer and warms its base model up: minutes, not
+            # seconds, so its lines are shown as they come.
+            say("making the example's inputs on the work volume (mathtune-pipeline demo-data, ~1.5 min)")
+            streamed(kubeconfig, "exec", "-n", ns, pod, "--", "mathtune-pipeline", "demo-data",
+                     "--out", f"{data_path}/fixtures", timeout=DEMO_DATA_TIMEOUT)
             still = [u for u in missing
                      if kubectl("exec", "-n", ns, pod, "--", "test", "-f", u, kubeconfig=kubeconfig,
                                 check=False).returncode != 0]
             if still:
-                raise RuntimeError(f"no input for {still}: neither in {fixtures} nor made by "
-                                   f"`mathtune-pipeline demo-data`")
+                raise RuntimeError(f"no input for {still}: `mathtune-pipeline demo-data` does not make it")
     finally:
         kubectl("delete", "pod", "-n", ns, pod, "--ignore-not-found", "--wait=true", kubeconfig=kubeconfig)
     say(f"work volume {ns}/{claim} holds the example's inputs")

@@ -17,17 +17,24 @@ mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 
 # --durations: which tests cost what, in every CI log. Separate base
-# temporary directories: each session clears its own at start.
-"$PY" -m pytest tests -m "not integration" -ra --durations=15 --basetemp="$tmp/local" "$@" \
+# temporary directories: each session clears its own at start. Each session
+# writes how many tests it left out for want of the real fixtures; one banner
+# below says the sum.
+MATHTUNE_FIXTURES_REPORT="$tmp/local.absent" \
+  "$PY" -m pytest tests -m "not integration" -ra --durations=15 --basetemp="$tmp/local" "$@" \
   > "$tmp/local.log" 2>&1 &
 local_pid=$!
-"$PY" -m pytest tests -m integration -ra --durations=15 --basetemp="$tmp/cluster" "$@"
+MATHTUNE_FIXTURES_REPORT="$tmp/cluster.absent" \
+  "$PY" -m pytest tests -m integration -ra --durations=15 --basetemp="$tmp/cluster" "$@"
 cluster_code=$?
 wait "$local_pid"
 local_code=$?
 echo
 echo "=============================== the local session (no cluster) ==============================="
 cat "$tmp/local.log"
+
+absent=$(( $(cat "$tmp/local.absent" 2>/dev/null || echo 0) + $(cat "$tmp/cluster.absent" 2>/dev/null || echo 0) ))
+"$PY" -m hack.fixtures.store banner "$absent"
 
 status=0
 for pair in "cluster:$cluster_code" "local:$local_code"; do

@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.bench.common import PIPELINE, REPO, env_with_pipeline, machine, measure, median_of  # noqa: E402
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "1"))
-FIXTURES = Path(os.environ.get("MATHTUNE_SHARED_FIXTURES", REPO.parent / "shared" / "fixtures"))
 
 
 def run_file(path: Path, mode: str) -> Path:
@@ -34,8 +33,6 @@ def run_file(path: Path, mode: str) -> Path:
 
 
 def main() -> int:
-    if not FIXTURES.is_dir():
-        raise SystemExit(f"missing the shared fixtures (the demo data's source): {FIXTURES}")
     env = env_with_pipeline()
     print(f"# {machine()}")
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
@@ -44,8 +41,7 @@ def main() -> int:
         for mode in times:
             spec = run_file(tmp / f"{mode}.yaml", mode)
             run_dir = tmp / mode
-            common = ["run-local", str(spec), "--run-dir", str(run_dir), "--data-dir", str(tmp / "data"),
-                      "--fixtures", str(FIXTURES)]
+            common = ["run-local", str(spec), "--run-dir", str(run_dir), "--data-dir", str(tmp / "data")]
             measure(PIPELINE + common + ["--stages", "prepare,tokenize"], env)
             counts = json.loads((run_dir / "tokenize" / "manifest.json").read_text())["counts"]
             padding[mode] = counts["paddingShare"]

@@ -13,9 +13,10 @@ Writes, under DIR (the example's `<dataPath>/fixtures`):
   (small_tokenizer.py), in Hugging Face's format;
 - `models/tiny-llama-base.ckpt`: the CPU example's base model, the tiny
   Llama trained in full on the warm-up rows and the SQuAD-form passages
-  (warmup.py), so LoRA fine-tuning starts from a model that knows something;
-- with `--fixtures`, copies of the real contest rows and the Llama 3
-  tokenizer (`contest/...`, `tokenizers/...`) from the shared fixtures.
+  (warmup.py), so LoRA fine-tuning starts from a model that knows something.
+
+It reads nothing: a bare clone of the project makes every input of the CPU
+example.
 
 Files already there are kept (the tokenizer and base are made again when
 the synthetic rows are: they are trained on them). The base model's sizes are fixed here
@@ -29,7 +30,6 @@ then has a new skill to learn and predict a real difference to measure.
 """
 import json
 import random
-import shutil
 from pathlib import Path
 from typing import List, Tuple
 
@@ -41,8 +41,6 @@ WARMUP_SYNTH = "contest/warmup-synth.jsonl"
 HELDOUT_SYNTH = "contest/heldout-synth.jsonl"
 TOKENIZER = "tokenizers/demo-bpe.json"
 BASE_CHECKPOINT = "models/tiny-llama-base.ckpt"
-FROM_FIXTURES = ("contest/data_200_random.jsonl", "contest/predictions_200_base.txt",
-                 "contest/predictions_200_finetuned.txt", "tokenizers/llama3-tokenizer.json")
 
 # The type the example fine-tunes on and predict scores, as (rows to fine-tune
 # on, held-out rows for predict): mass on the contest's own grid (density and
@@ -210,7 +208,6 @@ def base_spec():
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="directory to fill (the example's <dataPath>/fixtures)")
-    parser.add_argument("--fixtures", default=None, help="the shared fixtures to copy the real rows and tokenizer from")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows and the warm-up")
 
 
@@ -230,14 +227,6 @@ def run(args) -> int:
     if fresh or not tokenizer_path.exists() or not base.exists():
         # New rows: the tokenizer and base made from the old ones would not match them.
         make_base(train, warm, tokenizer_path, base, seed=getattr(args, "seed", 0), retokenize=fresh)
-    if args.fixtures:
-        source = Path(args.fixtures)
-        for rel in FROM_FIXTURES:
-            src, dst = source / rel, out / rel
-            if src.is_file() and not dst.exists():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dst)
-                print(f"demo-data: {dst} (from {src})")
     return 0
 
 

@@ -3,10 +3,9 @@
 The same commands the stage Jobs run (`mathtune-pipeline <stage> --spec ...
 --run-dir ...`, each in its own process), with the run's work volume replaced
 by a local directory: every path of the spec under `storage.dataPath` is
-moved under `--data-dir`, and inputs missing there are made by `demo-data`
-(copied from `--fixtures` when given). Progress lines become progress bars;
-each stage's result line is shown; the first failing stage stops the run
-with that stage's exit code.
+moved under `--data-dir`, and inputs missing there are made by `demo-data`.
+Progress lines become progress bars; each stage's result line is shown; the
+first failing stage stops the run with that stage's exit code.
 """
 import copy
 import json
@@ -32,8 +31,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--run-dir", default=None, help="where the stages write (default ./out/<run name>)")
     parser.add_argument("--data-dir", default=None,
                         help="local stand-in for the work volume's dataPath (default <run-dir>/../data)")
-    parser.add_argument("--fixtures", default=None,
-                        help="shared fixtures to copy missing inputs from (default ../shared/fixtures when present)")
     parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset, in pipeline order")
 
 
@@ -66,10 +63,6 @@ def localize(spec: Dict[str, Any], data_dir: Path) -> Dict[str, Any]:
     move(out)
     out["storage"]["dataPath"] = str(data_dir)
     return out
-
-
-def default_fixtures() -> Path:
-    return Path(__file__).resolve().parents[3].parent / "shared" / "fixtures"
 
 
 class Bars:
@@ -133,16 +126,14 @@ def run(args) -> int:
     if unknown:
         raise SpecError("--stages", f"stages among {', '.join(STAGES)} (not {', '.join(unknown)})")
     local = localize(spec, data_dir)
-    fixtures = Path(args.fixtures) if args.fixtures else default_fixtures()
     missing = [u for u in _uris(local) if u.startswith(str(data_dir)) and not Path(u).exists()]
     if missing:
         command = [sys.executable, "-m", "mathtune_pipeline.cli", "demo-data", "--out", str(data_dir / "fixtures")]
-        if fixtures.is_dir():
-            command += ["--fixtures", str(fixtures)]
         subprocess.run(command, check=True)
         still = [u for u in missing if not Path(u).exists()]
         if still:
-            print(f"run-local: no input for {still} (not in {fixtures}, not made by demo-data)", file=sys.stderr)
+            print(f"run-local: no input for {still}: demo-data does not make it; put it under {data_dir}",
+                  file=sys.stderr)
             return 2
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_path = run_dir / "run.local.yaml"

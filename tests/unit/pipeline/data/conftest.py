@@ -7,8 +7,8 @@ from tests.conftest import LLAMA3_TOKENIZER
 
 
 @pytest.fixture(scope="session")
-def contest_200_path(shared_fixtures) -> Path:
-    path = shared_fixtures / "contest" / "data_200_random.jsonl"
+def contest_200_path(real_fixtures) -> Path:
+    path = real_fixtures / "contest" / "data_200_random.jsonl"
     if not path.is_file():
         pytest.fail(f"missing real fixture {path}", pytrace=False)
     return path

@@ -34,8 +34,8 @@ def _diff(got, want, path=""):
     return out
 
 
-def test_finetune_config_equals_the_seeds_real_config(run1_spec, shared_fixtures):
-    want = yaml.safe_load((shared_fixtures / "mindformers-logs" / "finetune_config_run1.yaml").read_text())
+def test_finetune_config_equals_the_seeds_real_config(run1_spec, real_fixtures):
+    want = yaml.safe_load((real_fixtures / "mindformers-logs" / "finetune_config_run1.yaml").read_text())
     got = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint=run1_spec["model"]["checkpoint"],
                                  output_dir="./output", save_checkpoint_steps=535)
     assert _diff(got, want) == []

@@ -1,4 +1,4 @@
-"""Each seed example renders the seed's own settings (shared/seeds, REFERENCE.md §1).
+"""Each seed example renders the seed's own settings (the five contest reports).
 
 The rendered MindFormers config is in the seeds' vocabulary (r1.1), so it
 reads like their configs; the data recipe is checked on the spec."""

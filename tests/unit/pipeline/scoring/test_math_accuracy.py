@@ -16,13 +16,13 @@ from mathtune_pipeline.scoring import math_accuracy
 
 
 @pytest.fixture(scope="module")
-def rows(shared_fixtures):
-    lines = (shared_fixtures / "contest" / "data_200_random.jsonl").read_text(encoding="utf-8").splitlines()
+def rows(real_fixtures):
+    lines = (real_fixtures / "contest" / "data_200_random.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _score(rows, shared_fixtures, name, tolerance=0.01):
-    outputs = math_accuracy.read_predict_output(shared_fixtures / "contest" / f"predictions_200_{name}.txt")
+def _score(rows, real_fixtures, name, tolerance=0.01):
+    outputs = math_accuracy.read_predict_output(real_fixtures / "contest" / f"predictions_200_{name}.txt")
     return math_accuracy.score([r["problem"] for r in rows], [r["solution"] for r in rows], outputs,
                                classify=Classifier(), tolerance=tolerance, keep_misses=200)
 
@@ -35,9 +35,9 @@ PER_TYPE = {
 }
 
 
-def test_base_and_finetuned_accuracy_per_type(rows, shared_fixtures):
-    base = _score(rows, shared_fixtures, "base")
-    tuned = _score(rows, shared_fixtures, "finetuned")
+def test_base_and_finetuned_accuracy_per_type(rows, real_fixtures):
+    base = _score(rows, real_fixtures, "base")
+    tuned = _score(rows, real_fixtures, "finetuned")
     assert len(rows) == base["count"] == tuned["count"] == 200
     assert {k: (v["correct"], v["count"]) for k, v in base["perType"].items()} == \
         {k: (b, n) for k, (b, _, n) in PER_TYPE.items()}
@@ -47,20 +47,20 @@ def test_base_and_finetuned_accuracy_per_type(rows, shared_fixtures):
     assert base["accuracy"] == 0.09 and tuned["accuracy"] == 0.635
 
 
-def test_misses_read_by_hand(rows, shared_fixtures):
-    tuned = {m["index"]: m for m in _score(rows, shared_fixtures, "finetuned")["misses"]}
+def test_misses_read_by_hand(rows, real_fixtures):
+    tuned = {m["index"]: m for m in _score(rows, real_fixtures, "finetuned")["misses"]}
     assert (tuned[17]["extracted"], tuned[17]["reference"]) == ("83.98", "83.52")       # sqrt(6974.95)
     assert (tuned[41]["extracted"], tuned[41]["reference"]) == ("-2.39", "2.39")        # sign lost
     assert (tuned[2]["extracted"], tuned[2]["reference"]) == ("42667.98", "42684380.0")  # product off
-    base = {m["index"]: m for m in _score(rows, shared_fixtures, "base")["misses"]}
+    base = {m["index"]: m for m in _score(rows, real_fixtures, "base")["misses"]}
     # The base model echoes the bare question, then rambles: its numbers are not taken as the answer.
     assert base[0]["generated"].startswith("1. -7451.51") and base[0]["extracted"] == "-7451.51"
     assert 0 not in tuned  # -7451.51 - -1709.92 = -5741.59, right after the echoed prompt
 
 
-def test_tolerance_changes_the_verdicts(rows, shared_fixtures):
-    strict = _score(rows, shared_fixtures, "finetuned", tolerance=0.0)["correct"]
-    loose = _score(rows, shared_fixtures, "finetuned", tolerance=1.0)["correct"]
+def test_tolerance_changes_the_verdicts(rows, real_fixtures):
+    strict = _score(rows, real_fixtures, "finetuned", tolerance=0.0)["correct"]
+    loose = _score(rows, real_fixtures, "finetuned", tolerance=1.0)["correct"]
     assert strict <= 127 <= loose and strict < loose
 
 
@@ -100,12 +100,12 @@ def test_a_perfect_model_scores_100_percent_against_the_truth(rows):
     assert "exact" in truth["rule"] and "0.01" in scored["rule"]
 
 
-def test_the_real_predictions_against_reference_and_truth(rows, shared_fixtures):
+def test_the_real_predictions_against_reference_and_truth(rows, real_fixtures):
     """All 200 real rows are computable types. The real fine-tuned model's
     hits are the same either way (its multiply answers are wrong in the
     leading digits, not in float noise): 127/200, and the base model's 18."""
     for name, hits in (("finetuned", 127), ("base", 18)):
-        scored = _score(rows, shared_fixtures, name)
+        scored = _score(rows, real_fixtures, name)
         assert scored["correct"] == hits and scored["truth"]["count"] == 200
         assert scored["truth"]["correct"] == hits
         assert {k: v["correct"] for k, v in scored["truth"]["perType"].items()} == \

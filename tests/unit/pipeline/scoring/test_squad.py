@@ -9,27 +9,27 @@ from mathtune_pipeline.scoring import squad
 
 
 @pytest.fixture(scope="module")
-def log_pairs(shared_fixtures):
-    return squad.pairs_from_log(shared_fixtures / "mindformers-logs" / "squad_eval_2067.log")
+def log_pairs(real_fixtures):
+    return squad.pairs_from_log(real_fixtures / "mindformers-logs" / "squad_eval_2067.log")
 
 
-def test_reproduces_the_real_eval_log(log_pairs, shared_fixtures):
+def test_reproduces_the_real_eval_log(log_pairs, real_fixtures):
     assert len(log_pairs) == 2067
     result = squad.score([p for p, _ in log_pairs], [a for _, a in log_pairs])
     # The log's own final line, to the last digit.
     assert result == {"f1": 71.18689963833116, "em": 54.0396710208031, "count": 2067}
-    last = (shared_fixtures / "mindformers-logs" / "squad_eval_2067.log").read_text().rstrip().splitlines()[-2]
+    last = (real_fixtures / "mindformers-logs" / "squad_eval_2067.log").read_text().rstrip().splitlines()[-2]
     assert last == "F1 score: 71.18689963833116, Em score: 54.0396710208031, total_count: 2067"
 
 
-def test_per_example_scores_match_the_log(shared_fixtures):
+def test_per_example_scores_match_the_log(real_fixtures):
     """Every `The F1/Em of this example is:` line of the log, example by example."""
     import ast
 
-    text = (shared_fixtures / "mindformers-logs" / "squad_eval_2067.log").read_text()
+    text = (real_fixtures / "mindformers-logs" / "squad_eval_2067.log").read_text()
     logged = [ast.literal_eval(line.split("is: ", 1)[1]) for line in text.splitlines()
               if line.startswith("The F1/Em of this example is:")]
-    pairs = squad.pairs_from_log(shared_fixtures / "mindformers-logs" / "squad_eval_2067.log")
+    pairs = squad.pairs_from_log(real_fixtures / "mindformers-logs" / "squad_eval_2067.log")
     assert len(logged) == len(pairs) == 2067
     for (pred, label), want in zip(pairs, logged):
         f1, em = squad.example_scores(pred, label)

@@ -28,17 +28,17 @@ def data_dir(tmp_path_factory, demo_inputs):
     return data
 
 
-def run_local(tmp_path, data_dir, shared_fixtures, stages):
+def run_local(tmp_path, data_dir, stages):
     run_dir = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "mathtune_pipeline.cli", "run-local", str(EXAMPLE),
                            "--run-dir", str(run_dir), "--data-dir", str(data_dir),
-                           "--fixtures", str(shared_fixtures), "--stages", stages],
+                           "--stages", stages],
                           capture_output=True, text=True, timeout=600)
     return proc, run_dir, data_dir
 
 
-def test_run_local_runs_each_chosen_stage_as_its_own_command(tmp_path, data_dir, shared_fixtures):
-    proc, run_dir, _ = run_local(tmp_path, data_dir, shared_fixtures, "prepare,tokenize")
+def test_run_local_runs_each_chosen_stage_as_its_own_command(tmp_path, data_dir):
+    proc, run_dir, _ = run_local(tmp_path, data_dir, "prepare,tokenize")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "all 2 stages done" in proc.stdout
     for stage in ("prepare", "tokenize"):
@@ -56,8 +56,8 @@ def test_run_local_runs_each_chosen_stage_as_its_own_command(tmp_path, data_dir,
     assert manifest["batching"]["mode"] == "bucketed" and manifest["counts"]["rows"] > 0
 
 
-def test_run_local_stops_at_the_first_failing_stage(tmp_path, data_dir, shared_fixtures):
-    proc, run_dir, _ = run_local(tmp_path, data_dir, shared_fixtures, "tokenize,train")
+def test_run_local_stops_at_the_first_failing_stage(tmp_path, data_dir):
+    proc, run_dir, _ = run_local(tmp_path, data_dir, "tokenize,train")
     assert proc.returncode != 0
     assert "tokenize" in proc.stdout + proc.stderr and "run `mathtune-pipeline prepare` first" in proc.stdout + proc.stderr
     assert not (run_dir / "train.log").exists()

@@ -95,7 +95,7 @@ def trained(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def laid_out(tmp_path_factory, shared_fixtures):
+def laid_out(tmp_path_factory, real_fixtures):
     """(run dir, spec file, merged checkpoint, base checkpoint) as the stages
     before evaluate leave them, without training: the tiny base model saved by
     MindSpore, train's rendered config, merge's manifest naming a merged
@@ -116,7 +116,7 @@ def laid_out(tmp_path_factory, shared_fixtures):
         model={"tokenizer": {"uri": str(_tokenizer(root / "tokenizer.json")), "format": "hf-json"}},
         evaluation={"dataset": {"uri": str(squad_file), "format": "squad-jsonl"}, "maxSamples": 2,
                     "maxNewTokens": 2, "baseScores": {"f1": 1.0, "em": 1.0}},
-        prediction={"dataset": {"uri": str(shared_fixtures / "contest" / "data_200_random.jsonl"),
+        prediction={"dataset": {"uri": str(real_fixtures / "contest" / "data_200_random.jsonl"),
                                 "format": "contest-jsonl"}, "maxSamples": 2, "maxNewTokens": 2})
     spec, _ = load_spec(spec_file)
     base = base_model.ensure(spec, run_dir)

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.mindspore
 SQUAD_ROW = json.dumps({"context": "The sky is blue.", "question": "What colour is the sky?", "answers": ["blue"]})
 
 
-def _files(tmp_path, shared_fixtures):
-    contest = shared_fixtures / "contest" / "data_200_random.jsonl"
+def _files(tmp_path, real_fixtures):
+    contest = real_fixtures / "contest" / "data_200_random.jsonl"
     (tmp_path / "squad.jsonl").write_text(SQUAD_ROW + "\n")
     (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 8)
     data = contest.read_bytes()
@@ -44,9 +44,9 @@ def _spec(tmp_path, spec_file, section, uri, fmt):
     ("evaluate", "evaluation", "binary", "squad-json", "utf-8"),
     ("evaluate", "evaluation", "squad", "squad-json", "squad-json"),
 ])
-def test_a_file_in_the_wrong_format(tmp_path, laid_out, shared_fixtures, stage, section, name, fmt, expected):
+def test_a_file_in_the_wrong_format(tmp_path, laid_out, real_fixtures, stage, section, name, fmt, expected):
     run_dir, spec_file, merged, _ = laid_out
-    path = _files(tmp_path, shared_fixtures)[name]
+    path = _files(tmp_path, real_fixtures)[name]
     kept, merged_kept = path.read_bytes(), merged.read_bytes()
     proc = run_stage(stage, _spec(tmp_path, spec_file, section, path, fmt), run_dir)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]

@@ -3,8 +3,8 @@
 from mathtune_pipeline import progress
 
 
-def _log_lines(shared_fixtures):
-    path = shared_fixtures / "mindformers-logs" / "finetune_worker_0.log"
+def _log_lines(real_fixtures):
+    path = real_fixtures / "mindformers-logs" / "finetune_worker_0.log"
     return path.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
@@ -31,8 +31,8 @@ def _rate_by_hand(line):
     return pct, rate, days * 86400 + h * 3600 + m * 60 + s
 
 
-def test_every_progress_line_of_the_real_log(shared_fixtures):
-    lines = _log_lines(shared_fixtures)
+def test_every_progress_line_of_the_real_log(real_fixtures):
+    lines = _log_lines(real_fixtures)
     step_lines = [i for i, line in enumerate(lines) if "{ Epoch:[" in line]
     assert len(step_lines) == 585
     parser = progress.ProgressParser()
@@ -48,8 +48,8 @@ def test_every_progress_line_of_the_real_log(shared_fixtures):
     assert parser.trainable_params == 4718592
 
 
-def test_known_values_of_the_real_log(shared_fixtures):
-    steps = list(progress.parse_lines(_log_lines(shared_fixtures)))
+def test_known_values_of_the_real_log(real_fixtures):
+    steps = list(progress.parse_lines(_log_lines(real_fixtures)))
     first, second, last = steps[0], steps[1], steps[-1]
     # The first line carries spinner debris before its timestamp and a multi-day ETA.
     assert (first.epoch, first.step, first.loss, first.step_time_ms) == (1, 2, 1.292, 383209.0)

@@ -26,7 +26,7 @@ def _tokenizer(path):
 
 
 @pytest.fixture(scope="module")
-def scored(trained, tmp_path_factory, shared_fixtures):
+def scored(trained, tmp_path_factory, real_fixtures):
     run_dir, _, _ = trained
     data = tmp_path_factory.mktemp("data")
     squad_file = data / "squad.jsonl"
@@ -36,7 +36,7 @@ def scored(trained, tmp_path_factory, shared_fixtures):
         model={"tokenizer": {"uri": str(_tokenizer(data / "tokenizer.json")), "format": "hf-json"}},
         evaluation={"dataset": {"uri": str(squad_file), "format": "squad-jsonl"}, "maxSamples": 10,
                     "maxNewTokens": 6, "gate": {"mode": "absolute", "f1": 0.0, "em": 0.0}},
-        prediction={"dataset": {"uri": str(shared_fixtures / "contest" / "data_200_random.jsonl"),
+        prediction={"dataset": {"uri": str(real_fixtures / "contest" / "data_200_random.jsonl"),
                                 "format": "contest-jsonl"}, "maxSamples": 10, "maxNewTokens": 8})
     if not (run_dir / "merge").exists():
         assert run_stage("merge", spec, run_dir).returncode == 0
@@ -52,7 +52,7 @@ def scored(trained, tmp_path_factory, shared_fixtures):
                                                                             "format": "hf-json"}},
                               evaluation={"dataset": {"uri": str(squad_file), "format": "squad-jsonl"},
                                           "maxSamples": 10, "maxNewTokens": 6, "gate": gate},
-                              prediction={"dataset": {"uri": str(shared_fixtures / "contest" / "data_200_random.jsonl"),
+                              prediction={"dataset": {"uri": str(real_fixtures / "contest" / "data_200_random.jsonl"),
                                                       "format": "contest-jsonl"}, "maxSamples": 10, "maxNewTokens": 8})
         proc = run_stage(stage, spec, run_dir)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
