@@ -773,8 +773,15 @@ def status_schema():
         "baseAccuracy": num("Math (or choice) accuracy of the base model (0-1), the fine-tune's yardstick."),
         "f1": num("SQuAD F1 of the chosen (or best so far) epoch."),
         "em": num("SQuAD EM of the chosen (or best so far) epoch."),
-        "mathAccuracy": num("Math (or choice) accuracy of the chosen (or best so far) epoch (0-1)."),
+        "mathAccuracy": num("Math (or choice) accuracy of the chosen (or best so far) epoch (0-1): each output's "
+                            "answer as a careful grader reads it (the answer it commits to, not a ramble after "
+                            "it; docs/answer-reader.md)."),
         "perType": smap("Accuracy per problem type.", {"type": "number"}, max_props=256),
+        "mathAccuracyContestRule": num("Math accuracy of the chosen epoch under the contest's rule (the last "
+                                       "number of the output), for comparison with the seeds' reported figures."),
+        "baseAccuracyContestRule": num("The base model's math accuracy under the contest's rule."),
+        "perTypeContestRule": smap("Accuracy per problem type under the contest's rule.", {"type": "number"},
+                                   max_props=256),
         "mathAccuracyTruth": num("Math accuracy of the chosen epoch against the exact answers computed from the "
                                  "questions (computable types only), where mathAccuracy is against the dataset's "
                                  "references (the contest's, from float arithmetic)."),

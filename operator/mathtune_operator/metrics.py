@@ -41,7 +41,11 @@ class Metrics:
                                       registry=r)
         self.eval_f1 = Gauge("mathtune_eval_f1", "SQuAD F1 of the chosen (or best so far) epoch.", run, registry=r)
         self.eval_em = Gauge("mathtune_eval_em", "SQuAD EM of the chosen (or best so far) epoch.", run, registry=r)
-        self.predict_accuracy = Gauge("mathtune_predict_accuracy", "Math accuracy (0-1).", run, registry=r)
+        self.predict_accuracy = Gauge("mathtune_predict_accuracy", "Math accuracy (0-1), the careful reader's.",
+                                      run, registry=r)
+        self.predict_accuracy_contest_rule = Gauge(
+            "mathtune_predict_accuracy_contest_rule",
+            "Math accuracy (0-1) under the contest's rule (the last number of the output).", run, registry=r)
         self.gate_passed = Gauge("mathtune_quality_gate_passed", "1 when the chosen epoch passes the gate.", run,
                                  registry=r)
         self.stage_pod = Gauge("mathtune_stage_pod_info", "1 for each running stage pod (joins NPU metrics).",
@@ -93,6 +97,7 @@ class Metrics:
             self._set(self.eval_f1, key, results.get("f1"))
             self._set(self.eval_em, key, results.get("em"))
             self._set(self.predict_accuracy, key, results.get("mathAccuracy"))
+            self._set(self.predict_accuracy_contest_rule, key, results.get("mathAccuracyContestRule"))
             if isinstance(results.get("gatePassed"), bool):
                 self.gate_passed.labels(*key).set(1 if results["gatePassed"] else 0)
 
@@ -129,7 +134,8 @@ class Metrics:
             self._pods.pop(key, None)
             for metric in (self.run_status, self.current_stage, self.stage_start, self.train_loss, self.train_step,
                            self.train_epoch, self.train_progress, self.train_throughput, self.eval_f1, self.eval_em,
-                           self.predict_accuracy, self.gate_passed, self.stage_pod):
+                           self.predict_accuracy, self.predict_accuracy_contest_rule, self.gate_passed,
+                           self.stage_pod):
                 for labels in list(metric._metrics):
                     if tuple(labels[:2]) == key:
                         metric.remove(*labels)

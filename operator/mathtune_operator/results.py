@@ -181,6 +181,8 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
                            "trainableParams": trainable, "totalParams": total,
                            "lowParamRatio": _num(result.get("lowParamRatio")),
                            "baseAccuracy": _num(result.get("baseAccuracy")),
+                           "mathAccuracyContestRule": _num(result.get("mathAccuracyContestRule")),
+                           "baseAccuracyContestRule": _num(result.get("baseAccuracyContestRule")),
                            "mathAccuracyTruth": _num(result.get("mathAccuracyTruth")),
                            "baseAccuracyTruth": _num(result.get("baseAccuracyTruth"))}))
         passed = [_int(e) for e in result.get("passedEpochs") or [] if _int(e) is not None]
@@ -188,14 +190,16 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
             out["passedEpochs"] = passed
         if isinstance(result.get("perType"), dict):
             out["perType"] = {str(k): _num(v) for k, v in result["perType"].items() if _num(v) is not None}
-        if isinstance(result.get("perTypeTruth"), dict) and result["perTypeTruth"]:
-            out["perTypeTruth"] = {str(k): _num(v) for k, v in result["perTypeTruth"].items()
-                                   if _num(v) is not None}
+        for field in ("perTypeContestRule", "perTypeTruth"):
+            if isinstance(result.get(field), dict) and result[field]:
+                out[field] = {str(k): _num(v) for k, v in result[field].items() if _num(v) is not None}
         if isinstance(result.get("artifacts"), dict):
             out.setdefault("artifacts", {}).update({str(k): str(v) for k, v in result["artifacts"].items()})
         ratio = out.get("lowParamRatio")
+        contest_rule = out.get("mathAccuracyContestRule")   # absent from a report of an earlier version
+        contest = "" if contest_rule is None else f" (contest rule {_fmt(contest_rule, 4)})"
         summary = (f"epoch {best_epoch}: F1 {_fmt(out.get('f1'))} EM {_fmt(out.get('em'))} "
-                   f"accuracy {_fmt(out.get('mathAccuracy'), 4)}, gate "
+                   f"accuracy {_fmt(out.get('mathAccuracy'), 4)}{contest}, gate "
                    f"{'passed' if out.get('gatePassed') else 'failed'}, "
                    f"low-param ratio {'?' if ratio is None else f'{ratio * 100:.4f}%'}")
     else:

@@ -2,9 +2,11 @@
 
 Every candidate (the base model and each merged epoch) answers each held-out
 question (those of `prediction.types` when given) asked with the run's own prompt template (greedy,
-`prediction.maxNewTokens`). Math answers are scored by scoring/answers.py
-(last number, tolerance `prediction.tolerance` absolute; fractions for
-simplify), per problem type as the data side classifies them (the spec's
+`prediction.maxNewTokens`). Math answers are read by scoring/reader.py (the
+answer the output commits to, as a careful grader reads it) and compared by
+scoring/answers.py (tolerance `prediction.tolerance` absolute; fractions for
+simplify); the contest's rule (the last number of the output) is scored
+beside it, for comparison with the seeds' figures. Per problem type as the data side classifies them (the spec's
 extra rules first). MMLU/CMMLU rows (`mmlu-csv`) are scored by the option
 letter. Writes `<run-dir>/predict/<candidate>/predictions.txt` in MindFormers'
 predict output form (what the contest scripts read) and `scores.json`.
@@ -132,10 +134,12 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
 
 def _brief(scored: Dict[str, Any]) -> Dict[str, Any]:
     """What the result JSON carries (it must stay small): accuracies, rounded;
-    against the truth overall only (per type: scores.json)."""
+    under the contest's rule and against the truth overall only (per type:
+    scores.json)."""
     brief = {"accuracy": round(scored["accuracy"], 4),
              "perType": {k: round(v["accuracy"], 4) for k, v in scored["perType"].items()}}
-    truth = (scored.get("truth") or {}).get("accuracy")
-    if truth is not None:
-        brief["truthAccuracy"] = round(truth, 4)
+    for name, key in (("contestRuleAccuracy", "contestRule"), ("truthAccuracy", "truth")):
+        figure = (scored.get(key) or {}).get("accuracy")
+        if figure is not None:
+            brief[name] = round(figure, 4)
     return brief

@@ -54,13 +54,14 @@ def choose(epochs: List[str], squad: Dict[str, Dict[str, float]], accuracy: Dict
     return {"best": max(pool, key=rank) if pool else None, "passed": passed, "gatePassed": bool(passed)}
 
 
-def _truth_per_type(run_dir: Path, best: str) -> Dict[str, float]:
-    """Per-type accuracy of the chosen epoch against the exact answers, from
-    predict's scores.json (too long for predict's result message)."""
+def _per_type_scored(run_dir: Path, best: str, figure: str) -> Dict[str, float]:
+    """Per-type accuracy of the chosen epoch under another reading (`truth`: against the exact
+    answers; `contestRule`: the last number), from predict's scores.json (too long for
+    predict's result message)."""
     scores = run_dir / "predict" / "scores.json"
     if not scores.is_file():
         return {}
-    per_type = ((json.loads(scores.read_text(encoding="utf-8")).get(str(best)) or {}).get("truth") or {})
+    per_type = ((json.loads(scores.read_text(encoding="utf-8")).get(str(best)) or {}).get(figure) or {})
     return {k: round(v["accuracy"], 4) for k, v in (per_type.get("perType") or {}).items()}
 
 
@@ -144,10 +145,15 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
             "mathAccuracy": accuracy.get(best) if best else None,
             "baseAccuracy": prediction["base"]["accuracy"] if prediction else None,
             "perType": prediction["epochs"][best]["perType"] if prediction and best else {},
+            # The contest's rule (the last number of the output): comparable with the seeds' figures.
+            "mathAccuracyContestRule":
+                prediction["epochs"][best].get("contestRuleAccuracy") if prediction and best else None,
+            "baseAccuracyContestRule": prediction["base"].get("contestRuleAccuracy") if prediction else None,
+            "perTypeContestRule": _per_type_scored(run_dir, best, "contestRule") if prediction and best else {},
             # Against the exact answers (the dataset's references come from float arithmetic).
             "mathAccuracyTruth": prediction["epochs"][best].get("truthAccuracy") if prediction and best else None,
             "baseAccuracyTruth": prediction["base"].get("truthAccuracy") if prediction else None,
-            "perTypeTruth": _truth_per_type(run_dir, best) if prediction and best else {},
+            "perTypeTruth": _per_type_scored(run_dir, best, "truth") if prediction and best else {},
             "trainableParams": train["trainableParams"],
             "totalParams": train["totalParams"],
             "lowParamRatio": train["trainableParams"] / train["totalParams"],

@@ -62,3 +62,15 @@ def test_the_final_progress_line_says_only_what_the_run_found():
     assert results.final_summary({"f1": 12.3456}) == "done: F1 12.35"
     assert results.final_summary({"bestEpoch": 3, "mathAccuracy": 0.41549, "gatePassed": False}) == \
         "done: best epoch 3, acc 41.5%, gate failed"
+
+
+def test_both_readings_of_math_accuracy_reach_status():
+    """The careful reader's figure drives the columns; the contest rule's stands beside it, per type too."""
+    report = {**next(r for r in recorded() if r["stage"] == "report"),
+              "mathAccuracy": 0.24, "mathAccuracyContestRule": 0.09, "baseAccuracyContestRule": 0.0,
+              "perTypeContestRule": {"add": 0.175}}
+    stage_result.check(report)
+    summary, status = results.apply("report", report, {})
+    assert (status["mathAccuracy"], status["mathAccuracyContestRule"]) == (0.24, 0.09)
+    assert status["baseAccuracyContestRule"] == 0.0 and status["perTypeContestRule"] == {"add": 0.175}
+    assert "accuracy 0.2400 (contest rule 0.0900)" in summary
