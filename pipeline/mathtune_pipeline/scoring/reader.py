@@ -47,18 +47,20 @@ _CONTINUES = re.compile(r"[ \t]*(?:[-+*/×÷^]|\*\*)[ \t]*(?:[-−(]?\d|$)")
 ONE_OPERATION = {T.ADD, T.SUBTRACT, T.MULTIPLY, T.DIVIDE, T.POWER, T.SQRT}
 
 # -- where the answer ends (the earliest of these cuts the text) -------------
-CUT_RULES: List[Tuple[str, "re.Pattern[str]"]] = [
+CUT_RULES: List[Tuple[str, str]] = [
     # A prompt of the alpaca form, or a new instruction: `### Instruction`.
-    ("new-instruction", re.compile(r"###|Below is an instruction|Instruction:|Question:|问题\s*\d*\s*[:：]")),
+    ("new-instruction", r"###|Below is an instruction|Instruction:|Question:|问题\s*\d*\s*[:：]"),
     # Code: a fence or a comment line (`# 2.使用列表推导式…`).
-    ("code", re.compile(r"```|^\s*#|\"\"\"", re.M)),
+    ("code", r"```|^\s*#|\"\"\""),
     # A new question: the contest's question openings, or a question mark.
-    ("new-question", re.compile(r"请计算|请用|请使用|请编写|计算\s*-?\d|解方程|一个[\u4e00-\u9fff]|等于多少|是多少|[？?]")),
+    ("new-question", r"请计算|请用|请使用|请编写|计算\s*-?\d|解方程|一个[\u4e00-\u9fff]|等于多少|是多少|[？?]"),
     # A numbered item after the first: `… = 2726.66 2.`, `1. 1.265 2. 1.265`.
-    ("numbered-item", re.compile(r"(?:^|(?<=\s))(?:[2-9]|[1-9]\d)\.(?=\s|$)|\([2-9]\)")),
+    ("numbered-item", r"(?:^|(?<=\s))(?:[2-9]|[1-9]\d)\.(?=\s|$)|\([2-9]\)"),
     # A quiz of its own: `A. 9 克 B. 9 克 C. 9 克`.
-    ("multiple-choice", re.compile(r"(?:^|(?<=\s))A[.．、]\s*\S[^\n]*?\sB[.．、]")),
+    ("multiple-choice", r"(?:^|(?<=\s))A[.．、]\s*\S[^\n]*?\sB[.．、]"),
 ]
+# One pass finds the earliest: at the same place the rule listed first wins.
+_CUT = re.compile("|".join(f"(?P<{name.replace('-', '_')}>{pattern})" for name, pattern in CUT_RULES), re.M)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class Reading:
     value: Value
     rule: str          # which rule decided (or why there is no answer)
     text: str          # the part of the output the answer was read from
+
+
+# A value just stated (`= 5632.48 `, `是 161.99 `), where a re-echo of the question would start.
+_STATED_VALUE = re.compile(r"(?:=|是|为|等于)\s*" + _NUM + r"\s+")
 
 
 def _question_start(question: str) -> str:
@@ -76,16 +82,13 @@ def _question_start(question: str) -> str:
 
 def cut(generated: str, question: str = "") -> Tuple[str, str]:
     """(what is left, the rule that cut it: "" when nothing did)."""
-    end, rule = len(generated), ""
-    for name, pattern in CUT_RULES:
-        match = pattern.search(generated)
-        if match and match.start() < end:
-            end, rule = match.start(), name
+    found = _CUT.search(generated)
+    end, rule = (found.start(), str(found.lastgroup).replace("_", "-")) if found else (len(generated), "")
     # The question again after a statement of it (`= 5632.48 8230`, `是 161.99 126.99 的`):
     # a repeat starts right after an answer's value, with the question's first characters.
     start = _question_start(question)
     if len(start) >= 3:
-        for match in re.finditer(r"(?:=|是|为|等于)\s*" + _NUM + r"\s+", generated[:end]):
+        for match in _STATED_VALUE.finditer(generated, 0, end):
             tail = generated[match.end():end]
             probe = tail[:len(start)]
             if len(probe) >= 2 and start.startswith(probe):
@@ -183,17 +186,20 @@ def _lines(text: str):
         start += len(line) + 1
 
 
+_LIST_MARKER = re.compile(r"(?:^|(?<=\s))(?:\d+\.|\(\d+\)|[-•])(?=\s)")
+
+
 def _lone_number(text: str, question: str, kind: str) -> Tuple[int, Value]:
     """(position, value) of the first number standing alone (a list marker `1.`/`(1)`/`-`
     before it is not a number), unless it starts an expression or is one of the question's
     own numbers; (-1, None) when there is none."""
-    own = {answers._to_float(m.group(0)) for m in _NUMBER.finditer(question)}
-    body = re.sub(r"(?:^|(?<=\s))(?:\d+\.|\(\d+\)|[-•])(?=\s)", lambda m: " " * len(m.group(0)), text)
+    body = _LIST_MARKER.sub(lambda m: " " * len(m.group(0)), text)
     match = _NUMBER.search(body)
     if match is None:
         return -1, None
     value = _final_value(body[match.start():], kind)
-    if value is None or (isinstance(value, float) and value in own):
+    if value is None or (isinstance(value, float) and
+                         value in {answers._to_float(m.group(0)) for m in _NUMBER.finditer(question)}):
         return -1, None
     return match.start(), value
 
@@ -203,15 +209,18 @@ def read(generated: str, question: str = "", kind: str = "") -> Reading:
     kept, cut_rule = cut(generated, question)
     then = f", then {cut_rule}" if cut_rule else ""
     stated = _statements(kept, kind)
-    lone_at, lone = _lone_number(kept, question, kind)
     if stated:
         marked = [s for s in stated if s[1] in ("marked", "unknown")]
         pool = marked or stated
-        position, rule, value = pool[0] if kind in ONE_OPERATION else pool[-1]
+        if kind not in ONE_OPERATION:
+            return Reading(pool[-1][2], pool[-1][1] + then, kept)
+        position, rule, value = pool[0]
         # A one-operation answer stated alone before any statement (` -4705.89` then a check).
-        if kind in ONE_OPERATION and lone is not None and lone_at < position:
+        lone_at, lone = _lone_number(kept[:position], question, kind)
+        if lone is not None:
             return Reading(lone, "lone-number" + then, kept)
         return Reading(value, rule + then, kept)
+    lone_at, lone = _lone_number(kept, question, kind)
     if lone is not None:
         return Reading(lone, "lone-number" + then, kept)
     return Reading(None, f"no answer before {cut_rule}" if cut_rule else "no answer", kept)
