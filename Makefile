@@ -10,7 +10,7 @@ CLUSTER := hack/cluster
 NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help venv tokenizer fixtures cluster cluster-down binaries kueue node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
+.PHONY: help preflight-demo preflight-test venv tokenizer fixtures cluster cluster-down binaries kueue node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -60,7 +60,7 @@ chart-crd: ## regenerate the CRD, its copy in the chart and the pipeline's spec 
 kubeconfig: ## print the export line for the local cluster's kubeconfig
 	@bash $(CLUSTER)/env.sh
 
-test: lint venv tokenizer binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
+test: preflight-test lint venv tokenizer binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
 	bash $(CLUSTER)/run-tests.sh
 
 test-unit: venv tokenizer binaries prometheus ## unit tests only (no cluster)
@@ -92,8 +92,17 @@ bench-scale: venv binaries images ## N concurrent runs on simulated nodes: stage
 	$(PY) tests/bench/bench_scale.py
 	$(PY) tests/bench/scale_write_cost.py
 
-demo: venv binaries images ## bring up the local cluster and run the CPU example end to end
+# The demo builds only what it runs: no Kueue, no Ascend image (`make test`
+# builds everything).
+DEMO_BINARIES := etcd kwok helm kubernetes local_path device_plugin
+DEMO_IMAGES := python-base pause operator pipeline-cpu
+demo: preflight-demo venv node-deps ## bring up the local cluster and run the CPU example end to end
+	bash $(CLUSTER)/build-binaries.sh $(DEMO_BINARIES)
+	bash hack/images/build.sh $(DEMO_IMAGES)
 	bash $(CLUSTER)/demo.sh
+
+preflight-demo preflight-test: preflight-%: ## what the target cannot do without, checked before any build
+	@bash hack/preflight.sh $*
 
 clean: ## remove the virtualenv and local run outputs (keeps the binary cache)
 	rm -rf $(VENV) out

@@ -21,8 +21,13 @@ source "$here/versions.env"
 CACHE="${MATHTUNE_CACHE:-$HOME/.cache/mathtune}"
 export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
 log() { printf '[build] %s\n' "$*" >&2; }
+# Go's own output (hundreds of `go: downloading` lines) goes to the build log;
+# each build is one line with its time.
+# shellcheck source=../lib/step.sh
+source "$here/../lib/step.sh"
 
 bindir() { echo "$CACHE/bin/$1-$2"; }
+in_dir() { local dir="$1"; shift; (cd "$dir" && "$@"); }
 
 have() { # have <tool> <version> <binary...>: all binaries present?
   local dir; dir="$(bindir "$1" "$2")"; shift 2
@@ -46,6 +51,7 @@ build_kubernetes() {
   log "building kubernetes $v: ${missing[*]} (cold, all of them: 20-40 minutes on 2 cores)"
   local src; src="$(wrapper "kubernetes-$v")"
   local gomod
+  step "go mod download k8s.io/kubernetes@$v" in_dir "$src" go mod download "k8s.io/kubernetes@$v"
   gomod="$(cd "$src" && go mod download -json "k8s.io/kubernetes@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
   # k8s.io/kubernetes replaces its staging modules with local paths that do not
   # exist in the module zip; point each at the matching published version.
@@ -78,10 +84,10 @@ build_kubernetes() {
   done
   mkdir -p "$out"
   for cmd in "${missing[@]}"; do
-    log "  go build $cmd"
     # Each binary lands under a temporary name first: an interrupted build
     # never leaves a truncated binary that `have` would take as cached.
-    (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out/.$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd")
+    step "go build $cmd" in_dir "$src" go build -trimpath -ldflags "-s -w $ld" -o "$out/.$cmd.tmp" \
+      "k8s.io/kubernetes/cmd/$cmd"
     mv "$out/.$cmd.tmp" "$out/$cmd"
   done
 }
@@ -104,7 +110,8 @@ build_go_tool() {
   } >"$src/tools.go"
   mkdir -p "$out.tmp"
   for spec in "$@"; do
-    (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out.tmp/${spec%%=*}" "${spec#*=}")
+    step "go build $tool ${spec%%=*}" in_dir "$src" go build -trimpath -ldflags "-s -w $ld" \
+      -o "$out.tmp/${spec%%=*}" "${spec#*=}"
   done
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
@@ -132,7 +139,8 @@ build_device_plugin() {
   if have ascend-device-plugin "$digest" ascend-device-plugin; then log "ascend-device-plugin cached in $out"; return; fi
   log "building ascend-device-plugin $digest"
   mkdir -p "$out.tmp"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out.tmp/ascend-device-plugin" .)
+  step "go build ascend-device-plugin" in_dir "$src" go build -trimpath -ldflags "-s -w" \
+    -o "$out.tmp/ascend-device-plugin" .
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
@@ -157,6 +165,7 @@ build_kueue() {
 main() {
   local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=(etcd kwok helm kubernetes local_path device_plugin kueue)
   local start=$SECONDS
+  log "Go's output goes to $STEP_LOG"
   for t in "${what[@]}"; do "build_$t"; done
   log "binaries ready under $CACHE/bin ($(( SECONDS - start ))s)"
 }

@@ -16,6 +16,10 @@ HELM_BIN="$CACHE/bin/helm-$HELM_VERSION"
 KUBECTL="$KUBE_BIN/kubectl"
 KWOKCTL="$KWOK_BIN/kwokctl"
 log() { printf '[cluster] %s\n' "$*" >&2; }
+STEP_PREFIX="[cluster]"
+STEP_LOG="${STEP_LOG:-$CACHE/logs/cluster.log}"
+# shellcheck source=../lib/step.sh
+source "$here/../lib/step.sh"
 kc() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 cluster_healthy() {
   [[ -f "$KUBECONFIG_FILE" ]] && kc get --raw /readyz >/dev/null 2>&1

@@ -26,9 +26,9 @@ else
     "$KWOKCTL" delete cluster --name "$CLUSTER_NAME" --kubeconfig "$KUBECONFIG_FILE" >/dev/null 2>&1 || true
     rm -rf "$CLUSTER_DIR"
   fi
-  log "starting cluster '$CLUSTER_NAME' (Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)"
-  # Every binary is named so kwokctl downloads nothing.
-  "$KWOKCTL" create cluster \
+  # Every binary is named so kwokctl downloads nothing; its JSON log lines go to the log file.
+  step "starting cluster '$CLUSTER_NAME' (Kubernetes $KUBE_VERSION, etcd $ETCD_VERSION, kwok $KWOK_VERSION)" \
+    "$KWOKCTL" create cluster \
     --name "$CLUSTER_NAME" \
     --runtime binary \
     --kubeconfig "$KUBECONFIG_FILE" \
@@ -39,7 +39,7 @@ else
     --kube-scheduler-binary "$KUBE_BIN/kube-scheduler" \
     --etcd-binary "$ETCD_BIN/etcd" \
     --kwok-controller-binary "$KWOK_BIN/kwok" \
-    --wait 120s >&2
+    --wait 120s
   echo "$config_sum" >"$CLUSTER_DIR/mathtune-kwok.sha256"
 fi
 

@@ -30,6 +30,11 @@ REGISTRY=localhost/mathtune
 DEBIAN_SUITE=bookworm
 BASE_PACKAGES=python3,python3-venv,python-is-python3,ca-certificates
 log() { printf '[images] %s\n' "$*" >&2; }
+in_dir() { local dir="$1"; shift; (cd "$dir" && "$@"); }
+# Build tools' output (pip, apt) goes to a log file; each build is one line with its time.
+STEP_PREFIX="[images]"
+# shellcheck source=../lib/step.sh
+source "$here/../lib/step.sh"
 
 # digest_of <text> <path...>: sha256 over a text and the tracked or new files
 # under the paths (what .gitignore drops, e.g. __pycache__, never counts).
@@ -100,15 +105,14 @@ build_python_base() {
   local root; root="$(mktemp -d)"
   # --variant minbase keeps only what apt needs; docs and man pages go too
   # (their copyright files stay).
-  mmdebstrap --variant=minbase --include="$BASE_PACKAGES" \
+  step "mmdebstrap $DEBIAN_SUITE (python-base)" mmdebstrap --variant=minbase --include="$BASE_PACKAGES" \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-include=/usr/share/doc/*/copyright' --dpkgopt='path-exclude=/usr/share/locale/*' \
     --aptopt='Acquire::Retries "3"' \
     "$DEBIAN_SUITE" "$root/rootfs.tar" \
     "deb http://deb.debian.org/debian $DEBIAN_SUITE main" \
     "deb http://deb.debian.org/debian $DEBIAN_SUITE-updates main" \
-    "deb http://deb.debian.org/debian-security $DEBIAN_SUITE-security main" >"$root/mmdebstrap.log" 2>&1 ||
-    { cat "$root/mmdebstrap.log" >&2; return 1; }
+    "deb http://deb.debian.org/debian-security $DEBIAN_SUITE-security main"
   local c; c="$(buildah from scratch)"
   buildah add --quiet "$c" "$root/rootfs.tar" / >/dev/null
   buildah config --env LANG=C.UTF-8 --cmd python3 \
@@ -140,8 +144,9 @@ bud() {
   local mounts=()
   [[ -f /etc/ssl/certs/ca-certificates.crt ]] &&
     mounts=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
-  (cd "$repo" && buildah bud --quiet --isolation chroot --network host --layers=false "${mounts[@]}" \
-    --build-arg "PYTHON_IMAGE=$(ref python-base)" "$@" -f "$dockerfile" -t "$(ref "$name")" .) >/dev/null
+  step "buildah bud $name ($dockerfile)" in_dir "$repo" buildah bud --quiet --isolation chroot --network host \
+    --layers=false "${mounts[@]}" --build-arg "PYTHON_IMAGE=$(ref python-base)" "$@" -f "$dockerfile" \
+    -t "$(ref "$name")" .
 }
 
 build_operator() { bud operator images/operator/Dockerfile; }
@@ -190,6 +195,7 @@ main() {
   mkdir -p "$IMAGES"
   local what=("$@"); [[ ${#what[@]} -gt 0 ]] || what=("${all[@]}")
   local start=$SECONDS
+  log "build tools' output goes to $STEP_LOG"
   for n in "${what[@]}"; do ensure "$n"; done
   log "images ready ($(( SECONDS - start ))s)"
 }

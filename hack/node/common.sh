@@ -3,6 +3,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../cluster/common.sh"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 log() { printf '[node] %s\n' "$*" >&2; }
+STEP_PREFIX="[node]"
 repo="$(cd "$here/../.." && pwd)"
 NODE_NAME=mathtune-node
 NODE_LINK=mathtune0

@@ -84,8 +84,7 @@ for entry in "$PAUSE_IMAGE=$PAUSE_ARCHIVE=" "$PYTHON_BASE_IMAGE=$PYTHON_BASE_ARC
   IFS='=' read -r ref archive alias <<<"$entry"
   if ! ctr_ images ls -q | grep -qx "$ref"; then
     if [[ ! -f "$archive" ]]; then log "image $ref not built (make images): pods using it will not start"; continue; fi
-    log "importing $ref"
-    ctr_ images import "$archive" >/dev/null
+    step "importing $ref" ctr_ images import "$archive"
   fi
   # Pinned: the kubelet's image garbage collector never removes them (they
   # cannot be pulled back).
