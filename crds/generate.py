@@ -408,6 +408,36 @@ def spec_schema():
                         pattern=r"^([0-9a-f]{64})?$",
                         max_length=64),
         }, required=["uri"], default=False),
+        "mix": arr("Other data replayed into the training set to keep the base model's original ability "
+                   "(e.g. 10% reading-comprehension rows beside the math rows). Rows are drawn seeded by "
+                   "sample.seed; prepare counts them per source.", obj("A source mixed in.", {
+            "name": s("Name in status and in the training rows' type; empty: mix<index>.", "", pattern=r"^([a-z][a-z0-9_-]*)?$",
+                      max_length=63),
+            "source": obj("The rows to mix in.", {
+                "uri": s("Data file. " + URI, max_length=PATH, min_length=1),
+                "format": s("squad-jsonl / squad-json: reading comprehension, asked as evaluate asks SQuAD; "
+                            "contest-jsonl, alpaca-json: instruction rows, asked with `template`.", "squad-jsonl",
+                            enum=["squad-jsonl", "squad-json", "contest-jsonl", "alpaca-json"]),
+                "sha256": s("Optional SHA-256 of the file, verified before use.", "", pattern=r"^([0-9a-f]{64})?$",
+                            max_length=64),
+            }, required=["uri"], default=False),
+            "share": n("Share of the final training set drawn from this source, in (0, 1); give share or count.",
+                       None, 0, 1, exclusive_min=True, exclusive_max=True),
+            "count": i("Rows drawn from this source (repeating them when it has fewer); give share or count.",
+                       None, 1),
+            "template": obj("How contest-jsonl and alpaca-json rows are asked; empty name: the run's template.", {
+                "name": s("alpaca, vicuna, multiple-choice, or empty.", "",
+                          enum=["", "alpaca", "vicuna", "multiple-choice"]),
+                "systemPrompt": s("System prompt; empty: the template's default.", "", max_length=LONG),
+            }),
+        }, required=["source"], default=False, rules=[
+            rule("has(self.share) != has(self.count)", "spec.data.mix[]: give exactly one of share and count"),
+        ]), [], max_items=16) | {"x-kubernetes-validations": [rule(
+            "self.filter(m, has(m.share)).map(m, m.share).sum() < 1.0",
+            "spec.data.mix: the shares must add up to less than 1 (the rest is the main source's rows)")]},
+        "leakage": s("What prepare does with training rows (mix included) that are also rows evaluate or predict "
+                     "will score, exactly or as near-duplicates: drop them (counted), fail the stage, or warn "
+                     "(keep them, counted, an Event).", "drop", enum=["drop", "fail", "warn"]),
         "maxBadRows": i("Rows that cannot be parsed: -1 counts and reports them and never fails; N fails the "
                         "prepare stage when there are more than N.", -1, -1),
         "dedupe": b("Drop repeated (problem, solution) pairs (809,993 -> 548,942 rows in the contest data).", True),
@@ -746,9 +776,24 @@ def status_schema():
         "rows": obj("Rows kept at each prepare step.", {
             "read": i("Rows read."), "bad": i("Rows that could not be parsed."),
             "deduped": i("Rows after dedupe."), "duplicates": i("Rows dropped as repeats of a (problem, solution) pair."),
-            "sampled": i("Rows in the training set."),
+            "sampled": i("Rows of the main source in the training set."),
+            "trained": i("Rows in the training set: the main source's and the mix's."),
             "other": i("Rows no rule classified."),
             "classified": smap("Rows per problem type after dedupe.", {"type": "integer"}, max_props=256),
+        }, default=False),
+        "mix": arr("Rows of each spec.data.mix source in the training set.", obj("One source.", {
+            "name": s("The source's name."), "drawn": i("Rows drawn."),
+            "rows": i("Rows kept (drawn less those the leakage check dropped)."),
+        }, default=False), max_items=16),
+        "leakage": obj("Training rows found among the rows evaluate or predict score (spec.data.leakage).", {
+            "mode": s("drop, fail or warn."), "exact": i("Rows found as they are (after normalisation)."),
+            "near": i("Rows found as near-duplicates (the same question with the same numbers)."),
+            "dropped": i("Rows removed from the training set."),
+            "bySource": smap("Rows found per training source (spec.data.source, spec.data.mix[i]).",
+                             {"type": "integer"}, max_props=32),
+            "against": smap("Rows found per held-out set.", {"type": "integer"}, max_props=8),
+            "unchecked": smap("Held-out sets prepare could not read, and why (the stage that scores them "
+                              "reads them again and fails).", {"type": "string", "maxLength": 300}, max_props=8),
         }, default=False),
         "volume": obj("The work volume against what the stages after prepare will write (estimated when "
                       "prepare ended; condition VolumeSufficient says whether it fits).", {

@@ -388,6 +388,7 @@ def _stage_succeeded(p: _Pass, stage: str, row: Obj, seen: Obj) -> Step:
     row.pop("message", None)
     if stage == "prepare":
         _check_volume(p)
+        _report_leakage(p)
     if stage == "train":
         _train_done(new, result)
     elif stage in plan.PROGRESS_STAGES and (new.get("progress") or {}).get("stage") == stage:
@@ -414,6 +415,14 @@ def _check_volume(p: _Pass) -> None:
         p.new.get("conditions") or [], "VolumeSufficient", "False" if short else "True",
         Reason.VOLUME_TOO_SMALL if short else Reason.VOLUME_LARGE_ENOUGH,
         short or "the work volume has room for what tokenize, train and merge will write", generation, p.now_iso)
+
+
+def _report_leakage(p: _Pass) -> None:
+    """One Warning Event when prepare found training rows among the scored ones: a user must
+    not read a score without knowing (status.results.leakage has the counts)."""
+    message = results.leakage_message((p.new.get("results") or {}).get("leakage") or {})
+    if message:
+        p.event(EventType.WARNING, EventReason.LEAKAGE_FOUND, message)
 
 
 def _stage_active(p: _Pass, stage: str, row: Obj, job: Obj, seen: Obj, pods: List[Obj]) -> Step:

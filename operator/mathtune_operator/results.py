@@ -107,6 +107,30 @@ def volume_shortfall(out: Dict[str, Any]) -> Optional[str]:
             f"on the claim, or run again with a larger spec.storage.size")
 
 
+def _leakage(leak: Dict[str, Any]) -> Dict[str, Any]:
+    counts = {k: {str(s): _int(n) for s, n in (leak.get(k) or {}).items() if _int(n) is not None}
+              for k in ("bySource", "against")}
+    unchecked = {str(k): str(v)[:300] for k, v in (leak.get("unchecked") or {}).items()}
+    return _clean({"mode": str(leak.get("mode") or ""), "exact": _int(leak.get("exact")),
+                   "near": _int(leak.get("near")), "dropped": _int(leak.get("dropped")),
+                   "bySource": counts["bySource"] or None, "against": counts["against"] or None,
+                   "unchecked": unchecked or None})
+
+
+def leakage_message(leak: Dict[str, Any]) -> Optional[str]:
+    """The Event a run gets when training rows were found among the scored ones (None: none were)."""
+    found = (leak.get("exact") or 0) + (leak.get("near") or 0)
+    if not found:
+        return None
+    where = ", ".join(f"{n} in {s}" for s, n in sorted((leak.get("bySource") or {}).items()))
+    against = ", ".join(sorted(leak.get("against") or {}))
+    action = {"drop": f"{leak.get('dropped', 0)} dropped before training",
+              "warn": "kept (spec.data.leakage: warn): scores on those rows measure memory"}.get(
+        str(leak.get("mode")), "")
+    return (f"{found} training rows are also rows {against} will score ({leak.get('exact', 0)} exact, "
+            f"{leak.get('near', 0)} near-duplicates; {where}): {action}")
+
+
 def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """(summary line, status.results updated with this stage's result)."""
     out = json.loads(json.dumps(current or {}))  # deep copy
@@ -116,10 +140,21 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
         classified = {str(k): _int(v) for k, v in (rows.get("classified") or {}).items() if _int(v) is not None}
         out["rows"] = _clean({"read": _int(rows.get("read")), "bad": _int(rows.get("bad")),
                               "deduped": _int(rows.get("deduped")), "duplicates": _int(rows.get("duplicates")),
-                              "sampled": _int(rows.get("sampled")),
+                              "sampled": _int(rows.get("sampled")), "trained": _int(rows.get("trained")),
                               "other": _int(rows.get("other")), "classified": classified or None})
         summary = (f"read {rows.get('read', '?')}, bad {rows.get('bad', 0)}, deduped {rows.get('deduped', '?')}, "
                    f"{len(classified)} types, sampled {rows.get('sampled', '?')}")
+        mixed = [_clean({"name": str(m.get("name")), "drawn": _int(m.get("drawn")), "rows": _int(m.get("rows"))})
+                 for m in result.get("mix") or [] if isinstance(m, dict)]
+        if mixed:
+            out["mix"] = mixed
+            summary += ", mixed in " + ", ".join(f"{m.get('rows', '?')} {m['name']}" for m in mixed)
+        leak = result.get("leakage")
+        if isinstance(leak, dict):
+            out["leakage"] = _leakage(leak)
+            found = (out["leakage"].get("exact") or 0) + (out["leakage"].get("near") or 0)
+            if found:
+                summary += f"; {found} rows also in the scored sets ({out['leakage'].get('dropped', 0)} dropped)"
         disk = result.get("disk") or {}
         if _int(disk.get("neededBytes")) is not None and _int(disk.get("freeBytes")) is not None:
             out["volume"] = {"neededBytes": _int(disk["neededBytes"]), "freeBytes": _int(disk["freeBytes"])}

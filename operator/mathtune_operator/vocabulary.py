@@ -53,6 +53,7 @@ class EventReason(StrEnum):
     STAGE_FAILED = "StageFailed"
     STAGE_RETRYING = "StageRetrying"
     RESULT_LOST = "ResultLost"
+    LEAKAGE_FOUND = "LeakageFound"
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"
     RUN_SUCCEEDED = "RunSucceeded"

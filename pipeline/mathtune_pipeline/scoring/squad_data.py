@@ -26,9 +26,9 @@ def _example(context, question, answers, where: str) -> Dict:
     return {"context": context, "question": question, "answers": answers}
 
 
-def load(path: Union[str, Path], fmt: str, max_samples: int = 0) -> List[Dict]:
+def load(path: Union[str, Path], fmt: str, max_samples: int = 0, field: str = "spec.evaluation.dataset") -> List[Dict]:
+    """The examples of a SQuAD file; bad input is a SpecError on `field` (the spec's dataset that named it)."""
     path = Path(path)
-    field = "spec.evaluation.dataset"
     if fmt not in FORMATS:
         raise SpecError(f"{field}.format", f"one of {', '.join(FORMATS)} (got {fmt!r})")
     try:

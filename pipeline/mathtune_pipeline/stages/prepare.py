@@ -17,6 +17,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -37,6 +38,7 @@ from ..data.sample import sample, validate as validate_sample
 from ..data.scan import materialize, scan_lines
 from ..data.sources import fetch
 from ..data.templates import Template
+from . import replay
 
 STAGE = "prepare"
 OUTPUT = "train.jsonl"
@@ -214,12 +216,18 @@ def _render_task(bounds: Tuple[int, int]):
     return "\n".join(lines) + "\n" if lines else "", tally
 
 
-def finish(table: Table, s: Settings, processes: int = 1) -> Prepared:
-    """Sample, then chain of thought and template over the chosen rows, in forked workers."""
+def finish(table: Table, s: Settings, processes: int = 1,
+           screen: Optional[Callable[[List[int], Callable], List[int]]] = None) -> Prepared:
+    """Sample, then chain of thought and template over the chosen rows, in forked workers.
+    `screen` (the leakage check) gets the sampled rows and returns those that stay."""
     counts = dict(table.counts)
     counts["classified"] = count_types(table.kinds)
     counts["other"] = counts["classified"].get(T.OTHER, 0)
     chosen, sampled = sample(table.kinds, s.sample)
+    if screen is not None:
+        screened = screen(chosen, table.fetch)
+        if len(screened) != len(chosen):
+            chosen, sampled = screened, dict(Counter(table.kinds[i] for i in screened))
     counts["sampled"] = len(chosen)
     counts["sampledByType"] = dict(sorted(sampled.items()))
     step = max(RENDER_CHUNK, -(-len(chosen) // max(1, processes)))
@@ -263,15 +271,21 @@ def config_digest(data_config: Mapping[str, Any]) -> str:
 def _result(manifest: Mapping[str, Any], skipped: bool = False) -> Dict[str, Any]:
     c = manifest["counts"]
     result = {"rows": {"read": c["read"], "bad": c["bad"], "deduped": c["deduped"], "duplicates": c["duplicates"],
-                       "classified": c["classified"], "sampled": c["sampled"], "other": c["other"]},
+                       "classified": c["classified"], "sampled": c["sampled"], "other": c["other"],
+                       "trained": c.get("trained", c["sampled"])},
               "outputs": manifest["outputs"]}
+    if c.get("mix"):
+        result["mix"] = [{k: m[k] for k in ("name", "drawn", "rows")} for m in c["mix"]]
+    if c.get("leakage"):
+        result["leakage"] = c["leakage"]
     if skipped:
         result["skipped"] = True
     return result
 
 
-def _input_digest(source_sha256: str) -> str:
-    return sha256_json({"source": source_sha256})
+def _input_digest(source_sha256: str, others: Mapping[str, Any]) -> str:
+    """The main source's bytes, and the mix sources' and held-out sets' (the leakage check reads them)."""
+    return sha256_json({"source": source_sha256, **others})
 
 
 @contextlib.contextmanager
@@ -319,6 +333,9 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     run_dir = Path(run_dir)
     data_path = (spec.get("storage") or {}).get("dataPath", "/data")
     started = time.monotonic()
+    screen = replay.Screen(spec, run_dir)
+    mix_sources = replay.load_mix(spec, run_dir)
+    others = {"mix": replay.source_digests(mix_sources), "heldout": screen.digests}
     path = fetch(source.get("uri", ""), data_path, run_dir / "downloads", sha256=source.get("sha256") or "",
                  allow_dir=True)
     # A directory source: every file of the format in it, sorted (loaders.source_files).
@@ -334,7 +351,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     previous = None if force else read_manifest(stage_dir)
     if previous and previous.get("configDigest") == cfg_digest:
         hasher.join()  # a skip is possible: know before doing the work
-        if is_current(stage_dir, _input_digest(digest["sha256"]), cfg_digest):
+        if is_current(stage_dir, _input_digest(digest["sha256"], others), cfg_digest):
             return _result(previous, skipped=True)
     processes = cpus()
     if fmt == "contest-jsonl":
@@ -345,16 +362,23 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
         table = table_from_rows(load_files(files, fmt), s, fmt)  # CSV headers, JSON lists: file by file
     del raw
     hasher.join()
-    input_digest = _input_digest(digest["sha256"])
+    input_digest = _input_digest(digest["sha256"], others)
     bad = table.counts["bad"]
     if 0 <= max_bad < bad:
         where = ", ".join(str(b["line"]) for b in table.counts["badExamples"])
         first_why = table.counts["badExamples"][0]["why"] if table.counts["badExamples"] else ""
         raise SpecError(str(source.get("uri")), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
                                                 f"first at lines {where} ({first_why})")
-    prepared = finish(table, s, processes)
+    prepared = finish(table, s, processes,
+                      screen=lambda chosen, fetch_rows: replay.screen_main(screen, chosen, fetch_rows))
     if not prepared.counts["sampled"]:
         raise _empty(str(source.get("uri")), fmt, prepared.counts)
+    mixed, prepared.counts["mix"] = replay.mix_rows(spec, mix_sources, prepared.counts["sampled"], screen)
+    if mixed:
+        prepared.blocks.append("".join(json.dumps({"type": kind, "prompt": prompt, "response": response},
+                                                  ensure_ascii=False) + "\n" for kind, prompt, response in mixed))
+    prepared.counts["trained"] = prepared.counts["sampled"] + len(mixed)
+    prepared.counts["leakage"] = screen.counts
     with atomic_stage_dir(run_dir, STAGE) as tmp:
         write_rows(prepared, tmp / OUTPUT)
         counts = prepared.counts
@@ -383,5 +407,5 @@ def _empty(uri: str, fmt: str, counts: Mapping[str, Any]) -> SpecError:
 
 def run(args: argparse.Namespace, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     result = prepare(spec, Path(args.run_dir), force=args.force)
-    result["disk"] = disk.outlook(spec, result["rows"]["sampled"], Path(args.run_dir))
+    result["disk"] = disk.outlook(spec, result["rows"]["trained"], Path(args.run_dir))
     return result
