@@ -834,6 +834,11 @@ def status_schema():
         "perTypeTruth": smap("Accuracy per problem type against the exact answers.", {"type": "number"},
                              max_props=256),
         "gatePassed": b("Whether the chosen epoch passes the original-capability gate."),
+        "closestToGate": obj("When no epoch passes the gate: the one that came nearest.", {
+            "epoch": i("The epoch."), "f1": num("Its SQuAD F1."), "em": num("Its SQuAD EM."),
+            "f1Short": num("Points of F1 below the gate's threshold."),
+            "emShort": num("Points of EM below the gate's threshold."),
+        }, default=False),
         "artifacts": smap("Paths of outputs on the work volume (adapter, merged checkpoint, report, plots).",
                           {"type": "string"}, max_props=64),
     }, default=False)

@@ -117,6 +117,13 @@ def _leakage(leak: Dict[str, Any]) -> Dict[str, Any]:
                    "unchecked": unchecked or None})
 
 
+def _closest(out: Dict[str, Any]) -> str:
+    nearest = out.get("closestToGate") or {}
+    if out.get("gatePassed") or nearest.get("epoch") is None:
+        return ""
+    return f" (closest: epoch {nearest['epoch']}, F1 {_fmt(nearest.get('f1Short'))} below)"
+
+
 def leakage_message(leak: Dict[str, Any]) -> Optional[str]:
     """The Event a run gets when training rows were found among the scored ones (None: none were)."""
     found = (leak.get("exact") or 0) + (leak.get("near") or 0)
@@ -225,6 +232,11 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
             out["passedEpochs"] = passed
         if isinstance(result.get("perType"), dict):
             out["perType"] = {str(k): _num(v) for k, v in result["perType"].items() if _num(v) is not None}
+        nearest = result.get("closestToGate")
+        if isinstance(nearest, dict) and _int(nearest.get("epoch")) is not None:
+            out["closestToGate"] = _clean({"epoch": _int(nearest.get("epoch")), "f1": _num(nearest.get("f1")),
+                                           "em": _num(nearest.get("em")), "f1Short": _num(nearest.get("f1Short")),
+                                           "emShort": _num(nearest.get("emShort"))})
         for field in ("perTypeContestRule", "perTypeTruth"):
             if isinstance(result.get(field), dict) and result[field]:
                 out[field] = {str(k): _num(v) for k, v in result[field].items() if _num(v) is not None}
@@ -235,7 +247,7 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
         contest = "" if contest_rule is None else f" (contest rule {_fmt(contest_rule, 4)})"
         summary = (f"epoch {best_epoch}: F1 {_fmt(out.get('f1'))} EM {_fmt(out.get('em'))} "
                    f"accuracy {_fmt(out.get('mathAccuracy'), 4)}{contest}, gate "
-                   f"{'passed' if out.get('gatePassed') else 'failed'}, "
+                   f"{'passed' if out.get('gatePassed') else 'failed'}{_closest(out)}, "
                    f"low-param ratio {'?' if ratio is None else f'{ratio * 100:.4f}%'}")
     else:
         summary = "done"

@@ -51,7 +51,23 @@ def choose(epochs: List[str], squad: Dict[str, Dict[str, float]], accuracy: Dict
         return (accuracy.get(e, 0.0), squad.get(e, {}).get("f1", 0.0), -int(e))
 
     pool = passed or epochs
-    return {"best": max(pool, key=rank) if pool else None, "passed": passed, "gatePassed": bool(passed)}
+    return {"best": max(pool, key=rank) if pool else None, "passed": passed, "gatePassed": bool(passed),
+            "closest": None if passed or need is None else closest(epochs, squad, need)}
+
+
+def closest(epochs: List[str], squad: Dict[str, Dict[str, float]], need: Dict[str, float]) -> Optional[Dict[str, Any]]:
+    """When no epoch passes the gate: the one that came nearest, and by how much it missed
+    (the larger shortfall of F1 and EM, in points below the threshold)."""
+    def shortfall(e: str) -> float:
+        return max(need["f1"] - squad[e]["f1"], need["em"] - squad[e]["em"])
+
+    scored = [e for e in epochs if e in squad]
+    if not scored:
+        return None
+    nearest = min(scored, key=lambda e: (shortfall(e), -int(e)))
+    return {"epoch": int(nearest), "f1": squad[nearest]["f1"], "em": squad[nearest]["em"],
+            "f1Short": round(max(0.0, need["f1"] - squad[nearest]["f1"]), 4),
+            "emShort": round(max(0.0, need["em"] - squad[nearest]["em"]), 4)}
 
 
 def _per_type_scored(run_dir: Path, best: str, figure: str) -> Dict[str, float]:
@@ -63,6 +79,43 @@ def _per_type_scored(run_dir: Path, best: str, figure: str) -> Dict[str, float]:
         return {}
     per_type = ((json.loads(scores.read_text(encoding="utf-8")).get(str(best)) or {}).get(figure) or {})
     return {k: round(v["accuracy"], 4) for k, v in (per_type.get("perType") or {}).items()}
+
+
+def _gate_missed(nearest: Optional[Dict[str, Any]]) -> str:
+    why = "no epoch kept the original capability: bestEpoch is the best of those that failed the gate"
+    if nearest:
+        why += (f"; epoch {nearest['epoch']} came closest (F1 {nearest['f1']:.2f}, {nearest['f1Short']:.2f} below "
+                f"the gate; EM {nearest['em']:.2f}, {nearest['emShort']:.2f} below)")
+    return why
+
+
+def _forgetting_curve(out: Path, evaluation, need, accuracy: Dict[str, float], base_accuracy) -> Optional[str]:
+    """Math accuracy and SQuAD F1 per epoch on one plot, with the gate's line: the trade-off a
+    fine-tune makes between learning and forgetting, seen at once."""
+    import matplotlib.pyplot as plt
+
+    epochs = sorted((e for e in evaluation["epochs"] if e in accuracy), key=int)
+    if not epochs:
+        return None
+    fig, left = plt.subplots(figsize=(7, 3.8))
+    xs = [int(e) for e in epochs]
+    left.plot(xs, [accuracy[e] * 100 for e in epochs], "o-", color="tab:green", label="math accuracy")
+    if base_accuracy is not None:
+        left.axhline(base_accuracy * 100, color="tab:green", ls=":", lw=1, label="base accuracy")
+    left.set(xlabel="epoch", ylabel="math accuracy (%)", ylim=(0, 100))
+    right = left.twinx()
+    right.plot(xs, [evaluation["epochs"][e]["f1"] for e in epochs], "s-", color="tab:blue", label="SQuAD F1")
+    if need is not None:
+        right.axhline(need["f1"], color="tab:blue", ls="--", lw=1, label="F1 gate")
+    right.set(ylabel="SQuAD F1", ylim=(0, 100))
+    lines = left.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    labels = left.get_legend_handles_labels()[1] + right.get_legend_handles_labels()[1]
+    left.legend(lines, labels, fontsize=8, loc="lower left")
+    left.set_title("Learning and forgetting per epoch")
+    fig.tight_layout()
+    fig.savefig(out / "forgetting_curve.png", dpi=100)
+    plt.close(fig)
+    return f"{STAGE}/forgetting_curve.png"
 
 
 def _plots(out: Path, loss: List[Dict], evaluation, need, prediction, best: Optional[str]) -> Dict[str, str]:
@@ -111,6 +164,11 @@ def _plots(out: Path, loss: List[Dict], evaluation, need, prediction, best: Opti
         fig.savefig(out / "squad_gate.png", dpi=100)
         plt.close(fig)
         files["squadGate"] = f"{STAGE}/squad_gate.png"
+        if prediction:
+            accuracy = {e: v["accuracy"] for e, v in prediction["epochs"].items()}
+            curve = _forgetting_curve(out, evaluation, need, accuracy, prediction["base"].get("accuracy"))
+            if curve:
+                files["forgettingCurve"] = curve
     return files
 
 
@@ -161,8 +219,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
             "artifacts": {**artifacts, "results": f"{STAGE}/results.json",
                           "adapter": f"merge/epoch_{best}/adapter.ckpt" if best else None,
                           "merged": f"merge/epoch_{best}/merged.ckpt" if best else None},
-            "reason": None if picked["gatePassed"] else
-            "no epoch kept the original capability: bestEpoch is the best of those that failed the gate",
+            "closestToGate": picked["closest"],
+            "reason": None if picked["gatePassed"] else _gate_missed(picked["closest"]),
         }
         (out / "results.json").write_text(json.dumps({**result, "epochs": {
             e: {"squad": (evaluation or {}).get("epochs", {}).get(e), "accuracy": accuracy.get(e)} for e in epochs}},

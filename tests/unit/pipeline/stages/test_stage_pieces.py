@@ -106,10 +106,15 @@ def test_gate_and_best_epoch():
     assert need == pytest.approx({"f1": 53.883, "em": 39.753})  # the contest's pass line
     # Epoch 2 has the best accuracy but lost the original capability.
     got = report.choose(["1", "2", "3"], squad, {"1": 0.5, "2": 0.9, "3": 0.7}, need)
-    assert got == {"best": "3", "passed": ["1", "3"], "gatePassed": True}
-    # None passes: the best of all is still named, and the gate reported failed.
+    assert got == {"best": "3", "passed": ["1", "3"], "gatePassed": True, "closest": None}
+    # None passes: the best of all is still named, the gate reported failed, and the epoch that
+    # came closest named with its shortfall (the larger of F1's and EM's).
     none = report.choose(["1", "2"], {"1": {"f1": 1, "em": 1}, "2": {"f1": 2, "em": 1}}, {"1": 0.2, "2": 0.1}, need)
-    assert none == {"best": "1", "passed": [], "gatePassed": False}
+    assert {k: none[k] for k in ("best", "passed", "gatePassed")} == {"best": "1", "passed": [], "gatePassed": False}
+    assert none["closest"]["epoch"] == 2 and none["closest"]["f1Short"] == pytest.approx(51.883)
+    near = report.choose(["1", "2"], {"1": {"f1": 50, "em": 40}, "2": {"f1": 53, "em": 30}}, {"1": 0.2, "2": 0.3},
+                         need)
+    assert near["closest"] == {"epoch": 1, "f1": 50, "em": 40, "f1Short": 3.883, "emShort": 0.0}
     # Without evaluation there is no gate: the best accuracy wins.
     assert report.choose(["1", "2"], {}, {"1": 0.2, "2": 0.3}, None)["best"] == "2"
     assert report.thresholds({"mode": "absolute", "f1": 50, "em": 30}, {"f1": 0, "em": 0}) == {"f1": 50, "em": 30}
