@@ -136,7 +136,17 @@ def test_ascend_wrapper_loads_cann_env_and_passes_arguments(tmp_path):
     fake = tmp_path / "real"
     fake.write_text('#!/bin/sh\nprintf "%s|" "$@"\necho "ASCEND=${ASCEND_HOME_PATH:-unset}"\n')
     fake.chmod(0o755)
-    out = subprocess.run(["bash", str(wrapper), "train", "--spec", "/etc/mathtune/spec.json", "a b"],
-                         env={"MATHTUNE_REAL_PIPELINE": str(fake), "PATH": "/usr/bin:/bin"},
-                         capture_output=True, text=True, check=True).stdout
-    assert out.startswith("train|--spec|/etc/mathtune/spec.json|a b|")
+    # A stand-in for CANN's set_env.sh: it exports what the toolkit's does, and reads an unset
+    # variable as the real one does (the wrapper must relax `set -u` around it).
+    set_env = tmp_path / "set_env.sh"
+    set_env.write_text('export ASCEND_HOME_PATH=/usr/local/Ascend/ascend-toolkit/latest\n'
+                       'export LD_LIBRARY_PATH="/cann/lib64:${LD_LIBRARY_PATH}"\n')
+    command = ["bash", str(wrapper), "train", "--spec", "/etc/mathtune/spec.json", "a b"]
+    base_env = {"MATHTUNE_REAL_PIPELINE": str(fake), "PATH": "/usr/bin:/bin"}
+    loaded = subprocess.run(command, env={**base_env, "MATHTUNE_CANN_SET_ENV": f"{tmp_path}/absent.sh {set_env}"},
+                            capture_output=True, text=True, check=True).stdout
+    assert loaded == "train|--spec|/etc/mathtune/spec.json|a b|ASCEND=/usr/local/Ascend/ascend-toolkit/latest\n"
+    # Without CANN (the CPU stand-in image) the arguments still pass and nothing is loaded.
+    bare = subprocess.run(command, env={**base_env, "MATHTUNE_CANN_SET_ENV": f"{tmp_path}/absent.sh"},
+                          capture_output=True, text=True, check=True).stdout
+    assert bare == "train|--spec|/etc/mathtune/spec.json|a b|ASCEND=unset\n"
