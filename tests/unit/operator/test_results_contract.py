@@ -39,7 +39,9 @@ def test_a_whole_run_fills_status_results():
     for key in ("f1", "em", "mathAccuracy", "bestEpoch", "gatePassed", "trainableParams", "totalParams",
                 "lowParamRatio", "passedEpochs", "baseF1", "baseEm"):
         assert key in status, f"status.results lacks {key}: {sorted(status)}"
-    assert status["rows"]["read"] > 0 and status["tokenize"]["paddingShare"] >= 0
+    recorded_by_stage = {r["stage"]: r for r in recorded()}
+    assert status["rows"]["read"] == recorded_by_stage["prepare"]["rows"]["read"] > 0
+    assert status["tokenize"]["paddingShare"] == recorded_by_stage["tokenize"]["paddingShare"]
     assert set(status["epochs"]) == {"1", "2"} and all("f1" in row and "accuracy" in row
                                                        for row in status["epochs"].values())
 
