@@ -18,7 +18,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.bench.common import PIPELINE, SEED000_QUOTAS, env_with_pipeline, machine, measure, median_of, synth_file  # noqa: E402
+from tests.bench.common import (PIPELINE, SEED000_QUOTAS, Goals, env_with_pipeline, machine, measure,  # noqa: E402
+                                median_of, synth_file)
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 
@@ -57,9 +58,10 @@ def main() -> int:
           f"(read+dedupe+classify alone {b_part:.2f} s)")
     print(f"speed-up  {b_wall / o_wall:5.2f}x the seed-style baseline (best against best: {b_best / o_best:.2f}x); "
           f"CPU seconds ours {median_of(ours, 'cpu_seconds'):.2f}, baseline {median_of(base, 'cpu_seconds'):.2f}")
-    print(f"goals: wall <= 5 s: {'met' if o_wall <= 5 else 'MISSED'}; >= 2x: {'met' if b_wall / o_wall >= 2 else 'MISSED'}; "
-          f"RSS <= 1 GiB: {'met' if o_rss <= 1024 else 'MISSED'}")
-    return 0
+    goals = Goals("bench_prepare")
+    print("goals: " + "; ".join([goals.check("wall <= 5 s", o_wall <= 5), goals.check(">= 2x", b_wall / o_wall >= 2),
+                                goals.check("RSS <= 1 GiB", o_rss <= 1024)]))
+    return goals.exit_code()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pipeline"))
 from hack.fixtures import store  # noqa: E402
 from mathtune_pipeline.data.classify import Classifier  # noqa: E402
 from mathtune_pipeline.scoring import answers, math_accuracy  # noqa: E402
-from tests.bench.common import machine  # noqa: E402
+from tests.bench.common import Goals, machine  # noqa: E402
 
 COPIES = 25
 GOAL_RATIO = 2.5
@@ -79,12 +79,12 @@ def main() -> int:
         reader.append(best_of(lambda: math_accuracy.score(problems, solutions, outputs, classify=classify), 1))
     base_s, reader_s = min(baseline), min(reader)
     ratio, rate = reader_s / base_s, len(outputs) / reader_s
-    met = ratio <= GOAL_RATIO and rate >= GOAL_RATE
+    goals = Goals("bench_scoring")
     print(f"last-number rule only (baseline): {base_s:.2f} s ({len(outputs) / base_s:,.0f} outputs/s)")
     print(f"predict's scoring (reader + contest rule + truth): {reader_s:.2f} s ({rate:,.0f} outputs/s)")
-    print(f"ratio {ratio:.2f}x the baseline; goals <= {GOAL_RATIO}x and >= {GOAL_RATE:,} outputs/s: "
-          f"{'met' if met else 'MISSED'}")
-    return 0 if met else 1
+    print(f"ratio {ratio:.2f}x the baseline; goals: {goals.check(f'<= {GOAL_RATIO}x', ratio <= GOAL_RATIO)}; "
+          f"{goals.check(f'>= {GOAL_RATE:,} outputs/s', rate >= GOAL_RATE)}")
+    return goals.exit_code()
 
 
 if __name__ == "__main__":

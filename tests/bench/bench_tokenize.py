@@ -24,7 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.conftest import LLAMA3_TOKENIZER  # noqa: E402
-from tests.bench.common import (PIPELINE, SEED000_QUOTAS, env_with_pipeline, machine, measure,  # noqa: E402
+from tests.bench.common import (PIPELINE, SEED000_QUOTAS, Goals, env_with_pipeline, machine, measure,  # noqa: E402
                                 median_of, synth_file)
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -89,8 +89,9 @@ def main() -> int:
     print(f"best      ours {o_best:.2f} s = {rows / o_best:.0f} rows/s; baseline {b_best:.2f} s = {rows / b_best:.0f} rows/s")
     print(f"speed-up  {b_wall / o_wall:5.2f}x the straightforward baseline (median of {REPEATS}; "
           f"best against best {b_best / o_best:.2f}x)")
-    print(f"goals: >= 10,000 rows/s: {'met' if rows / o_wall >= 10000 else 'MISSED'}; "
-          f">= 3x: {'met' if b_wall / o_wall >= 3 else 'MISSED'}")
+    goals = Goals("bench_tokenize")
+    print("goals: " + "; ".join([goals.check(">= 10,000 rows/s", rows / o_wall >= 10000),
+                                goals.check(">= 3x", b_wall / o_wall >= 3)]))
     cb = manifest_bucketed["counts"]
     # The 512 layout computes every row whole (a partial last batch aside).
     base_computed = c512["rows"] * (c512["seqLength"] + 1)
@@ -101,9 +102,9 @@ def main() -> int:
     print(efficiency(cauto, f"padded, auto -> {cauto['seqLength']} ({cauto['truncated']} truncated)", base_computed))
     print(efficiency(cb, f"bucketed, multiple {manifest_bucketed['batching']['multiple']} (the default)",
                      base_computed))
-    print(f"goal: padding <= 10% with bucketed batches: {'met' if cb['paddingShare'] <= 0.10 else 'MISSED'}; "
+    print(f"goal: {goals.check('padding <= 10% with bucketed batches', cb['paddingShare'] <= 0.10)}; "
           f"packing: not offered (see stages/tokenize.py)")
-    return 0
+    return goals.exit_code()
 
 
 if __name__ == "__main__":

@@ -168,3 +168,23 @@ def wait_established(extensions, limit: float = 60.0) -> None:
             return
         time.sleep(0.2)
     raise SystemExit(f"the CRD {CRD_NAME} was not Established within {limit:.0f} s")
+
+
+class Goals:
+    """A benchmark's goals: each printed as met or MISSED, and the exit code says whether all were met
+    (`make bench` fails, naming the missed ones)."""
+
+    def __init__(self, bench: str):
+        self.bench = bench
+        self.missed: List[str] = []
+
+    def check(self, goal: str, met: bool) -> str:
+        if not met:
+            self.missed.append(goal)
+        return f"{goal}: {'met' if met else 'MISSED'}"
+
+    def exit_code(self) -> int:
+        if self.missed:
+            print(f"{self.bench}: goals MISSED: {'; '.join(self.missed)}", file=sys.stderr)
+            return 1
+        return 0
