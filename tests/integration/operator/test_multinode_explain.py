@@ -179,6 +179,13 @@ def test_under_volcano_the_ranks_join_one_pod_group_owned_by_their_job(namespace
     assert template.spec.scheduler_name == "volcano"
     assert template.metadata.annotations["scheduling.k8s.io/group-name"] == f"{name}-train"
     assert template.metadata.annotations["scheduling.volcano.sh/queue-name"] == "research"
-    run = h.wait_run(custom, namespace, name, lambda r: h.stage_row(r, "train").get("podGroup") == job.metadata.uid,
-                     "the train row to record its PodGroup")
-    assert h.stage_row(run, "train")["state"] in ("Running", "Pending")
+    h.wait_run(custom, namespace, name, lambda r: h.stage_row(r, "train").get("podGroup") == job.metadata.uid,
+               "the train row to record its PodGroup")
+    # Both ranks' pods exist, in the group, and wait for Volcano (not here): none is placed.
+    def rank_pods():
+        pods = core.list_namespaced_pod(namespace, label_selector=f"job-name={name}-train").items
+        return pods if len(pods) == 2 else None
+    pods = h.wait(rank_pods, 60, "the train Job's two rank pods")
+    for pod in pods:
+        assert pod.metadata.annotations["scheduling.k8s.io/group-name"] == f"{name}-train"
+        assert pod.spec.scheduler_name == "volcano" and pod.spec.node_name is None, pod.metadata.name
