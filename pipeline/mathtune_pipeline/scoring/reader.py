@@ -173,7 +173,8 @@ def _statements(text: str, kind: str):
         value = _chain_end(text, line_start + first + 1, kind)
         if value is None:
             # The value first, then what it is (`-9390.8 = -9299.25 * 1012.66`).
-            value = _final_value(line[:first] + "\n", kind) if _VALUE.fullmatch(line[:first].strip() + "") else None
+            lead = line[:first].strip()
+            value = _final_value(lead, kind) if _VALUE.fullmatch(lead) else None
         if value is not None:
             found.append((line_start, "statement", value))
     return sorted(found, key=lambda f: f[0])
