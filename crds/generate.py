@@ -411,25 +411,25 @@ def spec_schema():
         "mix": arr("Other data replayed into the training set to keep the base model's original ability "
                    "(e.g. 10% reading-comprehension rows beside the math rows). Rows are drawn seeded by "
                    "sample.seed; prepare counts them per source.", obj("A source mixed in.", {
-            "name": s("Name in status and in the training rows' type; empty: mix<index>.", "", pattern=r"^([a-z][a-z0-9_-]*)?$",
-                      max_length=63),
+            # No defaults inside list items: run-local (no API server) could not apply them the same way.
+            "name": s("Name in status and in the training rows' type; absent: mix<index>.",
+                      pattern=r"^([a-z][a-z0-9_-]*)?$", max_length=63),
             "source": obj("The rows to mix in.", {
                 "uri": s("Data file. " + URI, max_length=PATH, min_length=1),
-                "format": s("squad-jsonl / squad-json: reading comprehension, asked as evaluate asks SQuAD; "
-                            "contest-jsonl, alpaca-json: instruction rows, asked with `template`.", "squad-jsonl",
+                "format": s("squad-jsonl (when absent) / squad-json: reading comprehension, asked as evaluate "
+                            "asks SQuAD; contest-jsonl, alpaca-json: instruction rows, asked with `template`.",
                             enum=["squad-jsonl", "squad-json", "contest-jsonl", "alpaca-json"]),
-                "sha256": s("Optional SHA-256 of the file, verified before use.", "", pattern=r"^([0-9a-f]{64})?$",
+                "sha256": s("Optional SHA-256 of the file, verified before use.", pattern=r"^([0-9a-f]{64})?$",
                             max_length=64),
             }, required=["uri"], default=False),
             "share": n("Share of the final training set drawn from this source, in (0, 1); give share or count.",
                        None, 0, 1, exclusive_min=True, exclusive_max=True),
             "count": i("Rows drawn from this source (repeating them when it has fewer); give share or count.",
                        None, 1),
-            "template": obj("How contest-jsonl and alpaca-json rows are asked; empty name: the run's template.", {
-                "name": s("alpaca, vicuna, multiple-choice, or empty.", "",
-                          enum=["", "alpaca", "vicuna", "multiple-choice"]),
-                "systemPrompt": s("System prompt; empty: the template's default.", "", max_length=LONG),
-            }),
+            "template": obj("How contest-jsonl and alpaca-json rows are asked; absent: the run's template.", {
+                "name": s("alpaca, vicuna or multiple-choice.", enum=["alpaca", "vicuna", "multiple-choice"]),
+                "systemPrompt": s("System prompt; empty: the template's default.", max_length=LONG),
+            }, required=["name"], default=False),
         }, required=["source"], default=False, rules=[
             rule("has(self.share) != has(self.count)", "spec.data.mix[]: give exactly one of share and count"),
         ]), [], max_items=16) | {"x-kubernetes-validations": [rule(

@@ -34,7 +34,7 @@ EXAMPLE = REPO / "examples" / "run-cpu.yaml"
 RELEASE = "mathtune"
 SYSTEM_NS = "mathtune-system"
 # `demo-data` on the seeder pod: it trains a tokenizer and warms the base model up
-# (~1.5 min on 2 quiet cores, more when they are shared).
+# (~3.5 min on 2 quiet cores, more when they are shared).
 DEMO_DATA_TIMEOUT = 900
 # The pipeline image's user (images/pipeline-cpu/Dockerfile).
 STAGE_UID = 10001
@@ -296,7 +296,7 @@ def seed_work_volume(kubeconfig: Path, doc: dict, ns: str, timeout: float = 240,
         if missing:
             # demo-data trains the example's tokenizer and warms its base model up: minutes, not
             # seconds, so its lines are shown as they come.
-            say("making the example's inputs on the work volume (mathtune-pipeline demo-data, ~1.5 min)")
+            say("making the example's inputs on the work volume (mathtune-pipeline demo-data, ~3.5 min)")
             streamed(kubeconfig, "exec", "-n", ns, pod, "--", "mathtune-pipeline", "demo-data",
                      "--out", f"{data_path}/fixtures", timeout=DEMO_DATA_TIMEOUT)
             still = [u for u in missing

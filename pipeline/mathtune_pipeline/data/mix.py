@@ -54,7 +54,7 @@ def load(entry: Mapping[str, Any], index: int, data_path: str, downloads: Path,
          run_template: Template) -> MixSource:
     field = f"spec.data.mix[{index}]"
     source = entry.get("source") or {}
-    fmt = source.get("format", "contest-jsonl")
+    fmt = source.get("format") or "squad-jsonl"
     if fmt not in FORMATS:
         raise SpecError(f"{field}.source.format", f"one of {', '.join(FORMATS)} (got {fmt!r})")
     path = fetch(source.get("uri", ""), data_path, downloads, field=f"{field}.source.uri",

@@ -1,9 +1,9 @@
-"""`mathtune-pipeline demo-data --out DIR [--fixtures DIR]`: inputs for the CPU example on a machine without any.
+"""`mathtune-pipeline demo-data --out DIR`: inputs for the CPU example on a machine without any.
 
 Writes, under DIR (the example's `<dataPath>/fixtures`):
-- `squad/dev-small.jsonl`: a small evaluation set in SQuAD's form (context,
-  question, answers) from passages written for this project (no SQuAD text
-  is shipped);
+- `squad/dev-small.jsonl`: the evaluation set, SQuAD-form questions about
+  made-up passages (data/passages.py) the base model never saw;
+- `squad/replay.jsonl`: other such passages, for the example's replay mix;
 - `contest/train-synth.jsonl`: contest-shaped rows to fine-tune on (synth.py);
 - `contest/warmup-synth.jsonl`: other synthetic rows, disjoint from those,
   that the base model is warmed up on;
@@ -12,11 +12,15 @@ Writes, under DIR (the example's `<dataPath>/fixtures`):
 - `tokenizers/demo-bpe.json`: a small BPE tokenizer trained on that text
   (small_tokenizer.py), in Hugging Face's format;
 - `models/tiny-llama-base.ckpt`: the CPU example's base model, the tiny
-  Llama trained in full on the warm-up rows and the SQuAD-form passages
-  (warmup.py), so LoRA fine-tuning starts from a model that knows something.
+  Llama trained in full on the warm-up rows and a third set of passages
+  (warmup.py), so LoRA fine-tuning starts from a model that knows something:
+  the contest's prompt form, the times table, and reading a passage.
 
 It reads nothing: a bare clone of the project makes every input of the CPU
-example.
+example. The three passage sets share no passage and no name, so the
+base's SQuAD F1 measures a skill (answering from an unseen passage), which a
+replay mix can keep, not a memory of the evaluation passages, which nothing
+could.
 
 Files already there are kept (the tokenizer and base are made again when
 the synthetic rows are: they are trained on them). The base model's sizes are fixed here
@@ -31,11 +35,12 @@ then has a new skill to learn and predict a real difference to measure.
 import json
 import random
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from ..data import types as T
 
 SQUAD_SMALL = "squad/dev-small.jsonl"
+SQUAD_REPLAY = "squad/replay.jsonl"
 TRAIN_SYNTH = "contest/train-synth.jsonl"
 WARMUP_SYNTH = "contest/warmup-synth.jsonl"
 HELDOUT_SYNTH = "contest/heldout-synth.jsonl"
@@ -64,9 +69,6 @@ LEARN_TYPES = {T.MASS: (70, 30)}
 WARMUP_ROWS_PER_TYPE = 60
 WARMUP_TYPES = (T.ADD, T.SUBTRACT, T.MULTIPLY, T.DIVIDE, T.SQRT, T.EQUATION, T.DISCOUNT, T.MEAN, T.AREA,
                 T.SALES, T.FUNCTION)
-# Each SQuAD-form passage this many times in the warm-up: the base model's
-# "original capability", which the evaluate stage checks fine-tuning keeps.
-SQUAD_REPEATS = 4
 VOCAB_SIZE = 1024
 SEQ_LENGTH = 128
 BASE_MODEL = {"numLayers": 2, "hiddenSize": 128, "numHeads": 4, "vocabSize": VOCAB_SIZE}
@@ -78,74 +80,34 @@ WARMUP_EPOCHS, WARMUP_BATCH, WARMUP_LR = 16, 8, 5.0e-3
 # The example's prompt form: the base learns it, fine-tuning keeps it.
 DATA_FORM = {"chainOfThought": {"enabled": True}, "template": {"name": "alpaca"}, "dedupe": False}
 
-# (context, question, answer): the answer is a span of the context, as in SQuAD.
-PASSAGES = [
-    ("The Yellow River is the second longest river in China. It flows for about 5,464 kilometres "
-     "from the Bayan Har Mountains to the Bohai Sea.", "Into which sea does the Yellow River flow?", "the Bohai Sea"),
-    ("The Yellow River is the second longest river in China. It flows for about 5,464 kilometres "
-     "from the Bayan Har Mountains to the Bohai Sea.", "How long is the Yellow River?", "about 5,464 kilometres"),
-    ("A rectangle has four right angles. Its area is the product of its length and its width, "
-     "so a rectangle 6 centimetres long and 4 centimetres wide covers 24 square centimetres.",
-     "What is the area of a rectangle 6 centimetres long and 4 wide?", "24 square centimetres"),
-    ("Water boils at 100 degrees Celsius at sea level. On a high mountain the air pressure is lower, "
-     "so water boils at a lower temperature there.", "At what temperature does water boil at sea level?",
-     "100 degrees Celsius"),
-    ("The abacus is a counting frame with beads on rods. Merchants in ancient China used the suanpan, "
-     "an abacus with two beads above the bar and five below.", "What is the Chinese abacus called?", "the suanpan"),
-    ("Ada Lovelace wrote notes on Charles Babbage's Analytical Engine in 1843. Her notes include what "
-     "many consider the first published computer program.", "Whose engine did Ada Lovelace write about?",
-     "Charles Babbage"),
-    ("Ada Lovelace wrote notes on Charles Babbage's Analytical Engine in 1843. Her notes include what "
-     "many consider the first published computer program.", "In which year did Ada Lovelace write her notes?",
-     "1843"),
-    ("A prime number has exactly two divisors: one and itself. The smallest prime is 2, the only even prime.",
-     "What is the smallest prime number?", "2"),
-    ("Mount Everest stands on the border between Nepal and China. Its summit is 8,849 metres above sea level, "
-     "the highest on Earth.", "How high is the summit of Mount Everest?", "8,849 metres"),
-    ("The Great Wall was built over many centuries. Most of the wall seen by visitors today was built "
-     "during the Ming dynasty.", "During which dynasty was most of the visible wall built?", "the Ming dynasty"),
-    ("Photosynthesis lets plants turn light, water and carbon dioxide into sugar. Oxygen is released "
-     "as a by-product.", "What gas do plants release during photosynthesis?", "Oxygen"),
-    ("The metre was first defined in 1793 as one ten-millionth of the distance from the equator to the "
-     "North Pole.", "When was the metre first defined?", "1793"),
-    ("A kilogram of feathers and a kilogram of iron weigh the same. The iron takes far less space "
-     "because it is much denser.", "Why does the iron take less space?", "because it is much denser"),
-    ("Huawei's Ascend 910 is an AI processor designed for training neural networks. Servers such as "
-     "the Atlas 800 hold eight of them.", "How many Ascend 910 processors does an Atlas 800 hold?", "eight"),
-    ("The Pythagorean theorem says that in a right triangle the square of the hypotenuse equals the sum "
-     "of the squares of the other two sides.", "What does the square of the hypotenuse equal?",
-     "the sum of the squares of the other two sides"),
-    ("Tea was first drunk in China, where legend credits the emperor Shennong with its discovery "
-     "around 2737 BC.", "Which emperor is credited with discovering tea?", "Shennong"),
-    ("The speed of light in a vacuum is about 299,792 kilometres per second. Light from the Sun takes "
-     "a little over eight minutes to reach Earth.", "How long does sunlight take to reach Earth?",
-     "a little over eight minutes"),
-    ("A leap year has 366 days. The extra day, 29 February, keeps the calendar in step with the seasons.",
-     "Which date is the extra day of a leap year?", "29 February"),
-    ("The Grand Canal links Beijing with Hangzhou. At about 1,800 kilometres it is the longest canal "
-     "built by people.", "Which city does the Grand Canal link with Beijing?", "Hangzhou"),
-    ("Zero as a number in its own right was described by the Indian mathematician Brahmagupta in the "
-     "seventh century.", "Which mathematician described zero as a number?", "Brahmagupta"),
-    ("A dozen is twelve of something. A gross is a dozen dozens, which is 144.", "How many is a gross?", "144"),
-    ("Silk was made in China for thousands of years before the trade routes now called the Silk Road "
-     "carried it west.", "What are the trade routes that carried silk west called?", "the Silk Road"),
-    ("The boiling point of ethanol is about 78 degrees Celsius, lower than that of water.",
-     "What is the boiling point of ethanol?", "about 78 degrees Celsius"),
-    ("Pi is the ratio of a circle's circumference to its diameter. Rounded to two decimals it is 3.14.",
-     "What is pi rounded to two decimals?", "3.14"),
-]
+# The base model's original ability is a skill, not a memory: it learns to
+# answer questions about passages (data/passages.py) on one set, evaluate asks
+# about another it never saw, and the example's replay mix draws from a third.
+# Measured (seed 0): 400 warm-up passages gave a base F1 of 56.7 on 30 unseen
+# ones, 800 gave 78.3 on 60; 300 replay passages, each once an epoch, kept
+# the fine-tune's F1 at 76.7 where 105 seen twice as often let it fall to 63.3.
+PASSAGE_SETS = {"warmup": 800, "replay": 300, "evaluation": 60}
 
 
-def write_squad_small(path: Path) -> int:
+def passage_sets(seed: int = 0) -> Dict[str, List[Tuple[str, str, str]]]:
+    """The three disjoint passage sets (no passage or name in two of them)."""
+    from ..data import passages
+
+    return passages.split(PASSAGE_SETS, seed)
+
+
+def write_squad(path: Path, examples: Sequence[Tuple[str, str, str]]) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for context, question, answer in PASSAGES:
-        assert answer in context, answer  # a span, as SQuAD answers are
-        lines.append(json.dumps({"context": context, "question": question, "answers": [answer]}, ensure_ascii=False))
+    lines = [json.dumps({"context": c, "question": q, "answers": [a]}, ensure_ascii=False) for c, q, a in examples]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     tmp.replace(path)
     return len(lines)
+
+
+def write_squad_small(path: Path, seed: int = 0) -> int:
+    """The evaluation set: passages neither the warm-up nor the replay mix has."""
+    return write_squad(path, passage_sets(seed)["evaluation"])
 
 
 def times_table() -> List[Tuple[str, str]]:
@@ -193,10 +155,11 @@ def rendered(path: Path) -> List[Tuple[str, str]]:
     return [(r["prompt"], r["response"]) for r in rows]
 
 
-def squad_pairs() -> List[Tuple[str, str]]:
+def squad_pairs(examples: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str]]:
+    """(prompt, answer) as evaluate asks SQuAD."""
     from ..scoring import squad_data
 
-    return [(squad_data.prompt({"context": c, "question": q, "answers": [a]}), a) for c, q, a in PASSAGES]
+    return [(squad_data.prompt({"context": c, "question": q, "answers": [a]}), a) for c, q, a in examples]
 
 
 def base_spec():
@@ -213,9 +176,11 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     out = Path(args.out)
-    target = out / SQUAD_SMALL
-    if not target.exists():
-        print(f"demo-data: {target}: {write_squad_small(target)} SQuAD-form examples")
+    seed = getattr(args, "seed", 0)
+    sets = passage_sets(seed)
+    for name, path in (("evaluation", out / SQUAD_SMALL), ("replay", out / SQUAD_REPLAY)):
+        if not path.exists():
+            print(f"demo-data: {path}: {write_squad(path, sets[name])} SQuAD-form examples ({name})")
     train, warm, held = out / TRAIN_SYNTH, out / WARMUP_SYNTH, out / HELDOUT_SYNTH
     tokenizer_path, base = out / TOKENIZER, out / BASE_CHECKPOINT
     fresh = not train.exists() or not warm.exists() or not held.exists()
@@ -226,22 +191,25 @@ def run(args) -> int:
         print(f"demo-data: {held}: {write_rows(held, held_rows)} held-out rows of the fine-tuned types, for predict")
     if fresh or not tokenizer_path.exists() or not base.exists():
         # New rows: the tokenizer and base made from the old ones would not match them.
-        make_base(train, warm, tokenizer_path, base, seed=getattr(args, "seed", 0), retokenize=fresh)
+        make_base(train, warm, tokenizer_path, base, sets["warmup"] + sets["replay"], seed=seed, retokenize=fresh)
     return 0
 
 
-def make_base(train: Path, warm: Path, tokenizer_path: Path, base: Path, seed: int = 0,
-              retokenize: bool = False) -> None:
-    """The tokenizer (on all the demo's text) and the warmed-up base model (on the warm-up text)."""
+def make_base(train: Path, warm: Path, tokenizer_path: Path, base: Path,
+              passages: Sequence[Tuple[str, str, str]], seed: int = 0, retokenize: bool = False) -> None:
+    """The tokenizer (on the demo's text but the evaluation passages) and the warmed-up base
+    model (on the warm-up rows and the warm-up passages)."""
     from ..data import small_tokenizer
     from ..data.tokenizer import load_tokenizer
     from ..mindformers import model, warmup
 
     model.use_output_dir(base.parent / ".mindformers")   # MindFormers' logs, not in the working directory
 
-    tune_pairs, warm_pairs = rendered(train), rendered(warm) + squad_pairs() * SQUAD_REPEATS
+    reading = squad_pairs(passages)
+    tune_pairs, warm_pairs = rendered(train), rendered(warm) + reading[:PASSAGE_SETS["warmup"]]
     if retokenize or not tokenizer_path.exists():
-        size = small_tokenizer.train([p + r for p, r in tune_pairs + warm_pairs], VOCAB_SIZE, tokenizer_path)
+        size = small_tokenizer.train([p + r for p, r in tune_pairs + warm_pairs + reading], VOCAB_SIZE,
+                                     tokenizer_path)
         if size != VOCAB_SIZE:
             raise RuntimeError(f"the demo tokenizer reached {size} ids, not {VOCAB_SIZE}: the text is too small "
                                f"for the vocabulary the example's model is sized for")

@@ -11,7 +11,7 @@ import pytest
 from mathtune_pipeline.data import leakage
 from mathtune_pipeline.data.synth import distinct_rows
 
-from .test_prepare_stage import rows_of, run_prepare
+from .test_prepare_stage import rows_of
 
 
 def _write_contest(path, rows):

@@ -19,7 +19,7 @@ def _tokenizer(path):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    text = [c + " " + q + " " + a for c, q, a in demo_data.PASSAGES] + ["计算 1 + 2 等于多少？ 3"] * 5
+    text = [c + " " + q + " " + a for c, q, a in demo_data.passage_sets()["evaluation"]] + ["计算 1 + 2 等于多少？ 3"] * 5
     tok.train_from_iterator(text, trainer)
     tok.save(str(path))
     return path
