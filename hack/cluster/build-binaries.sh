@@ -110,7 +110,7 @@ build_go_tool() {
   } >"$src/tools.go"
   mkdir -p "$out.tmp"
   for spec in "$@"; do
-    step "go build $tool ${spec%%=*}" in_dir "$src" go build -trimpath -ldflags "-s -w $ld" \
+    step "go build ${spec%%=*} ($tool $v)" in_dir "$src" go build -trimpath -ldflags "-s -w $ld" \
       -o "$out.tmp/${spec%%=*}" "${spec#*=}"
   done
   rm -rf "$out"; mv "$out.tmp" "$out"

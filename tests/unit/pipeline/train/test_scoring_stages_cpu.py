@@ -92,7 +92,11 @@ def test_predict_writes_mindformers_form_and_scores_per_type(scored):
     assert full["2"]["count"] == 10 and abs(full["2"]["accuracy"] - result["epochs"]["2"]["accuracy"]) < 1e-4
     assert set(full["2"]["perType"]) <= {"add", "subtract", "multiply", "divide", "power", "sqrt", "equation",
                                          "mean", "discount", "area", "function", "mass", "sales"}
-    # Both figures: against the dataset's references, and against the exact answers.
+    # The three figures: the careful reader's and the contest rule's against the dataset's
+    # references, and the reader's against the exact answers.
+    contest = full["2"]["contestRule"]
+    assert set(contest["perType"]) == set(full["2"]["perType"]) and 0 <= contest["correct"] <= 10
+    assert result["epochs"]["2"]["contestRuleAccuracy"] == pytest.approx(contest["accuracy"], abs=1e-4)
     truth = full["2"]["truth"]
     assert truth["count"] == 10 and set(truth["perType"]) == set(full["2"]["perType"])
     assert result["epochs"]["2"]["truthAccuracy"] == pytest.approx(truth["accuracy"], abs=1e-4)
@@ -106,7 +110,7 @@ def test_report_picks_an_epoch_and_draws(scored):
     assert 2 in passing and result["passedEpochs"] == passing
     assert result["gatePassed"] is True and result["bestEpoch"] in passing
     assert result["lowParamRatio"] == pytest.approx(result["trainableParams"] / result["totalParams"])
-    for name in ("loss", "accuracyPerType", "squadGate"):
+    for name in ("loss", "accuracyPerType", "squadGate", "forgettingCurve"):
         png = run_dir / result["artifacts"][name]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = str(result["bestEpoch"])
