@@ -1,7 +1,7 @@
 """The rows predict scores (`spec.prediction.dataset`, its `types`, at most `maxSamples`):
 read by predict, and by prepare's leakage check, which must see exactly those rows."""
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Mapping
 
 from ..errors import SpecError
 from . import loaders
@@ -9,7 +9,7 @@ from .classify import Classifier
 from .sources import fetch
 
 
-def load_heldout(spec: Dict[str, Any], run_dir: Path, classify=None):
+def load_heldout(spec: Mapping[str, Any], run_dir: Path, classify=None):
     """The held-out file and its (questions, inputs, references): the rows of `prediction.types`
     (all when empty), then at most `maxSamples` of them."""
     pr = spec["prediction"]

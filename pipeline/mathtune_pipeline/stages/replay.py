@@ -62,7 +62,7 @@ class Screen:
 
     def keep(self, source: str, texts: Sequence[str]) -> List[int]:
         """Which of a source's training rows to keep; raises on `fail` when any leaked."""
-        found = leakage.find(texts, self.sets)
+        found = leakage.find(texts, self.sets) if self.sets else []
         if not found:
             return list(range(len(texts)))
         leakage.tally(found, source, self.counts)
@@ -81,6 +81,8 @@ class Screen:
 
 def screen_main(screen: Screen, chosen: List[int], fetch_rows) -> List[int]:
     """The main source's sampled rows (indices into its table, repeats for upsampling) that stay."""
+    if not screen.sets:
+        return chosen   # nothing held out to compare with: no row's text is fetched
     order = sorted(set(chosen))
     instructions, inputs, _ = fetch_rows(order)
     texts = [f"{q}\n{i}" if i else q for q, i in zip(instructions, inputs)]
