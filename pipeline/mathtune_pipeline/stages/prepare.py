@@ -333,13 +333,14 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     run_dir = Path(run_dir)
     data_path = (spec.get("storage") or {}).get("dataPath", "/data")
     started = time.monotonic()
-    screen = replay.Screen(spec, run_dir)
-    mix_sources = replay.load_mix(spec, run_dir)
-    others = {"mix": replay.source_digests(mix_sources), "heldout": screen.digests}
     path = fetch(source.get("uri", ""), data_path, run_dir / "downloads", sha256=source.get("sha256") or "",
                  allow_dir=True)
     # A directory source: every file of the format in it, sorted (loaders.source_files).
     files = source_files(path, fmt, "spec.data.source.uri")
+    # After the main source: a run whose data is missing says so first.
+    screen = replay.Screen(spec, run_dir)
+    mix_sources = replay.load_mix(spec, run_dir)
+    others = {"mix": replay.source_digests(mix_sources), "heldout": screen.digests}
     raw = _joined(files)
     # Hash the source while it is parsed: hashlib releases the GIL on big buffers.
     digest: Dict[str, str] = {}
@@ -372,7 +373,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     prepared = finish(table, s, processes,
                       screen=lambda chosen, fetch_rows: replay.screen_main(screen, chosen, fetch_rows))
     if not prepared.counts["sampled"]:
-        raise _empty(str(source.get("uri")), fmt, prepared.counts)
+        raise _empty(str(source.get("uri")), fmt, {**prepared.counts, "leakage": screen.counts})
     mixed, prepared.counts["mix"] = replay.mix_rows(spec, mix_sources, prepared.counts["sampled"], screen)
     if mixed:
         prepared.blocks.append("".join(json.dumps({"type": kind, "prompt": prompt, "response": response},
@@ -401,6 +402,12 @@ def _empty(uri: str, fmt: str, counts: Mapping[str, Any]) -> SpecError:
         examples = counts.get("badExamples") or []
         first = f", first at line {examples[0]['line']} ({examples[0]['why']})" if examples else ""
         return SpecError(uri, f"rows in the {fmt} format (spec.data.source.format): all {read} rows are bad{first}")
+    dropped = (counts.get("leakage") or {}).get("dropped", 0)
+    if dropped:
+        against = " and ".join(sorted((counts["leakage"].get("against") or {})))
+        return SpecError(uri, f"at least one row to train on that {against} will not score: the leakage check "
+                              f"dropped all {dropped} sampled rows (spec.data.leakage: warn keeps them, for a run "
+                              f"that means to train on its evaluation rows)")
     return SpecError(uri, f"at least one row to train on: spec.data.sample chose none of the "
                           f"{counts.get('deduped', read - bad)} rows left after dedupe")
 

@@ -138,3 +138,12 @@ def test_near_duplicates_need_the_same_numbers():
     assert held.match("请计算 12.5 + 5 等于多少") == "near"          # the same question, worded a little apart
     assert held.match("计算 12.5 + 6 等于多少？") is None             # another number
     assert held.match("计算 5 + 12.5 等于多少？") is None             # the numbers in another order
+
+
+def test_a_run_whose_every_row_is_scored_names_the_leakage_check(tmp_path, inputs):
+    """Training on the prediction set itself: prepare says the check dropped every row, and how to keep them."""
+    inputs["train"].write_bytes(inputs["heldout"].read_bytes())
+    code, result, _ = _run(tmp_path, inputs, _spec(inputs, []))
+    assert code == 2
+    assert "the leakage check dropped all 20 sampled rows" in result["error"]
+    assert "spec.data.leakage: warn keeps them" in result["error"]
