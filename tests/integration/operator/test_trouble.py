@@ -165,8 +165,12 @@ def test_pending_stage_says_why(namespace, apis, operator, volumes):
     core, custom = apis["core"], apis["custom"]
     name = "nowhere"
     _start(apis, namespace, volumes, name, scheduling={"nodeSelector": {"pool": "does-not-exist"}})
-    run = h.wait_run(custom, namespace, name, lambda r: h.condition(r, "Ready").get("reason") == "Unschedulable",
-                     "Ready=False Unschedulable")
+    # While the work volume's claim binds, the scheduler first says the claim is unbound: a
+    # passing cause. What the user must end up reading is the lasting one, the node selector.
+    run = h.wait_run(custom, namespace, name,
+                     lambda r: h.condition(r, "Ready").get("reason") == "Unschedulable"
+                     and "node affinity/selector" in h.condition(r, "Ready").get("message", ""),
+                     "Ready=False Unschedulable, naming the node selector")
     message = h.condition(run, "Ready")["message"]
     assert "cannot be scheduled" in message and "node affinity/selector" in message, message
     assert h.condition(run, "Ready")["status"] == "False"
