@@ -38,3 +38,45 @@ def test_alert_unit_tests_see_threshold_changes(tmp_path):
 def test_every_alert_has_a_unit_test(alert):
     tests = (HERE / "alerts_test.yaml").read_text()
     assert f"alertname: {alert}\n    exp_alerts:\n    - exp_labels" in tests, f"{alert} is never shown firing"
+
+
+def _scraped_real_loss(log, scrape_seconds: int):
+    """mathtune_train_loss as Prometheus would scrape it through a real contest
+    run: the latest loss MindFormers logged at each scrape (one line per two
+    steps, a step every ~3.2 s, 5 epochs, ~63 minutes)."""
+    import re
+    from datetime import datetime
+
+    line = re.compile(r"^(\S+ \S+),\d+ - .*loss: ([0-9.]+),")
+    points = [(datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp(), float(m.group(2)))
+              for m in map(line.match, log.read_text(errors="replace").splitlines()) if m]
+    start, end = points[0][0], points[-1][0]
+    values, i = [], 0
+    for t in range(int(start), int(end) + 1, scrape_seconds):
+        while i + 1 < len(points) and points[i + 1][0] <= t:
+            i += 1
+        values.append(f"{points[i][1]:g}")
+    return values
+
+
+def test_a_real_runs_noisy_loss_never_raises_loss_rising(tmp_path, real_fixtures):
+    """A real contest run's per-step loss swings between 0.5 and 1.3 around a
+    flat trend (batches differ). That is noise, not a rising loss: the alert
+    must not hold even for one evaluation (its `for` set to 0 so a pending
+    alert would show as firing)."""
+    import yaml
+
+    values = _scraped_real_loss(real_fixtures / "mindformers-logs" / "finetune_worker_0.log", 30)
+    assert len(values) > 100, "the real log should give over an hour of scrapes"
+    promtool.render_alert_rules(tmp_path / "alerts.rendered.yaml", {"metrics.prometheusRule.for.lossRising": "0m"})
+    minutes = len(values) // 2
+    tests = {"rule_files": ["alerts.rendered.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "30s",
+        "input_series": [{"series": 'mathtune_train_loss{namespace="math", run="contest"}',
+                          "values": " ".join(values)}],
+        "alert_rule_test": [{"eval_time": f"{m}m", "alertname": "MathFinetuneLossRising", "exp_alerts": []}
+                            for m in range(1, minutes + 1)],
+    }]}
+    (tmp_path / "real_loss_test.yaml").write_text(yaml.safe_dump(tests))
+    out = promtool.promtool("test", "rules", "real_loss_test.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
