@@ -650,7 +650,7 @@ def spec_schema():
                  "after report; left out: no export). docs/export.md.", {
         "formats": arr("peft: the LoRA adapter as PEFT saves one (adapter_config.json, adapter_model.safetensors); "
                        "hf: the merged model in Hugging Face's layout (config.json, sharded safetensors, tokenizer).",
-                       s("A format.", enum=["peft", "hf"]), ["peft", "hf"], max_items=2, list_type="set",
+                       s("An export format: peft or hf.", enum=["peft", "hf"]), ["peft", "hf"], max_items=2, list_type="set",
                        min_items=1),
         "epoch": i("The epoch to export; 0: the report's best epoch (the best that passed the gate).", 0, 0),
         "whenGateFails": b("Export the best epoch even when no epoch passed the original-ability gate (else the "

@@ -35,8 +35,19 @@ def read(ids, new_tokens: int, tmp: Path, **models: str) -> dict:
     """Logits and greedy tokens from each model: merged=<hf dir>, peft=<base hf dir>,<adapter dir>."""
     request, answer = tmp / "ids.json", tmp / "read.json"
     request.write_text(json.dumps({"ids": [list(map(int, row)) for row in ids], "newTokens": new_tokens}))
-    proc = subprocess.run([python(), str(READER), str(request), str(answer),
-                           *(f"{kind}={where}" for kind, where in models.items())],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _run("logits", request, answer, *(f"{kind}={where}" for kind, where in models.items()))
     return json.loads(answer.read_text())
+
+
+def answers(model_dir: Path, prompts, max_new_tokens: int, tmp: Path) -> list:
+    """What the exported model answers to each prompt (greedy, BOS first, as the predict stage asks)."""
+    request, answer = tmp / "prompts.json", tmp / "answers.json"
+    request.write_text(json.dumps({"prompts": list(prompts), "maxNewTokens": max_new_tokens}, ensure_ascii=False))
+    _run("answers", request, answer, str(model_dir))
+    return json.loads(answer.read_text())["answers"]
+
+
+def _run(command: str, *args) -> None:
+    proc = subprocess.run([python(), str(READER), command, *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -2,7 +2,7 @@
 from typing import List
 from .types import Obj
 
-ALL_STAGES = ("prepare", "tokenize", "train", "merge", "evaluate", "predict", "report")
+ALL_STAGES = ("prepare", "tokenize", "train", "merge", "evaluate", "predict", "report", "export")
 
 # Condition type per stage: "Trained=False, reason Running" reads well.
 CONDITION_TYPE = {
@@ -13,6 +13,7 @@ CONDITION_TYPE = {
     "evaluate": "Evaluated",
     "predict": "Predicted",
     "report": "Reported",
+    "export": "Exported",
 }
 
 # Stages that print `mathtune-progress` lines worth reading.
@@ -23,13 +24,16 @@ def stages(spec: Obj) -> List[str]:
     """Stages of a run with this (defaulted) spec.
 
     evaluate and predict are left out when disabled; report always runs (it
-    also records the low-parameter ratio and artifacts).
+    also records the low-parameter ratio and artifacts); export runs when the
+    spec has an export block (the CRD gives it no default: absent, no export).
     """
     out = []
     for stage in ALL_STAGES:
         if stage == "evaluate" and not (spec.get("evaluation") or {}).get("enabled", True):
             continue
         if stage == "predict" and not (spec.get("prediction") or {}).get("enabled", True):
+            continue
+        if stage == "export" and spec.get("export") is None:
             continue
         out.append(stage)
     return out

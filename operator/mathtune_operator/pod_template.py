@@ -34,7 +34,8 @@ def default_requests(spec: Obj, stage: str) -> Dict[str, str]:
     if spec.get("profile", "ascend") != "ascend":
         cpu_profile = {"prepare": ("250m", "512Mi"), "tokenize": ("250m", "512Mi"),
                        "train": (f"{250 * workers}m", f"{workers}Gi"), "merge": ("250m", "1Gi"),
-                       "evaluate": ("250m", "2Gi"), "predict": ("250m", "2Gi"), "report": ("100m", "256Mi")}
+                       "evaluate": ("250m", "2Gi"), "predict": ("250m", "2Gi"), "report": ("100m", "256Mi"),
+                       "export": ("250m", "512Mi")}
         cpu, memory = cpu_profile[stage]
         return {"cpu": cpu, "memory": memory}
     model = 2 * MODEL_PARAMS.get((spec.get("model") or {}).get("family", ""), DEFAULT_MODEL_PARAMS)
@@ -43,7 +44,9 @@ def default_requests(spec: Obj, stage: str) -> Dict[str, str]:
               "train": (str(4 * npus), _gib(npus * (model + 4 * GI))),
               "merge": ("4", _gib(model + 4 * GI)),
               "evaluate": ("8", _gib(model + 8 * GI)), "predict": ("8", _gib(model + 8 * GI)),
-              "report": ("1", "2Gi")}
+              "report": ("1", "2Gi"),
+              # streams the merged checkpoint a piece at a time (export/safetensors_out.py)
+              "export": ("2", "4Gi")}
     cpu, memory = ascend[stage]
     return {"cpu": cpu, "memory": memory}
 

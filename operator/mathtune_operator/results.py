@@ -52,6 +52,15 @@ def _clean(d: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _size(value: Optional[int]) -> str:
+    if value is None:
+        return "?"
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
+
+
 def _fmt(x: Optional[float], digits: int = 2) -> str:
     return "?" if x is None else f"{x:.{digits}f}"
 
@@ -249,6 +258,19 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
                    f"accuracy {_fmt(out.get('mathAccuracy'), 4)}{contest}, gate "
                    f"{'passed' if out.get('gatePassed') else 'failed'}{_closest(out)}, "
                    f"low-param ratio {'?' if ratio is None else f'{ratio * 100:.4f}%'}")
+    elif stage == "export":
+        if result.get("skipped"):
+            summary = f"not exported: {result.get('reason') or 'skipped'}"
+        else:
+            rows = [_clean({"format": str(a.get("format")), "epoch": _int(result.get("epoch")),
+                            "location": a.get("location") if isinstance(a.get("location"), str) else None,
+                            "destination": a.get("destination") if isinstance(a.get("destination"), str) else None,
+                            "bytes": _int(a.get("bytes")), "files": _int(a.get("files")),
+                            "sha256": a.get("sha256") if isinstance(a.get("sha256"), str) else None})
+                    for a in result.get("artifacts") or [] if isinstance(a, dict)]
+            out["exports"] = rows
+            summary = f"epoch {result.get('epoch', '?')} exported as " + ", ".join(
+                f"{r['format']} ({_size(r.get('bytes'))})" for r in rows)
     else:
         summary = "done"
     if not epochs:

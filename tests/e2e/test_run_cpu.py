@@ -34,7 +34,7 @@ LOSS_FALLS_TO = 0.4
 # (0.57, 0.47); 0.2 is 6 rows, under half the gain seen.
 ACCURACY_GAIN = 0.2
 
-STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]
+STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report", "export"]
 RUN_TIMEOUT = 20 * 60  # under pytest-timeout's 1800 s, so this message is the one a slow run gets
 # The step of the dashboard range queries.
 QUERY_STEP_SECONDS = 5
@@ -191,6 +191,35 @@ def test_the_reports_numbers_follow_from_the_stages_files(finished_run):
         f"{best['misses'][:3]}")
     for png in ("loss.png", "accuracy_per_type.png", "squad_gate.png", "forgetting_curve.png"):
         assert (run_dir / "report" / png).stat().st_size > 1000, png
+
+
+def test_the_exported_model_answers_as_the_runs_own_predict_did(finished_run, tmp_path):
+    """The export leaves the cluster readable: transformers loads export/hf
+    (its own tokenizer, from the export) and, greedy, gives every held-out
+    question the answer MindSpore gave in the predict stage at the exported
+    epoch; status lists both formats with the digest of their SHA256SUMS."""
+    import ast
+
+    from mathtune_pipeline.artifacts import sha256_file
+    from tests import readers
+
+    run_dir = finished_run["volume"] / "runs" / finished_run["name"]
+    results = finished_run["mft"]["status"]["results"]
+    exports = {row["format"]: row for row in results["exports"]}
+    assert set(exports) == {"peft", "hf"} and {row["epoch"] for row in exports.values()} == {results["bestEpoch"]}
+    for fmt, row in exports.items():
+        assert row["sha256"] == sha256_file(run_dir / row["location"] / "SHA256SUMS"), fmt
+    predicted = ast.literal_eval((run_dir / "predict" / str(results["bestEpoch"]) / "predictions.txt").read_text())
+    prompts, answers = [], []
+    for row in predicted:
+        prompt, marker, answer = row["text_generation_text"][0].partition("### Response:")
+        prompts.append(prompt + marker)
+        answers.append(answer)
+    assert len(prompts) == 30 and all(answers)
+    spec = finished_run["mft"]["spec"]
+    got = readers.answers(run_dir / "export" / "hf", prompts, spec["prediction"]["maxNewTokens"], tmp_path)
+    differ = [(p[-60:], a, g) for p, a, g in zip(prompts, answers, got) if a != g]
+    assert not differ, f"{len(differ)} of {len(prompts)} answers differ: {differ[:3]}"
 
 
 def test_kubectl_get_mft_showed_the_run_progress(finished_run):

@@ -24,6 +24,7 @@ def deliver(files: List[Path], root: Path, destination: str, data_path: str, fmt
     where = location(destination, data_path, fmt)
     scheme = urllib.parse.urlparse(destination).scheme
     if scheme == "s3":
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
         bucket, prefix = split_s3_uri(where, FIELD)
@@ -31,7 +32,7 @@ def deliver(files: List[Path], root: Path, destination: str, data_path: str, fmt
         try:
             for f in files:
                 client.upload_file(str(f), bucket, prefix.rstrip("/") + "/" + f.relative_to(root).as_posix())
-        except (BotoCoreError, ClientError, OSError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError, OSError) as exc:  # upload_file wraps in Boto3Error
             raise SpecError(FIELD, f"an s3 destination this run can write ({where}: {exc})") from exc
         return where
     if scheme:

@@ -115,11 +115,11 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     config_digest = sha256_json({"export": export, "lora": spec["lora"], "family": family,
                                  "tokenizer": spec["model"]["tokenizer"]})
     destination = export.get("destination") or ""
-    done = read_manifest(run_dir / STAGE)
+    done = read_manifest(run_dir / STAGE) or {}
     if is_current(run_dir / STAGE, input_digest, config_digest) and done.get("delivered", not destination):
         return done["result"]
     tokenizer = fetch(spec["model"]["tokenizer"]["uri"], spec["storage"]["dataPath"], run_dir / "downloads",
-                      field="spec.model.tokenizer.uri") if "hf" in formats else None
+                      field="spec.model.tokenizer.uri") if "hf" in formats else Path()
     need = sum(p.stat().st_size for p, fmt in ((adapter, "peft"), (merged, "hf")) if fmt in formats)
     disk.require_room(run_dir, need, f"the {' and '.join(formats)} export of epoch {epoch}")
     prepare = read_manifest(run_dir / "prepare") or {}
@@ -147,7 +147,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
             artifact["destination"] = deliver.deliver([run_dir / STAGE / p for p in written[artifact["format"]]],
                                                       root, destination, spec["storage"]["dataPath"],
                                                       artifact["format"])
-        manifest = read_manifest(run_dir / STAGE)
+        manifest = read_manifest(run_dir / STAGE) or {}
         manifest.update({"result": result, "delivered": True})
         (run_dir / STAGE / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return result

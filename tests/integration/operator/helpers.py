@@ -245,6 +245,11 @@ RESULTS = {
                "perType": {"add": 0.98, "mean": 0.91}, "trainableParams": 3407872, "totalParams": 8033669120,
                "lowParamRatio": 3407872 / 8033669120, "gatePassed": True,
                "artifacts": {"report": "/data/runs/r/report/report.json", "plot": "/data/runs/r/report/loss.png"}},
+    "export": {"epoch": 5, "formats": ["peft", "hf"], "baseModel": "meta-llama/Meta-Llama-3-8B",
+               "artifacts": [{"format": "peft", "location": "export/peft", "bytes": 13647952, "files": 3,
+                              "sha256": "0c44406cc663a3ee2fc0f1dc7b80144a7e937fed9335524d890694dccb8d5a4e"},
+                             {"format": "hf", "location": "export/hf", "bytes": 16069719520, "files": 13,
+                              "sha256": "3ea572ec4fcf5a50cd71f4ad3c93ce5bfd1f675fed7353b7fbbbb64435add8d0"}]},
 }
 
 

@@ -10,7 +10,11 @@ NPU = "huawei.com/Ascend910"
 
 
 def test_plan_follows_the_spec(seed000):
-    assert plan.stages(seed000["spec"]) == list(plan.ALL_STAGES)
+    assert "export" not in seed000["spec"]
+    assert plan.stages(seed000["spec"]) == list(plan.ALL_STAGES[:-1])
+    exported = copy.deepcopy(seed000["spec"])
+    exported["export"] = {"formats": ["peft"]}
+    assert plan.stages(exported) == list(plan.ALL_STAGES) and plan.ALL_STAGES[-1] == "export"
     spec = copy.deepcopy(seed000["spec"])
     spec["evaluation"]["enabled"] = False
     spec["prediction"]["enabled"] = False

@@ -76,3 +76,29 @@ def test_both_readings_of_math_accuracy_reach_status():
     assert (status["mathAccuracy"], status["mathAccuracyContestRule"]) == (0.24, 0.09)
     assert status["baseAccuracyContestRule"] == 0.0 and status["perTypeContestRule"] == {"add": 0.175}
     assert "accuracy 0.2400 (contest rule 0.0900)" in summary
+
+
+def test_an_export_lists_each_format_in_status():
+    """The export stage's result (as the CPU example's run gave it) becomes one row per format; a skipped
+    export says why and lists nothing."""
+    exported = stage_result.check({
+        "stage": "export", "ok": True, "epoch": 20, "formats": ["peft", "hf"], "baseModel": "tiny-llama-base",
+        "artifacts": [{"format": "peft", "location": "export/peft", "bytes": 348847, "files": 3,
+                       "sha256": "e7fcf3646668c16ba969c7d42a04ee1435787d9fcd7a7254db3b1acc96c1c66d"},
+                      {"format": "hf", "location": "export/hf", "bytes": 3211186, "files": 6,
+                       "destination": "s3://models/run-cpu/hf/",
+                       "sha256": "329e36720d5518afdd8807bb6157327043aa454f045f11fe859980f647fdcbf8"}]})
+    summary, status = results.apply("export", exported, {"bestEpoch": 20})
+    assert summary == "epoch 20 exported as peft (348.8 KB), hf (3.2 MB)"
+    assert status["exports"] == [
+        {"format": "peft", "epoch": 20, "location": "export/peft", "bytes": 348847, "files": 3,
+         "sha256": "e7fcf3646668c16ba969c7d42a04ee1435787d9fcd7a7254db3b1acc96c1c66d"},
+        {"format": "hf", "epoch": 20, "location": "export/hf", "destination": "s3://models/run-cpu/hf/",
+         "bytes": 3211186, "files": 6, "sha256": "329e36720d5518afdd8807bb6157327043aa454f045f11fe859980f647fdcbf8"}]
+    assert status["bestEpoch"] == 20
+    skipped = stage_result.check({"stage": "export", "ok": True, "skipped": True,
+                                  "reason": "no epoch passed the original-ability gate"})
+    summary, status = results.apply("export", skipped, {})
+    assert summary == "not exported: no epoch passed the original-ability gate" and "exports" not in status
+    with pytest.raises(AssertionError, match="sha256"):
+        stage_result.check({**exported, "artifacts": [{**exported["artifacts"][0], "sha256": "short"}]})

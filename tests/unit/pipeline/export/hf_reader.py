@@ -1,10 +1,16 @@
 """Reads an export with the ecosystem's own loaders; run by the readers' interpreter
 (torch, transformers, peft: `make readers`), never by the project's.
 
-    python hf_reader.py ids.json out.json merged=<hf dir> peft=<base hf dir>,<adapter dir>
+    python hf_reader.py logits ids.json out.json merged=<hf dir> peft=<base hf dir>,<adapter dir>
 
 For each model: the float32 logits of every position of each row of ids,
 and the tokens `generate` adds greedily (max_new_tokens from ids.json).
+
+    python hf_reader.py answers prompts.json out.json <hf dir>
+
+The answers the model gives to each prompt, as the predict stage asks: the
+model's own tokenizer (from the export), BOS first, greedy, at most
+max_new_tokens (from prompts.json), decoded without special tokens.
 """
 import json
 import sys
@@ -21,7 +27,24 @@ def read(model, ids, new_tokens):
     return {"logits": logits, "generated": generated[0, batch.shape[1]:].tolist()}
 
 
-def main(ids_file, out_file, *models):
+def answers(prompts_file, out_file, model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    request = json.load(open(prompts_file))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    out = []
+    with torch.no_grad():
+        for prompt in request["prompts"]:
+            ids = [tokenizer.bos_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            made = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                  max_new_tokens=request["maxNewTokens"], do_sample=False)
+            out.append(tokenizer.decode(made[0, len(ids):], skip_special_tokens=True))
+    json.dump({"answers": out}, open(out_file, "w"), ensure_ascii=False)
+
+
+def logits(ids_file, out_file, *models):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -46,4 +69,4 @@ def main(ids_file, out_file, *models):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    {"logits": logits, "answers": answers}[sys.argv[1]](*sys.argv[2:])
