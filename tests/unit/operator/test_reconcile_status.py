@@ -29,6 +29,8 @@ RESULTS = {
     "report": {"bestEpoch": 2, "f1": 9.9, "em": 5.0, "mathAccuracy": 0.2, "perType": {"add": 0.3, "mean": 0.1},
                "gatePassed": True, "trainableParams": 4096, "totalParams": 100000, "lowParamRatio": 0.04096,
                "artifacts": {"report": "/data/runs/r/report/report.json"}},
+    "export": {"epoch": 2, "formats": ["peft"], "artifacts": [
+        {"format": "peft", "location": "export/peft", "bytes": 1024, "files": 3, "sha256": "ab" * 32}]},
 }
 
 
@@ -155,7 +157,7 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     fake.logs["run-cpu-train-0"] = ('mathtune-progress {"epoch":1,"epochs":2,"step":10,"steps":25,"loss":2.5,'
                                     '"samplesPerSecond":3.5,"etaSeconds":60}\n')
     fake.logs["run-cpu-evaluate-0"] = 'mathtune-progress {"stage":"evaluate","epoch":1,"epochs":3,"step":5,"steps":20}\n'
-    for stage in ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report"]:
+    for stage in ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report", "export"]:
         if stage == "evaluate":
             step(run, fake, metrics, throttle)
             assert run["status"]["progress"]["summary"] == "evaluate model 1/3 question 5/20 8.3%"
@@ -169,8 +171,9 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
         _declared(status_schema, run["status"])
     status = run["status"]
     assert status["phase"] == "Succeeded" and status["stage"] == "Done"
-    assert [r["state"] for r in status["stages"]] == ["Succeeded"] * 7
+    assert [r["state"] for r in status["stages"]] == ["Succeeded"] * 8  # run-cpu.yaml exports
     res = status["results"]
+    assert res["exports"] == [{**RESULTS["export"]["artifacts"][0], "epoch": 2}]
     assert res["rows"]["classified"] == {"add": 120, "mean": 80} and res["bestEpoch"] == 2
     assert res["lowParamRatio"] == pytest.approx(0.04096) and res["mathAccuracy"] == 0.2
     assert status["progress"]["loss"] == 1.25  # the final loss stays for the LOSS column
@@ -181,6 +184,7 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     conds = {c["type"]: c for c in status["conditions"]}
     assert conds["Succeeded"]["status"] == "True" and conds["Ready"]["reason"] == "RunSucceeded"
     assert conds["Trained"]["status"] == "True" and conds["Failed"]["status"] == "False"
+    assert conds["Exported"]["status"] == "True"
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
     assert "RunSucceeded" in [e.reason for e in out.events]
     text = metrics.exposition().decode()
@@ -600,7 +604,7 @@ def test_each_pass_says_when_it_needs_the_next(world):
     assert again() == 15  # merge's Job refused: nothing we watch says when to try again
     fake.fail_create = None
     run["spec"]["runPolicy"]["ttlSecondsAfterFinished"] = 60
-    for stage in ["merge", "evaluate", "predict", "report"]:
+    for stage in ["merge", "evaluate", "predict", "report", "export"]:
         again()
         fake.finish(f"run-cpu-{stage}", 0, json.dumps({"stage": stage, "ok": True, **RESULTS[stage]}))
     assert again() == 60 and run["status"]["phase"] == "Succeeded"  # at its TTL
