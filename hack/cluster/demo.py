@@ -375,11 +375,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         phase = watch_run(kubeconfig, ns, name, args.timeout, echo=lambda s: print(s, flush=True))
         print(flush=True)
         print(kubectl("get", "mft", "-n", ns, name, "-o", "wide", kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
-        results = kubectl("get", "mft", "-n", ns, name, "-o", "jsonpath={.status.results}",
-                          kubeconfig=kubeconfig).stdout
-        if results:
-            say("results (status.results):")
-            print(json.dumps(json.loads(results), indent=2), flush=True)
+        say(f"kubectl mathtune results -n {ns} {name}")
+        plugin = Path(sys.executable).with_name("kubectl-mathtune")
+        subprocess.run([str(plugin), "--kubeconfig", str(kubeconfig), "-n", ns, "results", name], check=False)
         say("the pods (operator and stages) and where they ran:")
         print(kubectl("get", "pods", "-A", "-o", "wide", "-l", "app.kubernetes.io/name in (mathtune-operator)",
                       kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
@@ -389,8 +387,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                       kubeconfig=kubeconfig).stdout.rstrip(), flush=True)
         say(f"artifacts: {volume_path(kubeconfig, ns, claim) / 'runs' / name} (on the node)")
         say(f"run {ns}/{name}: {phase} after {time.monotonic() - started:.0f}s")
-        say(f"more: eval \"$(make -s kubeconfig)\"; kubectl describe mft -n {ns} {name}; "
-            f"kubectl logs -n {ns} job/{name}-train")
+        say(f"more: eval \"$(make -s kubeconfig)\"; export PATH=$PWD/.venv/bin:$PATH; "
+            f"kubectl mathtune status -n {ns} {name}; kubectl mathtune logs -n {ns} {name} --stage train")
         return 0 if phase == "Succeeded" else 1
 
 

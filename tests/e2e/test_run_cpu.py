@@ -17,6 +17,7 @@ import yaml
 from kubernetes import client
 
 from hack.cluster import demo, local
+from tests import plugin_terminal as plugin
 from tests.integration.monitoring.exporter import StaticExporter, npu_exporter_text
 from tests.integration.monitoring.prom import LocalPrometheus
 from tests.unit.chart import promtool
@@ -75,6 +76,8 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory, demo_inpu
             claim = demo.seed_work_volume(kubeconfig, doc, ns, made=demo_inputs)
             started = time.time()
             demo.kubectl("apply", "-f", str(run_file), kubeconfig=kubeconfig)
+            # `kubectl mathtune logs -f` from the start: it must follow every stage's pod and end with the run.
+            follower = plugin.spawn(kubeconfig, ns, "logs", "-f", name)
             deadline = time.monotonic() + RUN_TIMEOUT
             phase = ""
             while time.monotonic() < deadline:
@@ -102,7 +105,8 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory, demo_inpu
                 ended = prom.settled_after([f'mathtune_run_status{{namespace="{ns}",phase="Succeeded"}} == 1',
                                             f'mathtune_quality_gate_passed{{namespace="{ns}"}}'], QUERY_STEP_SECONDS)
             mft = json.loads(demo.kubectl("get", "mft", "-n", ns, name, "-o", "json", kubeconfig=kubeconfig).stdout)
-            yield {"name": name, "namespace": ns, "phase": phase, "mft": mft, "prom": prom, "stack": stack,
+            followed = plugin.finished(*follower, timeout=120)
+            yield {"followed": followed, "name": name, "namespace": ns, "phase": phase, "mft": mft, "prom": prom, "stack": stack,
                    "started": started, "ended": ended, "seen": seen, "out": out, "core": core,
                    "volume": demo.volume_path(kubeconfig, ns, claim)}
     finally:
@@ -220,6 +224,47 @@ def test_the_exported_model_answers_as_the_runs_own_predict_did(finished_run, tm
     got = readers.answers(run_dir / "export" / "hf", prompts, spec["prediction"]["maxNewTokens"], tmp_path)
     differ = [(p[-60:], a, g) for p, a, g in zip(prompts, answers, got) if a != g]
     assert not differ, f"{len(differ)} of {len(prompts)} answers differ: {differ[:3]}"
+
+
+def test_kubectl_mathtune_logs_f_followed_every_stage_and_ended_with_the_run(finished_run):
+    """Started right after `kubectl apply`, `kubectl mathtune logs -f` printed
+    each stage's pod in pipeline order (training's with its rank), moving on
+    to the next stage's pod by itself, and exited 0 when the run ended."""
+    code, screen = finished_run["followed"]
+    assert code == 0, screen[-3000:]
+    lines = screen.splitlines()
+    firsts = []
+    for line in lines:
+        tag = line.split(" ", 1)[0]
+        stage = tag.strip("[]").split("/")[0]
+        if tag.startswith("[") and stage in STAGES and (not firsts or firsts[-1] != stage):
+            firsts.append(stage)
+    assert firsts == STAGES, firsts
+    assert any(line.startswith("[train/rank 0] ") for line in lines)
+    assert any(line.startswith("[export] export: hf: ") for line in lines), "the export stage's own lines"
+
+
+def test_kubectl_mathtune_reads_the_finished_run(finished_run, kubeconfig, tmp_path):
+    """status, results, explain and artifacts --download on the real run: the
+    download goes through a restricted pod that mounts the work volume, and
+    gives the files the run wrote."""
+    ns, name = finished_run["namespace"], finished_run["name"]
+    code, screen = plugin.finished(*plugin.spawn(kubeconfig, ns, "results", name))
+    results = finished_run["mft"]["status"]["results"]
+    assert code == 0 and f"best epoch {results['bestEpoch']}, original-ability gate passed" in screen, screen
+    assert f"{100 * results['mathAccuracy']:.1f}%" in screen
+    code, screen = plugin.finished(*plugin.spawn(kubeconfig, ns, "explain", name))
+    assert code == 0 and f"{name} succeeded, and kept its original ability (gate passed)" in screen, screen
+    target = tmp_path / "artifacts"
+    code, screen = plugin.finished(*plugin.spawn(kubeconfig, ns, "artifacts", name, "--download", str(target)),
+                                   timeout=300)
+    assert code == 0, screen[-3000:]
+    run_dir = finished_run["volume"] / "runs" / name
+    for relative in ("export/hf/config.json", "export/peft/adapter_model.safetensors", "report/results.json"):
+        assert (target / relative).read_bytes() == (run_dir / relative).read_bytes(), relative
+    core = finished_run["core"]
+    assert not [p for p in core.list_namespaced_pod(ns).items if "-fetch-" in p.metadata.name
+                and p.metadata.deletion_timestamp is None], "the volume reader's pod was left behind"
 
 
 def test_kubectl_get_mft_showed_the_run_progress(finished_run):

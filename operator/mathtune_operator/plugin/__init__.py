@@ -1,0 +1,1 @@
+"""`kubectl mathtune`: the terminal front end of MathFinetune runs (a kubectl plugin)."""
