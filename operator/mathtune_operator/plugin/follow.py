@@ -10,16 +10,18 @@ INDEX = "batch.kubernetes.io/job-completion-index"
 FINISHED = ("Succeeded", "Failed")
 
 
-def prefix(pod: Any) -> str:
-    labels, annotations = pod.metadata.labels or {}, pod.metadata.annotations or {}
-    stage = labels.get("mathtune.dev/stage", "?")
-    rank = annotations.get(INDEX)
-    return f"[{stage}/rank {rank}]" if stage == "train" and rank is not None else f"[{stage}]"
-
-
 def _rank(pod: Any) -> Optional[int]:
+    """The node rank of a training pod: its Indexed Job's completion index (multi-node), else 0."""
+    if (pod.metadata.labels or {}).get("mathtune.dev/stage") != "train":
+        return None
     rank = (pod.metadata.annotations or {}).get(INDEX)
-    return int(rank) if rank is not None and rank.isdigit() else None
+    return int(rank) if rank is not None and rank.isdigit() else 0
+
+
+def prefix(pod: Any) -> str:
+    stage = (pod.metadata.labels or {}).get("mathtune.dev/stage", "?")
+    rank = _rank(pod)
+    return f"[{stage}/rank {rank}]" if rank is not None else f"[{stage}]"
 
 
 def _restarted(pod: Any) -> bool:

@@ -92,6 +92,9 @@ def _load(path: str) -> Dict[str, Any]:
 @pass_context
 def submit(obj: Context, file: str, watch: bool) -> None:
     doc = _load(file)
+    given = (doc.get("metadata") or {}).get("namespace")
+    if given and obj.namespace is None:
+        obj.namespace = given  # as kubectl create -f: the file's namespace unless -n says otherwise
     created = obj.cluster.create(doc)
     name = created["metadata"]["name"]
     obj.console.print(f"mathfinetune {name} created in namespace {obj.cluster.namespace}")

@@ -110,3 +110,18 @@ def test_durations_read_as_a_person_reads_them():
     now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
     assert render.duration("2026-01-01T11:58:55Z", None, now) == "1m05s"
     assert render.duration("2026-01-01T09:30:00Z", "2026-01-01T11:45:00Z", now) == "2h15m"
+
+
+def test_log_lines_name_the_stage_and_the_training_rank():
+    def pod(stage, index=None):
+        return SimpleNamespace(metadata=SimpleNamespace(
+            labels={"mathtune.dev/stage": stage},
+            annotations={} if index is None else {"batch.kubernetes.io/job-completion-index": index}))
+
+    from mathtune_operator.plugin import follow
+
+    assert follow.prefix(pod("prepare")) == "[prepare]"
+    assert follow.prefix(pod("train")) == "[train/rank 0]"          # one node: its pod is rank 0
+    assert follow.prefix(pod("train", "1")) == "[train/rank 1]"     # multi-node: the Indexed Job's index
+    pods = [pod("train", "0"), pod("train", "1"), pod("merge")]
+    assert follow.chosen(pods, "train", 1) == [pods[1]] and follow.chosen(pods, None, 1) == [pods[1], pods[2]]
