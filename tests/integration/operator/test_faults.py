@@ -88,10 +88,16 @@ def test_the_operator_killed_at_random_moments_ten_times_across_a_run(namespace,
     thread = threading.Thread(target=killer)
     thread.start()
     try:
-        _play(apis, namespace, name, timeout=180)
+        for i, stage in enumerate(STAGES):
+            # The kills spread across the run: the i-th stage ends only after its share of them.
+            share = (i + 1) * 10 // len(STAGES)
+            h.wait(lambda share=share: len(kills) >= share, 120, f"{share} kills before {stage} ends")
+            _play(apis, namespace, name, stages=[stage], timeout=180)
+        ended = time.monotonic()
     finally:
         thread.join(120)
     assert len(kills) == 10 and operator.starts == 11
+    assert max(kills) < ended, "every kill happened while the run was still going"
     _assert_whole(apis, namespace, name)
 
 
