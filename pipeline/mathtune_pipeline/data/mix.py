@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Mapping, Sequence
 from ..errors import SpecError
 from ..scoring import squad_data
 from . import loaders
-from .sources import fetch
+from .sources import fetch, shown
 from .templates import Template
 
 SQUAD_FORMATS = squad_data.FORMATS
@@ -73,7 +73,7 @@ def load(entry: Mapping[str, Any], index: int, data_path: str, downloads: Path,
             rows.append(MixRow(f"{question}\n{input_text}" if input_text else question, prompt, response))
     if not rows:
         raise SpecError(f"{field}.source.uri", f"a {fmt} file with at least one row ({path} has none)")
-    return MixSource(index, entry.get("name") or f"mix{index}", str(source.get("uri")), path, rows)
+    return MixSource(index, entry.get("name") or f"mix{index}", shown(str(source.get("uri"))), path, rows)
 
 
 def counts(entries: Sequence[Mapping[str, Any]], main_rows: int) -> List[int]:

@@ -11,6 +11,8 @@ no credentials) are SpecErrors (exit 2); network trouble is left to raise, so
 the operator retries the pod.
 """
 import hashlib
+import base64
+import http.client
 import os
 import shutil
 import urllib.error
@@ -30,15 +32,41 @@ def resolve_local(uri: str, data_path: str) -> Path:
     return path if path.is_absolute() else Path(data_path) / path
 
 
+def shown(uri: str) -> str:
+    """The uri as messages, results and manifests show it: a password in its user part and its
+    query string (a presigned URL's signature is a token) left out. Local paths as they are."""
+    parts = urllib.parse.urlsplit(str(uri))
+    if parts.scheme.lower() not in ("http", "https", "s3") or not (parts.password or parts.query):
+        return str(uri)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if parts.username:
+        netloc = f"{parts.username}:***@{netloc}" if parts.password else f"{parts.username}@{netloc}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "<query hidden>" if parts.query else "", ""))
+
+
 def _download_http(uri: str, dest: Path, field: str) -> None:
-    request = urllib.request.Request(uri, headers={"User-Agent": "mathtune-pipeline"})
+    parts = urllib.parse.urlsplit(uri)
+    headers = {"User-Agent": "mathtune-pipeline"}
+    if parts.username is not None:
+        # urllib does not take credentials in the URL: send them as HTTP basic auth, and keep
+        # them out of the URL the request (and any error about it) holds.
+        token = base64.b64encode(f"{urllib.parse.unquote(parts.username)}:"
+                                 f"{urllib.parse.unquote(parts.password or '')}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+        uri = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path, parts.query, ""))
+    request = urllib.request.Request(uri, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response, open(dest, "wb") as out:
             shutil.copyfileobj(response, out, _CHUNK)
     except urllib.error.HTTPError as exc:
         if 400 <= exc.code < 500:
-            raise SpecError(field, f"a downloadable file ({uri}: HTTP {exc.code} {exc.reason})") from exc
-        raise
+            raise SpecError(field, f"a downloadable file ({shown(uri)}: HTTP {exc.code} {exc.reason})") from None
+        raise OSError(f"{shown(uri)}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, ValueError) as exc:
+        # Transient (exit 1, retried), said without the URL's secrets: an exception's own text may hold
+        # them. (A full disk is an OSError about the file written, and goes up as it is.)
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc.__class__.__name__
+        raise OSError(f"{shown(uri)}: {reason}") from None
 
 
 def s3_endpoint() -> Optional[str]:
@@ -59,7 +87,7 @@ def split_s3_uri(uri: str, field: str):
     parsed = urllib.parse.urlparse(uri)
     bucket, key = parsed.netloc, parsed.path.lstrip("/")
     if not bucket or not key:
-        raise SpecError(field, f"s3://bucket/key (got {uri!r})")
+        raise SpecError(field, f"s3://bucket/key (got {shown(uri)!r})")
     return bucket, key
 
 
@@ -76,7 +104,7 @@ def _download_s3(uri: str, dest: Path, field: str, client=None) -> None:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in ("404", "NoSuchKey", "NoSuchBucket", "403", "AccessDenied", "InvalidAccessKeyId",
                     "SignatureDoesNotMatch"):
-            raise SpecError(field, f"a readable object ({uri}: {code})") from exc
+            raise SpecError(field, f"a readable object ({shown(uri)}: {code})") from exc
         raise
 
 
@@ -100,7 +128,7 @@ def fetch(uri: str, data_path: str, download_dir: Path, field: str = "spec.data.
         if allow_dir and path.is_dir():
             if sha256:
                 raise SpecError(field.rsplit(".", 1)[0] + ".sha256",
-                                f"empty for a directory source ({uri}): a SHA-256 verifies one file")
+                                f"empty for a directory source ({shown(uri)}): a SHA-256 verifies one file")
             return path
         if not path.is_file():
             raise SpecError(field, f"an existing file{' or directory' if allow_dir else ''} ({path})")
@@ -120,5 +148,5 @@ def fetch(uri: str, data_path: str, download_dir: Path, field: str = "spec.data.
         expected = sha256.strip().lower()
         actual = sha256_of(path)
         if actual != expected:
-            raise SpecError(field.rsplit(".", 1)[0] + ".sha256", f"{expected} (the file {uri} has {actual})")
+            raise SpecError(field.rsplit(".", 1)[0] + ".sha256", f"{expected} (the file {shown(uri)} has {actual})")
     return path

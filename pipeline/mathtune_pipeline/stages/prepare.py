@@ -36,7 +36,7 @@ from ..data.loaders import FORMATS, Rows, bad_line_numbers, load, load_files, so
 from ..data.parallel import SHARED, cpus, fork_map
 from ..data.sample import sample, validate as validate_sample
 from ..data.scan import materialize, scan_lines
-from ..data.sources import fetch
+from ..data.sources import fetch, shown
 from ..data.templates import Template
 from . import replay
 
@@ -358,7 +358,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     if fmt == "contest-jsonl":
         table = table_from_contest(raw, s, processes)  # JSON lines: the files' lines, one after another
     elif len(files) == 1:
-        table = table_from_rows(load(raw, fmt, where=str(source.get("uri"))), s, fmt)
+        table = table_from_rows(load(raw, fmt, where=shown(str(source.get("uri")))), s, fmt)
     else:
         table = table_from_rows(load_files(files, fmt), s, fmt)  # CSV headers, JSON lists: file by file
     del raw
@@ -368,12 +368,12 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     if 0 <= max_bad < bad:
         where = ", ".join(str(b["line"]) for b in table.counts["badExamples"])
         first_why = table.counts["badExamples"][0]["why"] if table.counts["badExamples"] else ""
-        raise SpecError(str(source.get("uri")), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
+        raise SpecError(shown(str(source.get("uri"))), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
                                                 f"first at lines {where} ({first_why})")
     prepared = finish(table, s, processes,
                       screen=lambda chosen, fetch_rows: replay.screen_main(screen, chosen, fetch_rows))
     if not prepared.counts["sampled"]:
-        raise _empty(str(source.get("uri")), fmt, {**prepared.counts, "leakage": screen.counts})
+        raise _empty(shown(str(source.get("uri"))), fmt, {**prepared.counts, "leakage": screen.counts})
     mixed, prepared.counts["mix"] = replay.mix_rows(spec, mix_sources, prepared.counts["sampled"], screen)
     if mixed:
         prepared.blocks.append("".join(json.dumps({"type": kind, "prompt": prompt, "response": response},
@@ -387,7 +387,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
         manifest = write_manifest(
             tmp, stage=STAGE, input_digest=input_digest, config_digest=cfg_digest,
             outputs={"rows": f"{STAGE}/{OUTPUT}"}, counts=counts,
-            extra={"source": {"uri": source.get("uri"), "format": fmt, "sha256": digest["sha256"]},
+            extra={"source": {"uri": shown(str(source.get("uri"))), "format": fmt, "sha256": digest["sha256"]},
                    "pipelineVersion": __version__})
     return _result(manifest)
 

@@ -42,7 +42,7 @@ from ..data import bucketing
 from ..data.mindrecord import shard_name
 from ..data.workers import Workers, parse_prepared
 from ..data.seqlen import choose_seq_length, length_stats
-from ..data.sources import fetch
+from ..data.sources import fetch, shown
 from ..data.tokenizer import load_tokenizer
 from ..mindformers import families, render
 from .prepare import OUTPUT as PREPARED, STAGE as PREPARE_STAGE
@@ -156,7 +156,7 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
                 tmp, stage=STAGE, input_digest=input_digest, config_digest=config_digest,
                 outputs={"shards": [f"{STAGE}/{f}" for f in files], "dir": STAGE},
                 counts=stats,
-                extra={"tokenizer": {"uri": tok_cfg.get("uri"), "format": fmt, "engine": tokenizer.engine,
+                extra={"tokenizer": {"uri": shown(str(tok_cfg.get("uri"))), "format": fmt, "engine": tokenizer.engine,
                                      "bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id,
                                      "vocabSize": tokenizer.vocab_size},
                        "schema": {"input_ids": f"int32[{'seqLength+1' if pad else '<=seqLength+1'}]",
