@@ -9,6 +9,7 @@ One run serves every test in this module (it takes minutes on 2 cores).
 """
 import json
 import os
+import threading
 import time
 import uuid
 
@@ -67,7 +68,7 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory, demo_inpu
     stack = demo.Stack(kubeconfig, out, release=f"e2e-{ns[4:]}", namespace=ns, watch_namespace=ns)
     npu = StaticExporter().start()
     prom = None
-    seen = {"operator_up_while_running": False, "train_pods": set(), "table": []}
+    seen = {"operator_up_while_running": False, "train_pods": set(), "table": [], "stages": []}
     try:
         with stack:
             rules = promtool.render_alert_rules(out / "alerts.yaml")
@@ -78,6 +79,9 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory, demo_inpu
             demo.kubectl("apply", "-f", str(run_file), kubeconfig=kubeconfig)
             # `kubectl mathtune logs -f` from the start: it must follow every stage's pod and end with the run.
             follower = plugin.spawn(kubeconfig, ns, "logs", "-f", name)
+            # Every status.stage the API server stored, from a watch (no poll can miss a short stage).
+            watcher = threading.Thread(target=_record_stages, args=(k8s_api, ns, name, seen), daemon=True)
+            watcher.start()
             deadline = time.monotonic() + RUN_TIMEOUT
             phase = ""
             while time.monotonic() < deadline:
@@ -106,6 +110,7 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory, demo_inpu
                                             f'mathtune_quality_gate_passed{{namespace="{ns}"}}'], QUERY_STEP_SECONDS)
             mft = json.loads(demo.kubectl("get", "mft", "-n", ns, name, "-o", "json", kubeconfig=kubeconfig).stdout)
             followed = plugin.finished(*follower, timeout=120)
+            watcher.join(60)
             yield {"followed": followed, "name": name, "namespace": ns, "phase": phase, "mft": mft, "prom": prom, "stack": stack,
                    "started": started, "ended": ended, "seen": seen, "out": out, "core": core,
                    "volume": demo.volume_path(kubeconfig, ns, claim)}
@@ -265,6 +270,35 @@ def test_kubectl_mathtune_reads_the_finished_run(finished_run, kubeconfig, tmp_p
     core = finished_run["core"]
     assert not [p for p in core.list_namespaced_pod(ns).items if "-fetch-" in p.metadata.name
                 and p.metadata.deletion_timestamp is None], "the volume reader's pod was left behind"
+
+
+def _record_stages(k8s_api, ns, name, seen):
+    """status.stage after each change of the run, until it ends. One watch from the start; should the
+    API server end it or find its version compacted away (410), a new one continues from the last seen."""
+    from kubernetes import watch
+
+    custom = client.CustomObjectsApi(k8s_api)
+    version = None
+    while True:
+        try:
+            for event in watch.Watch().stream(custom.list_namespaced_custom_object, "mathtune.dev", "v1alpha1", ns,
+                                              "mathfinetunes", field_selector=f"metadata.name={name}",
+                                              resource_version=version, timeout_seconds=1800):
+                status = event["object"].get("status") or {}
+                version = event["object"]["metadata"]["resourceVersion"]
+                if status.get("stage") and (not seen["stages"] or seen["stages"][-1] != status["stage"]):
+                    seen["stages"].append(status["stage"])
+                if status.get("phase") in ("Succeeded", "Failed"):
+                    return
+        except client.exceptions.ApiException as exc:
+            if exc.status != 410:
+                raise
+            version = None
+
+
+def test_the_run_went_through_every_stage_in_order(finished_run):
+    """status.stage as a watch saw it: every stage of the plan, each once, in pipeline order, then Done."""
+    assert finished_run["seen"]["stages"] == STAGES + ["Done"]
 
 
 def test_kubectl_get_mft_showed_the_run_progress(finished_run):
