@@ -109,7 +109,32 @@ def _perfect_outputs(rows):
     return outputs
 
 
+# Exact answers worked by hand (long multiplication, division, roots), nobody's code: real rows by index.
+BY_HAND = {
+    2: ("42684379.84", "42684380.0"),    # 6211.70 x 6871.61 = 42,684,379.837; the reference is float32's
+    5: ("-9416978.51", "-9416979.0"),    # 9299.25 x 1012.66 = 9,416,978.505
+    11: ("0.77", "0.78"),                # -13x + 10 = 0: x = 10/13 = 0.7692...
+    17: ("83.52", "83.53"),              # sqrt(6974.95) = 83.516... (83.5^2 = 6972.25, 83.52^2 = 6975.59)
+    21: ("0.32", "0.34"),                # 2670.86 / 8327.57 = 0.3207...
+}
+
+
+def test_the_truth_is_the_answer_worked_by_hand(rows):
+    """Against the exact answers the hand-worked values all score, and values just off them (beyond the
+    0.01 tolerance) none; against the contest's references the two float32-rounded products lose."""
+    index = sorted(BY_HAND)
+    problems, solutions = [rows[i]["problem"] for i in index], [rows[i]["solution"] for i in index]
+    right = math_accuracy.score(problems, solutions, [rows[i]["problem"] + "\n" + BY_HAND[i][0] for i in index],
+                                classify=Classifier())
+    assert right["truth"]["correct"] == 5 and right["correct"] == 3
+    off = math_accuracy.score(problems, solutions, [rows[i]["problem"] + "\n" + BY_HAND[i][1] for i in index],
+                              classify=Classifier())
+    assert off["truth"]["correct"] == 0 and off["correct"] == 2  # the two products equal to their references
+
+
 def test_a_perfect_model_scores_100_percent_against_the_truth(rows):
+    """Consistency, not correctness (the hand-worked test above is that): the chain of thought the
+    project trains on, rounded to 2 decimals, scores 100% against the exact answers."""
     scored = math_accuracy.score([r["problem"] for r in rows], [r["solution"] for r in rows], _perfect_outputs(rows),
                                  classify=Classifier())
     truth = scored["truth"]
