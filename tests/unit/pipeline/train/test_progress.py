@@ -8,44 +8,31 @@ def _log_lines(real_fixtures):
     return path.read_text(encoding="utf-8", errors="replace").splitlines()
 
 
-def _by_hand(line):
-    """The same fields read a different way: cut the line at its separators."""
-    body = line[line.index("{ Epoch:"):]
-    parts = dict(p.split(":", 1) for p in body[2:].split(", ") if ":" in p)
-    epoch, epochs = parts["Epoch"].strip(" []").split("/")
-    step, steps = parts["step"].strip(" []").split("/")
-    return {"epoch": int(epoch), "epochs": int(epochs), "step": int(step), "steps": int(steps),
-            "loss": float(parts["loss"]), "step_time_ms": float(parts["per_step_time"].strip().rstrip("ms")),
-            "lr": float(parts["lr"])}
-
-
-def _rate_by_hand(line):
-    tail = line.split(" - INFO - ", 1)[1]
-    pct = float(tail.split("%")[0])
-    rate = float(tail.split("|")[2].split()[0])
-    clock = tail.split("samples/s/p")[1].strip().rstrip("}").strip()
-    days = 0
-    if "day" in clock:
-        days, clock = int(clock.split()[0]), clock.split(", ")[1]
-    h, m, s = (int(x) for x in clock.split(":"))
-    return pct, rate, days * 86400 + h * 3600 + m * 60 + s
-
-
 def test_every_progress_line_of_the_real_log(real_fixtures):
+    """What any right reading of the log must give, known without parsing it: 4 cards, 234 steps
+    an epoch, a line every 2 steps, 5 epochs (585 lines); each line followed by MindFormers' rate
+    line, so every step has a rate and an ETA; the ETA falls to 0 at the last step."""
     lines = _log_lines(real_fixtures)
-    step_lines = [i for i, line in enumerate(lines) if "{ Epoch:[" in line]
-    assert len(step_lines) == 585
     parser = progress.ProgressParser()
     steps = [s for line in lines for s in [parser.feed(line)] if s is not None]
-    assert len(steps) == 585
-    for index, step in zip(step_lines, steps):
-        want = _by_hand(lines[index])
-        got = {k: getattr(step, k) for k in want}
-        assert got == want, lines[index]
-        pct, rate, eta = _rate_by_hand(lines[index + 1])
-        assert (step.percent, step.samples_per_second, step.eta_seconds) == (pct, rate, eta), lines[index + 1]
+    assert [(s.epoch, s.step) for s in steps] == [(e, k) for e in range(1, 6) for k in range(2, 235, 2)]
+    assert all(s.epochs == 5 and s.steps == 234 for s in steps)
+    assert all(0 < s.loss < 2 and s.step_time_ms > 0 and 0 < s.lr < 1e-3 for s in steps)
+    assert all(s.samples_per_second > 0 and s.eta_seconds >= 0 and 0 < s.percent <= 100 for s in steps)
+    assert [s.percent for s in steps] == sorted(s.percent for s in steps) and steps[-1].percent == 100.0
+    assert steps[-1].eta_seconds == 0
     assert parser.finished
     assert parser.trainable_params == 4718592
+
+
+def test_lines_read_by_hand(real_fixtures):
+    """Three lines from the middle of the real log, their values copied from the text by eye."""
+    steps = {(s.epoch, s.step): s for s in progress.parse_lines(_log_lines(real_fixtures))}
+    for (epoch, step), (loss, ms, lr) in {(1, 234): (1.001, 3173.0, 9.267714e-05),
+                                          (3, 132): (0.743, 3176.0, 5.048437e-05),
+                                          (4, 234): (0.515, 3173.0, 1.0209793e-05)}.items():
+        got = steps[(epoch, step)]
+        assert (got.loss, got.step_time_ms, got.lr) == (loss, ms, lr), (epoch, step)
 
 
 def test_known_values_of_the_real_log(real_fixtures):
