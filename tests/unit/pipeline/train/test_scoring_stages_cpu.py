@@ -2,8 +2,9 @@
 import json
 
 import pytest
+import yaml
 
-from mathtune_pipeline.scoring import math_accuracy, squad
+from mathtune_pipeline.scoring import math_accuracy
 from mathtune_pipeline.stages import demo_data
 
 from .conftest import last_json, run_stage, write_spec
@@ -61,15 +62,20 @@ def scored(trained, tmp_path_factory, real_fixtures):
 
 
 def test_evaluate_scores_base_and_every_epoch(scored):
+    """The base model and both epochs were run (this run's first evaluate computes the base), and each
+    one's F1/EM is MindFormers' own EmF1Metric on the answers written beside them, against the first gold
+    answer (answerRule first)."""
+    from tests.unit.pipeline.scoring.test_squad import _mindformers_metric
+
     run_dir, _, out = scored
     result, stdout = out["evaluate"]
     assert set(result["epochs"]) == {"1", "2"} and result["count"] == 10
-    assert result["baseSource"] in ("computed", "cache")
-    # The scores are the metric applied to the answers written beside them.
-    for key in ("2",):
+    assert result["baseSource"] == "computed"
+    for key, scores in (("base", result["base"]), ("1", result["epochs"]["1"]), ("2", result["epochs"]["2"])):
         rows = [json.loads(line) for line in (run_dir / "evaluate" / f"{key}.jsonl").read_text().splitlines()]
-        again = squad.score([r["prediction"] for r in rows], [r["answers"] for r in rows])
-        assert (again["f1"], again["em"]) == (result["epochs"][key]["f1"], result["epochs"][key]["em"])
+        assert len(rows) == 10, key
+        want = _mindformers_metric([r["prediction"] for r in rows], [r["answers"][0] for r in rows])
+        assert (scores["f1"], scores["em"]) == (pytest.approx(want["F1"], abs=1e-9), pytest.approx(want["Em"], abs=1e-9)), key
     assert any(line.startswith("mathtune-progress ") and '"stage":"evaluate"' in line for line in stdout.splitlines())
 
 
@@ -100,6 +106,32 @@ def test_predict_writes_mindformers_form_and_scores_per_type(scored):
     truth = full["2"]["truth"]
     assert truth["count"] == 10 and set(truth["perType"]) == set(full["2"]["perType"])
     assert result["epochs"]["2"]["truthAccuracy"] == pytest.approx(truth["accuracy"], abs=1e-4)
+
+
+def test_a_gate_no_epoch_can_pass_fails_the_report_and_names_the_nearest(scored, tmp_path):
+    """A gate of F1 and EM 100 (absolute) that the tiny model's answers cannot reach: no epoch passes,
+    the best is still reported, and closestToGate gives the epoch and its shortfalls in points."""
+    run_dir, spec, out = scored
+    doc = yaml.safe_load(spec.read_text())
+    doc["spec"]["evaluation"]["gate"] = {"mode": "absolute", "f1": 100.0, "em": 100.0}
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump(doc))
+    scores = out["evaluate"][0]["epochs"]
+    assert all(sc["em"] < 100.0 for sc in scores.values()), "a perfect epoch: the gate could not fail"
+    try:
+        proc = run_stage("report", strict, run_dir)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        result = last_json(proc.stdout)
+    finally:  # the module's other tests read the report the fixture made
+        assert run_stage("report", spec, run_dir).returncode == 0
+    assert result["gatePassed"] is False and result["passedEpochs"] == [] and result["bestEpoch"] in (1, 2)
+    nearest = result["closestToGate"]
+    shortfall = {e: max(100.0 - sc["f1"], 100.0 - sc["em"]) for e, sc in scores.items()}
+    assert shortfall[str(nearest["epoch"])] == min(shortfall.values())
+    chosen = scores[str(nearest["epoch"])]
+    assert (nearest["f1Short"], nearest["emShort"]) == (pytest.approx(100.0 - chosen["f1"], abs=1e-3),
+                                                        pytest.approx(100.0 - chosen["em"], abs=1e-3))
+    assert result["reason"]
 
 
 def test_report_picks_an_epoch_and_draws(scored):
