@@ -8,6 +8,8 @@ the gate.
 """
 from typing import Any, Dict, List, Mapping, Optional
 
+from ..data.sources import shown
+
 
 def _pct(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
@@ -54,7 +56,7 @@ def render(*, run: str, fmt: str, base_model: str, spec: Mapping[str, Any], repo
         "",
         "| source | rows trained |",
         "|---|---|",
-        f"| {source.get('uri', spec['data']['source'].get('uri', ''))} | {counts.get('sampled', 'n/a')} |",
+        f"| {source.get('uri') or shown(spec['data']['source'].get('uri', ''))} | {counts.get('sampled', 'n/a')} |",
     ]
     for item in counts.get("mix") or []:
         lines.append(f"| {item.get('uri', '')} (mix `{item.get('name', '')}`) | {item.get('rows', 'n/a')} |")

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Mapping
 
 from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
-from ..data.sources import fetch
+from ..data.sources import fetch, shown
 from ..errors import SpecError
 from ..export import card, deliver, hf_config, names, peft_adapter, safetensors_out
 
@@ -109,7 +109,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     epoch = choose_epoch(export, report, merged_epochs)
     files = merged_epochs[str(epoch)]
     adapter, merged = run_dir / files["adapter"], run_dir / files["merged"]
-    base_model = export.get("baseModel") or spec["model"]["checkpoint"]
+    base_model = export.get("baseModel") or shown(spec["model"]["checkpoint"])  # no token of a signed URL
     max_shard = shard_bytes(export.get("maxShardSize", "5GB"))
     input_digest = sha256_json({"merge": merge["inputDigest"], "epoch": epoch, "report": report})
     config_digest = sha256_json({"export": export, "lora": spec["lora"], "family": family,
