@@ -6,7 +6,7 @@ Inputs are MindSpore checkpoints of random bfloat16 weights in MindFormers'
 naming, written here a tensor at a time (checkpoint_io.Writer) and deleted
 after: the full Llama3-8B shape (32 layers, hidden 4096, 8 KV heads, FFN
 14336, vocabulary 128256: 16.1 GB) and, for the baseline, the same shape cut
-to 4 layers (2.9 GB: the whole model in memory twice over would not fit this
+to 4 layers (3.8 GB: the whole model in memory twice over would not fit this
 machine's 23 GiB at full size). Each path runs in its own process; its figure
 is its peak RSS (wait4) less the same command's on a one-layer tiny model,
 measured in the same run.
