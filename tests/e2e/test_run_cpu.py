@@ -267,6 +267,11 @@ def test_kubectl_mathtune_reads_the_finished_run(finished_run, kubeconfig, tmp_p
     run_dir = finished_run["volume"] / "runs" / name
     for relative in ("export/hf/config.json", "export/peft/adapter_model.safetensors", "report/results.json"):
         assert (target / relative).read_bytes() == (run_dir / relative).read_bytes(), relative
+    # compare --flips reads both runs' predictions through the same reader: a run against itself flips nothing.
+    code, screen = plugin.finished(*plugin.spawn(kubeconfig, ns, "compare", name, name, "--flips", "-o", "json"),
+                                   timeout=300)
+    compared = json.loads(screen[screen.index("{"):])
+    assert code == 0 and compared["flips"] == [] and compared["recipe"] == [], screen[-2000:]
     core = finished_run["core"]
     assert not [p for p in core.list_namespaced_pod(ns).items if "-fetch-" in p.metadata.name
                 and p.metadata.deletion_timestamp is None], "the volume reader's pod was left behind"
