@@ -42,7 +42,10 @@ def view(run: Dict[str, Any], last_event: str) -> Group:
                  render.stages_table(run, now), Text(f"last event: {last_event}" if last_event else ""))
 
 
-def watch(cluster: Cluster, name: str, console: Console, poll: float = 2.0) -> int:
+FINAL_EVENTS = ("RunSucceeded", "StageFailed")
+
+
+def watch(cluster: Cluster, name: str, console: Console, poll: float = 2.0, final_wait: float = 10.0) -> int:
     last = ""
     with Live(console=console, auto_refresh=False, transient=False) as live:
         while True:
@@ -50,8 +53,18 @@ def watch(cluster: Cluster, name: str, console: Console, poll: float = 2.0) -> i
             events = cluster.events(name)
             if events:
                 last = f"{events[-1].reason}: {events[-1].message}"
-            live.update(view(run, last), refresh=True)
             code = outcome(run)
             if code is not None:
+                # The operator posts Events in the background: give the run's last one a moment to
+                # arrive, so the final screen ends with it.
+                deadline = time.monotonic() + final_wait
+                while not any(e.reason in FINAL_EVENTS for e in events) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    events = cluster.events(name)
+                final = [e for e in events if e.reason in FINAL_EVENTS]
+                if final:
+                    last = f"{final[-1].reason}: {final[-1].message}"
+                live.update(view(run, last), refresh=True)
                 return code
+            live.update(view(run, last), refresh=True)
             time.sleep(poll)
