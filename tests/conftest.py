@@ -71,6 +71,27 @@ def real_fixtures() -> Path:
     return store.ROOT
 
 
+@pytest.fixture
+def moto_s3(monkeypatch):
+    """A real S3-compatible server (moto's) on loopback, with the endpoint and test credentials in this
+    process's environment as a stage pod has them; yields a client of it."""
+    from moto.server import ThreadedMotoServer
+
+    from mathtune_pipeline.data.sources import s3_client
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        monkeypatch.setenv("S3_ENDPOINT", f"http://{host}:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield s3_client()
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def demo_inputs() -> Path:
     """What `mathtune-pipeline demo-data` makes for the CPU example (the

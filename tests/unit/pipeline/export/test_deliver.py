@@ -22,31 +22,16 @@ def test_to_a_path_relative_to_the_data_path(made, tmp_path):
     assert (tmp_path / "data/models/run-1/hf/sub/model.safetensors").read_bytes() == files[1].read_bytes()
 
 
-def test_to_s3_and_a_bucket_that_refuses(made, monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    from mathtune_pipeline.data.sources import s3_client
-
+def test_to_s3_and_a_bucket_that_refuses(made, moto_s3):
     root, files = made
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        monkeypatch.setenv("S3_ENDPOINT", f"http://{host}:{port}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        client = s3_client()
-        client.create_bucket(Bucket="models")
-        where = deliver.deliver(files, root, "s3://models/runs/run-1", "/data", "hf")
-        assert where == "s3://models/runs/run-1/hf/"
-        body = client.get_object(Bucket="models", Key="runs/run-1/hf/sub/model.safetensors")["Body"].read()
-        assert body == files[1].read_bytes()
-        with pytest.raises(SpecError) as err:
-            deliver.deliver(files, root, "s3://absent-bucket/runs", "/data", "hf")
-        assert err.value.field == "spec.export.destination" and "NoSuchBucket" in str(err.value)
-    finally:
-        server.stop()
+    moto_s3.create_bucket(Bucket="models")
+    where = deliver.deliver(files, root, "s3://models/runs/run-1", "/data", "hf")
+    assert where == "s3://models/runs/run-1/hf/"
+    body = moto_s3.get_object(Bucket="models", Key="runs/run-1/hf/sub/model.safetensors")["Body"].read()
+    assert body == files[1].read_bytes()
+    with pytest.raises(SpecError) as err:
+        deliver.deliver(files, root, "s3://absent-bucket/runs", "/data", "hf")
+    assert err.value.field == "spec.export.destination" and "NoSuchBucket" in str(err.value)
 
 
 def test_another_scheme_is_refused_naming_the_field(made):

@@ -130,31 +130,16 @@ def test_over_https_uri_with_sha256(tmp_path, tiny, http_root):
     assert err.value.field == "spec.model.checkpoint" and "HTTP 404" in str(err.value)
 
 
-def test_from_s3(tmp_path, tiny, monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    from mathtune_pipeline.data.sources import s3_client
-
+def test_from_s3(tmp_path, tiny, moto_s3):
     _, ckpt = tiny
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        monkeypatch.setenv("S3_ENDPOINT", f"http://{host}:{port}")
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        client = s3_client()
-        client.create_bucket(Bucket="models")
-        client.put_object(Bucket="models", Key="llama/tiny.ckpt", Body=ckpt.read_bytes())
-        data = tmp_path / "data"
-        path = base_model.ensure(_spec(data, "s3://models/llama/tiny.ckpt"), data / "runs" / "r")
-        assert path.read_bytes() == ckpt.read_bytes()
-        with pytest.raises(SpecError) as err:
-            base_model.ensure(_spec(data, "s3://models/llama/absent.ckpt"), data / "runs" / "r")
-        assert err.value.field == "spec.model.checkpoint"
-    finally:
-        server.stop()
+    moto_s3.create_bucket(Bucket="models")
+    moto_s3.put_object(Bucket="models", Key="llama/tiny.ckpt", Body=ckpt.read_bytes())
+    data = tmp_path / "data"
+    path = base_model.ensure(_spec(data, "s3://models/llama/tiny.ckpt"), data / "runs" / "r")
+    assert path.read_bytes() == ckpt.read_bytes()
+    with pytest.raises(SpecError) as err:
+        base_model.ensure(_spec(data, "s3://models/llama/absent.ckpt"), data / "runs" / "r")
+    assert err.value.field == "spec.model.checkpoint"
 
 
 def test_the_converted_weights_load_strictly_into_mindformers_llama(tmp_path, tiny, laid_out, http_root):
