@@ -13,7 +13,7 @@ from typing import Any, Dict, Tuple, Union
 import yaml
 
 from .errors import SpecError
-from .spec_defaults import DEFAULTS
+from .spec_defaults import DEFAULTS, OPTIONAL_BLOCKS
 
 # Maps whose keys are the user's (not schema fields): never merged key by key.
 _OPAQUE_MAPS = {("data", "sample", "quotas"), ("scheduling", "nodeSelector"),
@@ -21,7 +21,7 @@ _OPAQUE_MAPS = {("data", "sample", "quotas"), ("scheduling", "nodeSelector"),
 # Blocks whose presence is the choice (the CRD gives them no default of their
 # own, so the API server leaves them out when the user does): their fields'
 # defaults apply only when the block is given.
-_OPTIONAL_BLOCKS = {("export",)}
+_OPTIONAL_BLOCKS = {(name,) for name in OPTIONAL_BLOCKS}
 
 
 def _merge(defaults: Any, given: Any, path: Tuple[str, ...]) -> Any:

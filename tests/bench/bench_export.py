@@ -18,7 +18,6 @@ shape, at most a tenth of the baseline's.
 import hashlib
 import json
 import shutil
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -95,14 +94,10 @@ def same_bytes(src: Path, out: Path) -> bool:
     """Every tensor of the export holds its checkpoint tensor's bytes, dtype and shape (both files read back)."""
     sys.path.insert(0, str(REPO / "pipeline"))
     from mathtune_pipeline.export import names
-    from mathtune_pipeline.mindformers import checkpoint_io
+    from mathtune_pipeline.mindformers import checkpoint_io, weights
 
     index = json.loads((out / "model.safetensors.index.json").read_text())["weight_map"]
-    heads = {}
-    for shard in set(index.values()):
-        with open(out / shard, "rb") as f:
-            length = struct.unpack("<Q", f.read(8))[0]
-            heads[shard] = (8 + length, json.loads(f.read(length)))
+    heads = {shard: weights.read_header(out / shard) for shard in set(index.values())}
     with open(src, "rb") as ckpt:
         for name, dims, _, parts in checkpoint_io.grouped(src):
             hf = names.hf_name("llama3-8b", name)
@@ -113,7 +108,7 @@ def same_bytes(src: Path, out: Path) -> bool:
             with open(out / index[hf], "rb") as f:
                 if _digest(ckpt, [(p.offset, p.size) for p in parts]) != _digest(f, [(start + begin, end - begin)]):
                     return False
-    return len(index) == sum(len(h) - ("__metadata__" in h) for _, h in heads.values())
+    return len(index) == sum(len(h) for _, h in heads.values())
 
 
 def main() -> int:

@@ -1,9 +1,10 @@
 """The cluster as the plugin sees it: the user's kubeconfig, context and namespace
 (as kubectl picks them), MathFinetune runs, their pods and logs. Every API
 failure becomes a CliError that says what to do."""
-from typing import Any, Callable, Dict, Iterator, List, Optional, cast
+from typing import Any, Callable, Dict, List, Optional, cast
 
-from kubernetes import client, config, watch
+import urllib3
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from .. import names
@@ -30,11 +31,9 @@ class Cluster:
             return fn(*args, **kwargs)
         except ApiException as exc:
             raise self._explain(what, exc) from None
-        except Exception as exc:  # urllib3 connection errors and the like: the cluster is not reachable
-            if "Max retries" in str(exc) or "Connection" in type(exc).__name__ or "Connection" in str(exc):
-                host = self.api.configuration.host
-                raise CliError(f"cannot reach the cluster at {host}: {exc.__class__.__name__}", ERROR) from None
-            raise
+        except urllib3.exceptions.HTTPError as exc:  # refused, timed out, retries exhausted: no cluster there
+            host = self.api.configuration.host
+            raise CliError(f"cannot reach the cluster at {host}: {exc.__class__.__name__}", ERROR) from None
 
     def _explain(self, what: str, exc: ApiException) -> CliError:
         if exc.status == 404 and "the server could not find the requested resource" in (exc.body or ""):
@@ -69,30 +68,14 @@ class Cluster:
         return cast(Dict[str, Any], self._call(f"run {name}", self.custom.create_namespaced_custom_object, GROUP,
                                                VERSION, self.namespace, PLURAL, doc))
 
-    def watch_run(self, name: str, timeout: int) -> Iterator[Dict[str, Any]]:
-        """The run after each change, for up to `timeout` seconds of quiet."""
-        stream = watch.Watch().stream(self.custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace,
-                                      PLURAL, field_selector=f"metadata.name={name}", timeout_seconds=timeout)
-        try:
-            for event in stream:
-                if event["type"] in ("ADDED", "MODIFIED"):
-                    yield event["object"]
-                elif event["type"] == "DELETED":
-                    raise CliError(f"run {name} was deleted", ERROR)
-        except ApiException as exc:
-            raise self._explain(f"run {name}", exc) from None
-
     # pods, logs, events
     def stage_pods(self, name: str) -> List[client.V1Pod]:
         pods = self._call("pods", self.core.list_namespaced_pod, self.namespace,
                           label_selector=f"{names.LABEL_RUN}={name}").items
         return sorted(pods, key=lambda p: p.metadata.creation_timestamp)
 
-    def log(self, pod: str, container: Optional[str] = None, previous: bool = False, follow: bool = False,
-            since_seconds: Optional[int] = None) -> Any:
+    def log(self, pod: str, container: Optional[str] = None, previous: bool = False, follow: bool = False) -> Any:
         kwargs: Dict[str, Any] = {"container": container, "previous": previous}
-        if since_seconds:
-            kwargs["since_seconds"] = since_seconds
         if follow:
             return self._call(f"pod {pod}", self.core.read_namespaced_pod_log, pod, self.namespace, follow=True,
                               _preload_content=False, **kwargs)

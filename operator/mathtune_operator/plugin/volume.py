@@ -65,11 +65,6 @@ class Volume:
         out: bytes = self._kubectl("exec", self.pod, "--", "cat", f"{self.run_dir}/{relative}").stdout
         return out
 
-    def exists(self, relative: str) -> bool:
-        proc = subprocess.run([*self.kubectl, "-n", self.cluster.namespace, "exec", self.pod, "--", "test", "-e",
-                               f"{self.run_dir}/{relative}"], capture_output=True, timeout=120)
-        return proc.returncode == 0
-
     def copy(self, relative: str, dest: Path) -> Path:
         """A file or directory of the run's directory to `dest` (kubectl cp: tar through the pod)."""
         dest.parent.mkdir(parents=True, exist_ok=True)

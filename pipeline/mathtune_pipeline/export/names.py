@@ -13,6 +13,7 @@ import re
 from typing import Dict, List, Tuple
 
 from ..errors import SpecError
+from ..mindformers.lora_merge import LORA_A, LORA_B
 
 # MindFormers' LoRA cell name -> Hugging Face's module name (PEFT's target_modules).
 HF_MODULES: Dict[str, str] = {"wq": "q_proj", "wk": "k_proj", "wv": "v_proj", "wo": "o_proj",
@@ -39,8 +40,6 @@ _LLAMA_HF = re.compile(r"^(lm_head\.weight|model\.embed_tokens\.weight|model\.no
 # family -> (renames, the names Hugging Face's model of that architecture has)
 FAMILIES = {family: (_LLAMA, _LLAMA_HF) for family in ("llama3-8b", "llama-7b", "internlm-7b", "tiny-llama")}
 
-LORA_A = ".mindpet_delta_lora_a"
-LORA_B = ".mindpet_delta_lora_b"
 
 
 def _family(family: str):

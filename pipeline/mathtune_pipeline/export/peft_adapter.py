@@ -9,7 +9,6 @@ copied unchanged under PEFT's names (names.peft_name).
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from ..artifacts import sha256_file
 from ..errors import SpecError
 from . import names, safetensors_out
 from .hf_config import write_json
@@ -41,4 +40,4 @@ def write(adapter_ckpt: Path, out: Path, family: str, lora: Mapping[str, Any],
     out.mkdir(parents=True, exist_ok=True)
     config = write_json(out / "adapter_config.json", adapter_config(family, lora, base_model))
     weights = safetensors_out.write_file(entries, out / "adapter_model.safetensors", {"format": "pt"})
-    return [weights, safetensors_out.Written(config, config.stat().st_size, sha256_file(config))]
+    return [weights, safetensors_out.Written.of(config)]

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import BinaryIO, Dict, List, Sequence, Tuple
 
 from ..artifacts import sha256_file
-from ..mindformers import checkpoint_io
+from ..mindformers import checkpoint_io, weights
 
-SAFETENSORS_DTYPE = {"BFloat16": "BF16", "Float16": "F16", "Float32": "F32", "Float64": "F64", "Int8": "I8",
-                     "UInt8": "U8", "Int16": "I16", "Int32": "I32", "Int64": "I64", "Bool": "BOOL"}
+# MindSpore's type name -> safetensors' dtype: the import's map (weights.py), read the other way.
+SAFETENSORS_DTYPE = {ms: st for st, ms in weights.SAFETENSORS_DTYPES.items()}
 
 
 @dataclass
@@ -49,6 +49,11 @@ class Written:
     path: Path
     bytes: int
     sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> "Written":
+        """A file written otherwise (a config, an index), measured after the fact."""
+        return cls(path, path.stat().st_size, sha256_file(path))
 
 
 def header(entries: Sequence[Entry], metadata: Dict[str, str]) -> bytes:
@@ -127,7 +132,7 @@ def write_sharded(entries: Sequence[Entry], out_dir: Path, max_shard_bytes: int,
     index.write_text(json.dumps({"metadata": {"total_size": sum(e.size for e in entries)},
                                  "weight_map": dict(sorted(weight_map.items()))}, indent=2) + "\n",
                      encoding="utf-8")
-    return written + [Written(index, index.stat().st_size, sha256_file(index))]
+    return written + [Written.of(index)]
 
 
 def entries(checkpoint: Path, rename) -> List[Entry]:

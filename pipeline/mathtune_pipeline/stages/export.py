@@ -63,18 +63,14 @@ def _sums(files: List[safetensors_out.Written], root: Path) -> safetensors_out.W
     path = root / "SHA256SUMS"
     path.write_text("".join(f"{w.sha256}  {w.path.relative_to(root).as_posix()}\n"
                             for w in sorted(files, key=lambda w: str(w.path))), encoding="utf-8")
-    return safetensors_out.Written(path, path.stat().st_size, safetensors_out.sha256_file(path))
-
-
-def _written(path: Path) -> safetensors_out.Written:
-    return safetensors_out.Written(path, path.stat().st_size, safetensors_out.sha256_file(path))
+    return safetensors_out.Written.of(path)
 
 
 def export_peft(out: Path, adapter: Path, spec: Mapping[str, Any], base_model: str, card_text: str):
     files = peft_adapter.write(adapter, out, spec["model"]["family"], spec["lora"], base_model)
     readme = out / "README.md"
     readme.write_text(card_text, encoding="utf-8")
-    return files + [_written(readme)]
+    return files + [safetensors_out.Written.of(readme)]
 
 
 def export_hf(out: Path, merged: Path, spec: Mapping[str, Any], tokenizer: Path, max_shard: int, card_text: str):
@@ -83,13 +79,14 @@ def export_hf(out: Path, merged: Path, spec: Mapping[str, Any], tokenizer: Path,
     dtype = next((e.dtype for e in entries if e.name == "model.embed_tokens.weight"), "Float32")
     config = hf_config.model_config(spec, hf_config.shapes_of(entries), dtype)
     out.mkdir(parents=True, exist_ok=True)
-    files = [_written(hf_config.write_json(out / "config.json", config)),
-             _written(hf_config.write_json(out / "generation_config.json", hf_config.generation_config(config, spec)))]
-    files += [_written(p) for p in hf_config.tokenizer_files(spec, tokenizer, config, out)]
+    made = [hf_config.write_json(out / "config.json", config),
+            hf_config.write_json(out / "generation_config.json", hf_config.generation_config(config, spec)),
+            *hf_config.tokenizer_files(spec, tokenizer, config, out)]
+    files = [safetensors_out.Written.of(p) for p in made]
     files += safetensors_out.write_sharded(entries, out, max_shard, {"format": "pt"})
     readme = out / "README.md"
     readme.write_text(card_text, encoding="utf-8")
-    return files + [_written(readme)]
+    return files + [safetensors_out.Written.of(readme)]
 
 
 def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
