@@ -50,6 +50,8 @@ def run(argv: Optional[List[str]] = None) -> None:
     args = parse(argv)
     import kopf
 
+    # Importing main registers its kopf handlers. Only this direction: the
+    # console script is cli:run, and main never imports cli (.importlinter).
     from . import main as _handlers  # noqa: F401 - registers the handlers
     from . import runtime
 

@@ -4,7 +4,6 @@ from typing import Any, Dict, Optional
 import kopf
 
 from . import names, runtime
-from .cli import run  # noqa: F401 - the console script's entry point
 
 
 @kopf.on.startup()

@@ -29,16 +29,16 @@ from .. import __version__, disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
 from ..data import types as T
-from ..data.classify import Classifier, count_types, parse_rules
+from ..data.classify import Classifier, count_types
 from ..data.cot import COMPUTABLE_TYPES, SEED000_STEP_TYPES, ChainOfThought
 from ..data.dedupe import dedupe, first_by_fingerprint
 from ..data.loaders import FORMATS, Rows, bad_line_numbers, load, load_files, source_files, split_lines
 from ..data.parallel import SHARED, cpus, fork_map
-from ..data.sample import sample, validate as validate_sample
+from ..data.sample import sample
 from ..data.scan import materialize, scan_lines
 from ..data.sources import fetch, shown
-from ..data.templates import Template
 from . import replay
+from .prepare_settings import Settings, settings
 
 STAGE = "prepare"
 OUTPUT = "train.jsonl"
@@ -55,19 +55,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass
-class Settings:
-    """spec.data, validated once: every bad field is reported before any work."""
-    rules: list
-    known_types: List[str]
-    cot_enabled: bool
-    decimals: int
-    step_types: Optional[set]
-    template: Template
-    dedupe: bool
-    sample: Mapping[str, Any]
-
-
-@dataclass
 class Table:
     """The rows after dedupe and classification, their text fetched only when chosen."""
     kinds: List[str]
@@ -80,38 +67,6 @@ class Prepared:
     """The output's JSON lines (in blocks) and what every step counted."""
     blocks: List[str] = field(default_factory=list)
     counts: Dict[str, Any] = field(default_factory=dict)
-
-
-def _int(value: Any, where: str, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise SpecError(where, f"an integer >= {low}")
-    return value
-
-
-def settings(config: Mapping[str, Any]) -> Settings:
-    rules = parse_rules((config.get("classify") or {}).get("extraRules"))
-    known = list(T.CONTEST_TYPES) + [T.OTHER, T.CHOICE] + sorted({r.type for r in rules} - set(T.CONTEST_TYPES))
-    cot = config.get("chainOfThought") or {}
-    enabled = cot.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise SpecError("spec.data.chainOfThought.enabled", "true or false")
-    decimals = _int(cot.get("decimals", 2), "spec.data.chainOfThought.decimals", 0)
-    if decimals > 12:
-        raise SpecError("spec.data.chainOfThought.decimals", "at most 12")
-    chosen = cot.get("types") or []
-    if not isinstance(chosen, list) or not all(isinstance(t, str) for t in chosen):
-        raise SpecError("spec.data.chainOfThought.types", "a list of type names")
-    unknown = sorted(set(chosen) - set(known))
-    if unknown:
-        raise SpecError("spec.data.chainOfThought.types", f"known types ({', '.join(sorted(known))}); got {unknown[0]!r}")
-    template_cfg = config.get("template") or {}
-    template = Template(template_cfg.get("name", "alpaca"), template_cfg.get("systemPrompt", "") or "")
-    do_dedupe = config.get("dedupe", True)
-    if not isinstance(do_dedupe, bool):
-        raise SpecError("spec.data.dedupe", "true or false")
-    sample_cfg = config.get("sample") or {}
-    validate_sample(sample_cfg)
-    return Settings(rules, known, enabled, decimals, set(chosen) if chosen else None, template, do_dedupe, sample_cfg)
 
 
 def _base_counts(read: int, bad: int, bad_examples, unwrapped: int) -> Dict[str, Any]:
