@@ -20,10 +20,10 @@ help: ## this list
 # venv: 62 s with pip, 11 s with uv, measured here), which CI pays on every
 # clone; --native-tls trusts the system's CA bundle, as pip does.
 UV_VERSION := 0.13.8
-$(VENV)/.installed: pipeline/pyproject.toml operator/pyproject.toml requirements-dev.txt
+$(VENV)/.installed: crds/pyproject.toml pipeline/pyproject.toml operator/pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet uv==$(UV_VERSION)
-	$(VENV)/bin/uv pip install --quiet --native-tls --python $(PY) -e 'pipeline[cpu]' -e operator -r requirements-dev.txt
+	$(VENV)/bin/uv pip install --quiet --native-tls --python $(PY) -e crds -e 'pipeline[cpu]' -e operator -r requirements-dev.txt
 	touch $@
 
 # torch, transformers and peft load the export in its tests (requirements-readers.txt).
@@ -62,10 +62,10 @@ cluster-down: ## stop every process `make cluster` started and remove its state
 prometheus: ## install Prometheus + promtool (Debian's package) when missing; the monitoring tests use them
 	bash $(CLUSTER)/prometheus.sh
 
-# crds/generate.py is the one definition of the spec: it writes the CRD, the
-# chart's copy (helm installs charts/<chart>/crds/ first) and the pipeline's
-# defaults; tests/unit/operator/test_crd.py fails when one is stale.
-chart-crd: ## regenerate the CRD, its copy in the chart and the pipeline's spec defaults
+# crds/mathtune_api is the one definition of the spec: crds/generate.py writes
+# the CRD, the chart's copy (helm installs charts/<chart>/crds/ first) and
+# docs/api.md from it; tests/unit/operator/test_crd.py fails when one is stale.
+chart-crd: ## regenerate what the API package (crds/mathtune_api) defines: the CRD, its copy in the chart, docs/api.md
 	$(PY) crds/generate.py
 
 kubeconfig: ## print the export line for the local cluster's kubeconfig
@@ -90,9 +90,10 @@ fixtures: tokenizer ## the real fixtures the tests hold results against (data, p
 
 lint: venv ## ruff, mypy (strict for the operator, gradual for the pipeline: mypy.ini), import-linter (.importlinter)
 	$(VENV)/bin/ruff check .
-	cd operator && $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini --strict mathtune_operator
-	cd pipeline && $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini mathtune_pipeline
-	PYTHONPATH=operator:pipeline $(VENV)/bin/lint-imports
+	cd crds && $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini mathtune_api
+	cd operator && MYPYPATH=$(abspath crds) $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini --strict mathtune_operator
+	cd pipeline && MYPYPATH=$(abspath crds) $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini mathtune_pipeline
+	PYTHONPATH=crds:operator:pipeline $(VENV)/bin/lint-imports
 
 bench: venv ## benchmarks; figures are ratios against baselines measured in the same run
 	$(PY) tests/bench/run_all.py

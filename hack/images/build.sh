@@ -56,13 +56,13 @@ digest_of() {
 BASE_RECIPE="mmdebstrap $DEBIAN_SUITE minbase $BASE_PACKAGES, no docs/man/locales"
 python_base_tag() { digest_of "$BASE_RECIPE"; }
 pause_tag() { digest_of "gcc -static" hack/images/pause.c; }
-operator_tag() { digest_of "base $(python_base_tag)" images/operator operator; }
-pipeline_cpu_deps_tag() { digest_of "base $(python_base_tag)" images/pipeline-cpu/Dockerfile pipeline/pyproject.toml; }
-pipeline_cpu_tag() { digest_of "deps $(pipeline_cpu_deps_tag)" images/pipeline-cpu pipeline; }
+operator_tag() { digest_of "base $(python_base_tag)" images/operator crds operator; }
+pipeline_cpu_deps_tag() { digest_of "base $(python_base_tag)" images/pipeline-cpu/Dockerfile crds/pyproject.toml pipeline/pyproject.toml; }
+pipeline_cpu_tag() { digest_of "deps $(pipeline_cpu_deps_tag)" images/pipeline-cpu crds pipeline; }
 pipeline_ascend_nocann_deps_tag() {
-  digest_of "base $(python_base_tag)" images/pipeline-ascend/Dockerfile pipeline/pyproject.toml
+  digest_of "base $(python_base_tag)" images/pipeline-ascend/Dockerfile crds/pyproject.toml pipeline/pyproject.toml
 }
-pipeline_ascend_nocann_tag() { digest_of "deps $(pipeline_ascend_nocann_deps_tag)" images/pipeline-ascend pipeline; }
+pipeline_ascend_nocann_tag() { digest_of "deps $(pipeline_ascend_nocann_deps_tag)" images/pipeline-ascend crds pipeline; }
 
 ref() { echo "$REGISTRY/$1:$("${1//-/_}_tag")"; }
 archive() { echo "$IMAGES/$1-$("${1//-/_}_tag").oci.tar"; }

@@ -1,47 +1,29 @@
 """The run spec as the stages see it: a MathFinetune `spec` with defaults applied.
 
-On the cluster the API server has already applied the CRD's defaults; locally
-(`run-local`) nobody has, so the same defaults apply here: spec_defaults.py,
-generated from the CRD's schema by crds/generate.py (tests/unit/contract/
-test_spec_defaults.py applies both ways to every example).
+On the cluster the API server has already applied the CRD's defaults and
+rules; locally (`run-local`) nobody has, so a run file is parsed by the API
+package's model (crds/mathtune_api), which applies the same defaults and
+refuses what the model refuses, naming the field.
 """
-import copy
 import json
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
 import yaml
+from mathtune_api import SpecInvalid, parse_spec
+from mathtune_api.defaults import with_defaults
 
 from .errors import SpecError
-from .spec_defaults import DEFAULTS, OPTIONAL_BLOCKS
 
-# Maps whose keys are the user's (not schema fields): never merged key by key.
-_OPAQUE_MAPS = {("data", "sample", "quotas"), ("scheduling", "nodeSelector"),
-                ("evaluation", "baseScores")}
-# Blocks whose presence is the choice (the CRD gives them no default of their
-# own, so the API server leaves them out when the user does): their fields'
-# defaults apply only when the block is given.
-_OPTIONAL_BLOCKS = {(name,) for name in OPTIONAL_BLOCKS}
+__all__ = ["load_spec", "parse", "with_defaults", "get"]
 
 
-def _merge(defaults: Any, given: Any, path: Tuple[str, ...]) -> Any:
-    if isinstance(defaults, dict) and isinstance(given, dict) and path not in _OPAQUE_MAPS:
-        out = copy.deepcopy(defaults)
-        for key, value in given.items():
-            out[key] = _merge(defaults.get(key), value, path + (key,)) if key in defaults else copy.deepcopy(value)
-        for key in defaults:
-            if key not in given and path + (key,) in _OPTIONAL_BLOCKS:
-                del out[key]
-        return out
-    if given is None:
-        return copy.deepcopy(defaults)
-    return copy.deepcopy(given)
-
-
-def with_defaults(spec: Dict[str, Any]) -> Dict[str, Any]:
-    if not isinstance(spec, dict):
-        raise SpecError("spec", "a mapping")
-    return _merge(DEFAULTS, spec, ())
+def parse(spec: Any) -> Dict[str, Any]:
+    """A whole spec checked by the model, as the API server would hold it."""
+    try:
+        return parse_spec(spec).wire()
+    except SpecInvalid as exc:
+        raise SpecError(exc.field, exc.expected) from None
 
 
 def load_spec(path: Union[str, Path]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -66,7 +48,7 @@ def load_spec(path: Union[str, Path]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     else:
         metadata, spec = {}, doc
     metadata.setdefault("name", path.stem)
-    return with_defaults(spec), metadata
+    return parse(spec), metadata
 
 
 def get(spec: Dict[str, Any], dotted: str) -> Any:

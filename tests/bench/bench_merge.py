@@ -28,8 +28,10 @@ metadata: {name: bench-merge}
 spec:
   profile: cpu
   model: {family: tiny-llama, tiny: {numLayers: 2, hiddenSize: 64, numHeads: 4, vocabSize: 512}}
-  data: {seqLength: 32}
+  data: {source: {uri: train.jsonl}, seqLength: 32}
   lora: {rank: 8, alpha: 16, targetModules: [wq, wv]}
+  evaluation: {}
+  prediction: {}
 """
 
 

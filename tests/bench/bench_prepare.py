@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.specs import whole  # noqa: E402
 from tests.bench.common import (PIPELINE, SEED000_QUOTAS, Goals, env_with_pipeline, machine, measure,  # noqa: E402
                                 median_of, synth_file)
 
@@ -31,10 +32,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         tmp = Path(tmp)
         spec = tmp / "seed000.yaml"
-        spec.write_text(yaml.safe_dump({"spec": {"data": {
+        spec.write_text(yaml.safe_dump({"spec": whole({"data": {
             "source": {"uri": str(source), "format": "contest-jsonl"}, "dedupe": True,
             "sample": {"mode": "quota", "seed": 42, "quotas": SEED000_QUOTAS},
-            "chainOfThought": {"enabled": True, "decimals": 2}, "template": {"name": "alpaca"}}}}))
+            "chainOfThought": {"enabled": True, "decimals": 2}, "template": {"name": "alpaca"}}})}))
         ours_cmd = PIPELINE + ["prepare", "--spec", str(spec), "--run-dir", str(tmp / "run"), "--force"]
         base_cmd = [sys.executable, str(Path(__file__).with_name("baseline_prepare_seed_style.py")), str(source),
                     str(tmp / "baseline.json")]

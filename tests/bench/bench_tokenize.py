@@ -24,6 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.conftest import LLAMA3_TOKENIZER  # noqa: E402
+from tests.specs import whole  # noqa: E402
 from tests.bench.common import (PIPELINE, SEED000_QUOTAS, Goals, env_with_pipeline, machine, measure,  # noqa: E402
                                 median_of, synth_file)
 
@@ -32,14 +33,14 @@ TOKENIZER = LLAMA3_TOKENIZER
 
 
 def spec_file(path: Path, source: Path, seq_length, shards: int, batching: str = "padded") -> Path:
-    path.write_text(yaml.safe_dump({"spec": {
+    path.write_text(yaml.safe_dump({"spec": whole({
         "model": {"tokenizer": {"uri": str(TOKENIZER), "format": "hf-json"}},
         "data": {"source": {"uri": str(source), "format": "contest-jsonl"},
                  "sample": {"mode": "quota", "seed": 42, "quotas": SEED000_QUOTAS},
                  "chainOfThought": {"enabled": True, "decimals": 2}, "template": {"name": "alpaca"},
                  "seqLength": seq_length, "shards": shards, "batching": {"mode": batching}},
         "training": {"batchSize": 32},
-        "resources": {"npusPerNode": 4, "parallel": {"dataParallel": 1, "modelParallel": 4, "pipelineStage": 1}}}}))
+        "resources": {"npusPerNode": 4, "parallel": {"dataParallel": 1, "modelParallel": 4, "pipelineStage": 1}}})}))
     return path
 
 

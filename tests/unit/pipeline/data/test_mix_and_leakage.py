@@ -12,6 +12,7 @@ from mathtune_pipeline.data import leakage
 from mathtune_pipeline.data.synth import distinct_rows
 
 from .test_prepare_stage import rows_of
+from tests.specs import whole
 
 
 def _write_contest(path, rows):
@@ -64,7 +65,7 @@ def _run(tmp_path, inputs, data):
             "evaluation": {"dataset": {"uri": str(inputs["squad_eval"]), "format": "squad-jsonl"}},
             "prediction": {"dataset": {"uri": str(inputs["heldout"]), "format": "contest-jsonl"}}}
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({"apiVersion": "mathtune.dev/v1alpha1", "kind": "MathFinetune",
-                                                        "metadata": {"name": "t"}, "spec": spec}))
+                                                        "metadata": {"name": "t"}, "spec": whole(spec)}))
     result_file = tmp_path / "result.json"
     code = main(["prepare", "--spec", str(tmp_path / "run.yaml"), "--run-dir", str(tmp_path / "run"),
                  "--result-file", str(result_file)])

@@ -18,13 +18,14 @@ from mathtune_pipeline.data.synth import write_synth
 from .checks import true_type_from_solution
 from .test_cot import check_row
 from tests import stage_result
+from tests.specs import whole
 
 
 def run_prepare(tmp_path: Path, data: dict, run_dir: Path = None, extra_args=()):
     spec_path = tmp_path / "run.yaml"
     spec_path.write_text(yaml.safe_dump({"apiVersion": "mathtune.dev/v1alpha1", "kind": "MathFinetune",
                                          "metadata": {"name": "t"},
-                                         "spec": {"data": data, "storage": {"dataPath": str(tmp_path)}}}))
+                                         "spec": whole({"data": data, "storage": {"dataPath": str(tmp_path)}})}))
     run_dir = run_dir or tmp_path / "run"
     result_file = tmp_path / "result.json"
     code = main(["prepare", "--spec", str(spec_path), "--run-dir", str(run_dir),
@@ -225,7 +226,7 @@ def test_s3_source(tmp_path, s3_server, contest_200_path, monkeypatch):
     env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
                AWS_EC2_METADATA_DISABLED="true", S3_ENDPOINT=os.environ["S3_ENDPOINT"])
     spec = tmp_path / "run-s3.yaml"
-    spec.write_text(yaml.safe_dump({"data": {"source": {"uri": "s3://contest/v1/train.json"}}}))
+    spec.write_text(yaml.safe_dump(whole({"data": {"source": {"uri": "s3://contest/v1/train.json"}}})))
     proc = subprocess.run([sys.executable, "-m", "mathtune_pipeline.cli", "prepare", "--spec", str(spec),
                            "--run-dir", str(tmp_path / "run3"), "--result-file", str(tmp_path / "r3.json")],
                           env=env, capture_output=True, text=True, timeout=120)

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 import yaml
+from tests.specs import whole
 
 CANARY = "canary7f3e"
 ENV_SECRETS = {"AWS_ACCESS_KEY_ID": f"AKIA{CANARY.upper()}", "AWS_SECRET_ACCESS_KEY": f"{CANARY}-secret-key",
@@ -52,7 +53,7 @@ def _stage(tmp_path, name, data, env, stage="prepare"):
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(yaml.safe_dump({"apiVersion": "mathtune.dev/v1alpha1", "kind": "MathFinetune",
                                     "metadata": {"name": name},
-                                    "spec": {"data": data, "storage": {"dataPath": str(tmp_path)}}}))
+                                    "spec": whole({"data": data, "storage": {"dataPath": str(tmp_path)}})}))
     run_dir, result = tmp_path / name, tmp_path / f"{name}.result.json"
     proc = subprocess.run([sys.executable, "-m", "mathtune_pipeline.cli", stage, "--spec", str(spec), "--run-dir",
                            str(run_dir), "--result-file", str(result)], env=env, capture_output=True, text=True,

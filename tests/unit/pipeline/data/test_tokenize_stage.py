@@ -16,6 +16,7 @@ from mathtune_pipeline.data import types as T
 from mathtune_pipeline.data.mindrecord import read_shards
 from mathtune_pipeline.data.tokenizer import load_tokenizer
 from tests import stage_result
+from tests.specs import whole
 
 pytestmark = pytest.mark.mindspore
 
@@ -24,7 +25,7 @@ STEP_TYPES = sorted(set(T.CONTEST_TYPES) - {T.ENGLISH})
 
 def stage(name, tmp_path: Path, spec: dict, run_dir: Path):
     spec_path = tmp_path / f"{name}.yaml"
-    spec_path.write_text(yaml.safe_dump({"spec": spec}))
+    spec_path.write_text(yaml.safe_dump({"spec": whole(spec)}))
     result_file = tmp_path / f"{name}-result.json"
     code = main([name, "--spec", str(spec_path), "--run-dir", str(run_dir), "--result-file", str(result_file)])
     return code, stage_result.check(json.loads(result_file.read_text()))
@@ -291,7 +292,7 @@ def test_a_tokenizer_with_more_ids_than_the_model_is_bad_input_at_tokenize(tmp_p
 
 def test_every_row_dropped_by_the_sequence_length_is_bad_input(tmp_path, prepared, llama3_tokenizer_json):
     work, kept = _copy_of_prepared(tmp_path, prepared)
-    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, seq_length=8), work)
+    code, result = stage("tokenize", tmp_path, tokenize_spec(llama3_tokenizer_json, seq_length=16), work)
     assert code == 2 and result["error"].startswith("spec.data.seqLength:"), result
-    assert "every prompt is longer than 8" in result["error"], result
+    assert "every prompt is longer than 16" in result["error"], result
     assert (work / "prepare" / "train.jsonl").read_bytes() == kept and not (work / "tokenize").exists()

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests import stage_result
+from tests.specs import whole
 
 SEQ = 32
 ROWS = 64
@@ -67,7 +68,7 @@ def write_spec(path: Path, **overrides) -> Path:
     for key, value in overrides.items():
         spec[key] = {**spec.get(key, {}), **value}
     path.write_text(yaml.safe_dump({"apiVersion": "mathtune.dev/v1alpha1", "kind": "MathFinetune",
-                                    "metadata": {"name": "t"}, "spec": spec}))
+                                    "metadata": {"name": "t"}, "spec": whole(spec)}))
     return path
 
 
