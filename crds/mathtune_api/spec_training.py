@@ -1,5 +1,5 @@
 """spec.lora, spec.training and spec.resources: what is trained, how, on what."""
-from typing import Annotated, List, Literal
+from typing import Annotated, List, Literal, Union
 
 from pydantic import Field
 
@@ -19,6 +19,12 @@ class Lora(ApiModel):
         "Projections that get adapters, by MindFormers parameter name suffix (wq, wk, wv, wo, w1, w2, w3); "
         "rendered to MindFormers' '.*wq|.*wv'.", default_factory=lambda: ["wq", "wv"], max_length=16, min_length=1,
         json_schema_extra={"x-kubernetes-list-type": "set"})
+
+    @property
+    def whole_alpha(self) -> Union[int, float]:
+        """alpha as MindFormers' configs write it: a whole number stays an int
+        (a float field reads `16` from YAML as 16.0; MindFormers reads lora_alpha as an int)."""
+        return int(self.alpha) if float(self.alpha).is_integer() else self.alpha
 
 
 class Optimizer(ApiModel):

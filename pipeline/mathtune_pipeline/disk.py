@@ -22,7 +22,9 @@ the default 200Gi claim; with dataParallel 4 the train saves alone are 320 GB.
 """
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Dict, Optional, Union
+
+from mathtune_api import MathFinetuneSpec as Spec
 
 from .errors import SpecError
 
@@ -48,26 +50,25 @@ def work_volume_bytes(*, params: int, bytes_per_param: int, trainable: int, epoc
     return parts
 
 
-def for_spec(spec: Dict[str, Any], rows: int) -> Dict[str, int]:
+def for_spec(spec: Spec, rows: int) -> Dict[str, int]:
     """work_volume_bytes for a defaulted spec and its row count."""
     from .mindformers import counts, families
 
     model_config = families.family(spec)["model_config"]
-    parallel = spec["resources"]["parallel"]
-    lora = spec["lora"]
-    pattern = "|".join(f".*{m}" for m in lora["targetModules"])
-    width = 4 if spec["profile"] == "cpu" or model_config.get("param_init_type") == "float32" else 2
-    seq = spec["data"]["seqLength"]
+    parallel = spec.resources.parallel
+    pattern = "|".join(f".*{m}" for m in spec.lora.target_modules)
+    width = 4 if spec.profile == "cpu" or model_config.get("param_init_type") == "float32" else 2
+    seq = spec.data.seq_length
     return work_volume_bytes(
         params=counts.base_params(model_config), bytes_per_param=width,
-        trainable=counts.lora_params(model_config, {"lora_rank": lora["rank"], "target_modules": pattern}),
-        epochs=spec["training"]["epochs"], keep_max=spec["training"]["checkpoint"]["keepMax"],
-        data_parallel=parallel["dataParallel"], model_parallel=parallel["modelParallel"],
-        pipeline_stage=parallel["pipelineStage"], ranks=spec["resources"]["npusPerNode"] * spec["resources"]["nodes"],
+        trainable=counts.lora_params(model_config, {"lora_rank": spec.lora.rank, "target_modules": pattern}),
+        epochs=spec.training.epochs, keep_max=spec.training.checkpoint.keep_max,
+        data_parallel=parallel.data_parallel, model_parallel=parallel.model_parallel,
+        pipeline_stage=parallel.pipeline_stage, ranks=spec.resources.devices,
         rows=rows, seq_length=seq if isinstance(seq, int) else 4096)
 
 
-def outlook(spec: Dict[str, Any], rows: int, path: Union[str, Path]) -> Dict[str, int]:
+def outlook(spec: Spec, rows: int, path: Union[str, Path]) -> Dict[str, int]:
     """What the stages after prepare will write (tokenize, train, merge) and
     what the volume holding `path` has free now: the operator warns in the
     run's status when the first exceeds the second, hours before a save fails."""

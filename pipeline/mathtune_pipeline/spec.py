@@ -10,23 +10,23 @@ from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
 import yaml
-from mathtune_api import SpecInvalid, parse_spec
+from mathtune_api import MathFinetuneSpec, SpecInvalid, parse_spec
 from mathtune_api.defaults import with_defaults
 
 from .errors import SpecError
 
-__all__ = ["load_spec", "parse", "with_defaults", "get"]
+__all__ = ["MathFinetuneSpec", "load_spec", "parse", "with_defaults"]
 
 
-def parse(spec: Any) -> Dict[str, Any]:
-    """A whole spec checked by the model, as the API server would hold it."""
+def parse(spec: Any) -> MathFinetuneSpec:
+    """A whole spec checked by the model, its defaults applied."""
     try:
-        return parse_spec(spec).wire()
+        return parse_spec(spec)
     except SpecInvalid as exc:
         raise SpecError(exc.field, exc.expected) from None
 
 
-def load_spec(path: Union[str, Path]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+def load_spec(path: Union[str, Path]) -> Tuple[MathFinetuneSpec, Dict[str, Any]]:
     """Read a run file: a whole MathFinetune resource or a bare spec, YAML or JSON.
 
     Returns (spec with defaults, metadata). Metadata has at least `name`.
@@ -50,12 +50,3 @@ def load_spec(path: Union[str, Path]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     metadata.setdefault("name", path.stem)
     return parse(spec), metadata
 
-
-def get(spec: Dict[str, Any], dotted: str) -> Any:
-    """spec value at a dotted path, e.g. get(spec, 'lora.rank')."""
-    node: Any = spec
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise SpecError(f"spec.{dotted}", "a value (missing)")
-        node = node[part]
-    return node

@@ -8,6 +8,8 @@ the gate.
 """
 from typing import Any, Dict, List, Mapping, Optional
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..data.sources import shown
 
 
@@ -19,9 +21,9 @@ def _num(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
-def render(*, run: str, fmt: str, base_model: str, spec: Mapping[str, Any], report: Mapping[str, Any],
+def render(*, run: str, fmt: str, base_model: str, spec: Spec, report: Mapping[str, Any],
            prepare: Mapping[str, Any], epoch: int) -> str:
-    lora, training = spec["lora"], spec["training"]
+    lora, training, data = spec.lora, spec.training, spec.data
     counts = prepare.get("counts") or {}
     source = prepare.get("source") or {}
     leakage = counts.get("leakage") or {}
@@ -44,19 +46,18 @@ def render(*, run: str, fmt: str, base_model: str, spec: Mapping[str, Any], repo
         "",
         "## Recipe",
         "",
-        f"- model family `{spec['model']['family']}`, base `{base_model}`",
-        f"- LoRA rank {lora['rank']}, alpha {lora['alpha']}, dropout {lora.get('dropout', 0)}, "
-        f"modules {', '.join(lora['targetModules'])}",
-        f"- {training['epochs']} epochs, batch {training['batchSize']}, "
-        f"learning rate {training['lrSchedule']['learningRate']}, optimizer {training['optimizer']['type']}",
-        f"- template `{spec['data']['template']['name']}`, chain of thought "
-        f"{'on' if spec['data']['chainOfThought']['enabled'] else 'off'}, sequence length {spec['data']['seqLength']}",
+        f"- model family `{spec.model.family}`, base `{base_model}`",
+        f"- LoRA rank {lora.rank}, alpha {lora.alpha}, dropout {lora.dropout}, modules {', '.join(lora.target_modules)}",
+        f"- {training.epochs} epochs, batch {training.batch_size}, "
+        f"learning rate {training.lr_schedule.learning_rate}, optimizer {training.optimizer.type}",
+        f"- template `{data.template.name}`, chain of thought "
+        f"{'on' if data.chain_of_thought.enabled else 'off'}, sequence length {data.seq_length}",
         "",
         "## Data",
         "",
         "| source | rows trained |",
         "|---|---|",
-        f"| {source.get('uri') or shown(spec['data']['source'].get('uri', ''))} | {counts.get('sampled', 'n/a')} |",
+        f"| {source.get('uri') or shown(data.source.uri)} | {counts.get('sampled', 'n/a')} |",
     ]
     for item in counts.get("mix") or []:
         lines.append(f"| {item.get('uri', '')} (mix `{item.get('name', '')}`) | {item.get('rows', 'n/a')} |")

@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..errors import SpecError
 from ..mindformers import families
 
@@ -21,7 +23,7 @@ def shapes_of(entries) -> Dict[str, List[int]]:
     return {e.name: list(e.dims) for e in entries}
 
 
-def model_config(spec: Mapping[str, Any], shapes: Mapping[str, List[int]], dtype: str) -> Dict[str, Any]:
+def model_config(spec: Spec, shapes: Mapping[str, List[int]], dtype: str) -> Dict[str, Any]:
     """config.json of the exported model."""
     fam = families.family(spec)
     mc = fam["model_config"]
@@ -61,11 +63,11 @@ def model_config(spec: Mapping[str, Any], shapes: Mapping[str, List[int]], dtype
     return config
 
 
-def generation_config(config: Mapping[str, Any], spec: Mapping[str, Any]) -> Dict[str, Any]:
+def generation_config(config: Mapping[str, Any], spec: Spec) -> Dict[str, Any]:
     """Greedy, as the prediction stage generates."""
     return {"bos_token_id": config["bos_token_id"], "eos_token_id": config["eos_token_id"],
             "pad_token_id": config["pad_token_id"], "do_sample": False,
-            "max_new_tokens": int(spec["prediction"].get("maxNewTokens", 128))}
+            "max_new_tokens": spec.prediction.max_new_tokens}
 
 
 def write_json(path: Path, value: Any) -> Path:
@@ -73,11 +75,11 @@ def write_json(path: Path, value: Any) -> Path:
     return path
 
 
-def tokenizer_files(spec: Mapping[str, Any], tokenizer_path: Path, config: Mapping[str, Any],
+def tokenizer_files(spec: Spec, tokenizer_path: Path, config: Mapping[str, Any],
                     out: Path) -> List[Path]:
     """The run's tokenizer as Hugging Face loads it: tokenizer.json (hf-json) or
     tokenizer.model (sentencepiece, tiktoken), with a tokenizer_config.json."""
-    fmt = spec["model"]["tokenizer"].get("format", "hf-json")
+    fmt = spec.model.tokenizer.format
     if not tokenizer_path.is_file():
         raise SpecError("spec.model.tokenizer.uri", f"an existing tokenizer file ({tokenizer_path})")
     target = out / ("tokenizer.json" if fmt == "hf-json" else "tokenizer.model")

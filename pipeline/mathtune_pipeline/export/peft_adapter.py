@@ -7,22 +7,24 @@ to the cell's output; PEFT's `lora_A.weight` (r x in) and `lora_B.weight`
 copied unchanged under PEFT's names (names.peft_name).
 """
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List
+
+from mathtune_api.spec_training import Lora
 
 from ..errors import SpecError
 from . import names, safetensors_out
 from .hf_config import write_json
 
 
-def adapter_config(family: str, lora: Mapping[str, Any], base_model: str) -> Dict[str, Any]:
+def adapter_config(family: str, lora: Lora, base_model: str) -> Dict[str, Any]:
     return {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
         "base_model_name_or_path": base_model,
-        "r": int(lora["rank"]),
-        "lora_alpha": float(lora["alpha"]),
-        "lora_dropout": float(lora.get("dropout", 0.0)),
-        "target_modules": names.target_modules(family, list(lora["targetModules"])),
+        "r": lora.rank,
+        "lora_alpha": float(lora.alpha),
+        "lora_dropout": float(lora.dropout),
+        "target_modules": names.target_modules(family, list(lora.target_modules)),
         "bias": "none",
         "fan_in_fan_out": False,
         "inference_mode": True,
@@ -32,7 +34,7 @@ def adapter_config(family: str, lora: Mapping[str, Any], base_model: str) -> Dic
     }
 
 
-def write(adapter_ckpt: Path, out: Path, family: str, lora: Mapping[str, Any],
+def write(adapter_ckpt: Path, out: Path, family: str, lora: Lora,
           base_model: str) -> List[safetensors_out.Written]:
     entries = safetensors_out.entries(adapter_ckpt, lambda n: names.peft_name(family, n))
     if not entries:

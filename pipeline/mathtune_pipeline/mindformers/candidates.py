@@ -15,6 +15,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import yaml
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..artifacts import read_manifest, sha256_file, sha256_json
 from ..data.sources import fetch
 from ..data.tokenizer import TextTokenizer, load_tokenizer
@@ -55,17 +57,17 @@ def epochs_merged(run_dir: Path, wanted: Sequence[int] = ()) -> List[Candidate]:
     return [Candidate(str(e), p) for e, p in sorted(saved.items())]
 
 
-def base_candidate(spec: Dict[str, Any], run_dir: Path) -> Candidate:
+def base_candidate(spec: Spec, run_dir: Path) -> Candidate:
     path = base_model.checkpoint_path(spec, run_dir)
     if not path.is_file():
         raise SpecError("spec.model.checkpoint", f"the base checkpoint ({path} not found)")
     return Candidate("base", path)
 
 
-def tokenizer_for(spec: Dict[str, Any], run_dir: Path) -> (TextTokenizer, Path):
-    tok = spec["model"]["tokenizer"]
-    path = fetch(tok["uri"], spec["storage"]["dataPath"], run_dir / "downloads", field="spec.model.tokenizer.uri")
-    return load_tokenizer(path, tok["format"]), path
+def tokenizer_for(spec: Spec, run_dir: Path) -> (TextTokenizer, Path):
+    tok = spec.model.tokenizer
+    path = fetch(tok.uri, spec.storage.data_path, run_dir / "downloads", field="spec.model.tokenizer.uri")
+    return load_tokenizer(path, tok.format), path
 
 
 def base_cache_key(candidate: Candidate, *parts: Any) -> str:
@@ -102,9 +104,9 @@ def window(prompts: Sequence[Sequence[int]], max_new_tokens: int, limit: int, fi
 class Generator:
     """Greedy continuations of prompts by one candidate after another."""
 
-    def __init__(self, spec: Dict[str, Any], run_dir: Path):
+    def __init__(self, spec: Spec, run_dir: Path):
         self.spec = spec
-        self.on_cpu = spec["profile"] == "cpu"
+        self.on_cpu = spec.profile == "cpu"
         # Incremental decoding (use_past) where MindFormers' generate runs; the
         # checkpoint is each candidate's, given when it is loaded.
         self.config = render.inference_config(train_config(run_dir), run_mode="predict", load_checkpoint="",
@@ -130,7 +132,7 @@ class Generator:
         seq_length = window(ids, max_new_tokens, self.max_positions, field)
         config = copy.deepcopy(self.config)
         config["model"]["model_config"]["seq_length"] = seq_length
-        network = inference.load(config, candidate.checkpoint, seed=self.spec["training"]["seed"])
+        network = inference.load(config, candidate.checkpoint, seed=self.spec.training.seed)
         texts: List[str] = []
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]

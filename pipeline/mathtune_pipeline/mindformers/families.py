@@ -8,6 +8,8 @@ installed MindFormers. `tiny-llama` is the CPU profile's model, sized by
 """
 from typing import Any, Dict, Mapping, Optional
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..errors import SpecError
 
 # llama3-8b: exactly the model_config of the seeds' run (fixture
@@ -126,21 +128,21 @@ def max_positions(config: Mapping[str, Any]) -> int:
     return MAX_POSITIONS.get(name, int(model_config["seq_length"]))
 
 
-def family(spec: Mapping[str, Any]) -> Dict[str, Any]:
-    name = spec["model"]["family"]
+def family(spec: Spec) -> Dict[str, Any]:
+    name = spec.model.family
     if name not in FAMILIES:
         raise SpecError("spec.model.family", f"one of {', '.join(FAMILIES)} (got {name!r})")
     entry = dict(FAMILIES[name])
     if name == "tiny-llama":
-        entry["model_config"] = tiny_model_config(spec["model"].get("tiny") or {})
+        entry["model_config"] = tiny_model_config(spec.model.tiny.wire())
     entry["model_config"] = dict(entry["model_config"])
     return entry
 
 
-def check_vocabulary(spec: Mapping[str, Any], tokenizer_vocab: Optional[int], model_vocab: int) -> None:
+def check_vocabulary(spec: Spec, tokenizer_vocab: Optional[int], model_vocab: int) -> None:
     """Token ids past the model's embedding table crash deep inside MindSpore;
     a SpecError naming the field instead, at whichever stage meets it first."""
     if tokenizer_vocab is not None and int(tokenizer_vocab) > int(model_vocab):
-        field = "spec.model.tiny.vocabSize" if spec["model"]["family"] == "tiny-llama" else "spec.model.tokenizer"
+        field = "spec.model.tiny.vocabSize" if spec.model.family == "tiny-llama" else "spec.model.tokenizer"
         raise SpecError(field, f"a model vocabulary of at least the tokenizer's {tokenizer_vocab} ids "
                                f"(it has {model_vocab})")

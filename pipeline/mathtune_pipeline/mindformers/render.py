@@ -12,7 +12,9 @@ Everything a run decides (paths, step counts, ranks) is an argument, so the
 renderers are pure functions and the stage code only gathers the inputs.
 """
 import copy
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
+
+from mathtune_api import MathFinetuneSpec as Spec
 
 from ..errors import SpecError
 from . import families
@@ -30,17 +32,12 @@ def target_modules(modules: List[str]) -> str:
     return "|".join(f".*{m.strip()}" for m in modules)
 
 
-def pet_config(spec: Dict[str, Any]) -> Dict[str, Any]:
-    lora = spec["lora"]
-    rank, alpha, dropout = lora["rank"], lora["alpha"], lora["dropout"]
-    if not isinstance(rank, int) or rank < 1:
-        raise SpecError("spec.lora.rank", f"a positive integer (got {rank!r})")
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise SpecError("spec.lora.dropout", f"a number in [0, 1) (got {dropout!r})")
+def pet_config(spec: Spec) -> Dict[str, Any]:
+    lora = spec.lora
     # float(): a spec read back from the API server holds 0 for 0.0 (JSON has
     # one number type), and MindPET's LoRADense refuses an int dropout.
-    return {"pet_type": "lora", "lora_rank": rank, "lora_alpha": alpha, "lora_dropout": float(dropout),
-            "target_modules": target_modules(lora["targetModules"])}
+    return {"pet_type": "lora", "lora_rank": lora.rank, "lora_alpha": lora.whole_alpha, "lora_dropout": float(lora.dropout),
+            "target_modules": target_modules(list(lora.target_modules))}
 
 
 def _dataset(dataset_dir: str, columns: List[str], shuffle: bool, drop_remainder: bool,
@@ -84,25 +81,24 @@ def loss_scale(model_config: Dict[str, Any]) -> Any:
     return dict(DYNAMIC_LOSS_SCALE) if model_config.get("compute_dtype") == "float16" else 1.0
 
 
-def parallel_mode(spec: Mapping[str, Any]) -> int:
+def parallel_mode(spec: Spec) -> int:
     """0 data parallel when every card holds the whole model, else 1 semi-auto parallel."""
-    p = spec["resources"]["parallel"]
-    return 1 if p["modelParallel"] > 1 or p["pipelineStage"] > 1 else 0
+    p = spec.resources.parallel
+    return 1 if p.model_parallel > 1 or p.pipeline_stage > 1 else 0
 
 
-def check_parallel(spec: Dict[str, Any]) -> None:
-    resources = spec["resources"]
-    p = resources["parallel"]
-    devices = resources["npusPerNode"] * resources["nodes"]
-    used = p["dataParallel"] * p["modelParallel"] * p["pipelineStage"]
+def check_parallel(spec: Spec) -> None:
+    p = spec.resources.parallel
+    devices = spec.resources.devices
+    used = p.data_parallel * p.model_parallel * p.pipeline_stage
     if used != devices:
         raise SpecError("spec.resources.parallel",
                         f"dataParallel x modelParallel x pipelineStage = npusPerNode x nodes "
-                        f"({p['dataParallel']} x {p['modelParallel']} x {p['pipelineStage']} = {used}, "
+                        f"({p.data_parallel} x {p.model_parallel} x {p.pipeline_stage} = {used}, "
                         f"devices {devices})")
 
 
-def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: str,
+def finetune_config(spec: Spec, *, dataset_dir: str, load_checkpoint: str,
                     output_dir: str = "./output", save_checkpoint_steps: int,
                     use_parallel: Optional[bool] = None, seq_length: Optional[int] = None,
                     special_tokens: Optional[Dict[str, int]] = None,
@@ -118,47 +114,45 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
     train with MindFormers' dynamic batches (see `bucketed_batches`).
     """
     fam = families.family(spec)
-    training = spec["training"]
-    resources = spec["resources"]
+    training = spec.training
     check_parallel(spec)
     if save_checkpoint_steps < 1:
         raise SpecError("spec.training.checkpoint.saveSteps", f"a positive step count (got {save_checkpoint_steps})")
     mode = parallel_mode(spec)
-    devices = resources["npusPerNode"] * resources["nodes"]
+    devices = spec.resources.devices
     if use_parallel is None:
         use_parallel = devices > 1
 
-    opt = training["optimizer"]
+    opt = training.optimizer
     # Floats whatever the API server returned (0 for 0.0): MindSpore's
     # optimizers and MindPET check the Python type of these arguments.
-    optimizer = {"type": opt["type"], "beta1": float(opt["beta1"]), "beta2": float(opt["beta2"]),
-                 "eps": float(opt["eps"])}
-    if opt.get("weightDecay"):
-        optimizer["weight_decay"] = float(opt["weightDecay"])
-    lr = training["lrSchedule"]
-    ckpt = training["checkpoint"]
+    optimizer = {"type": opt.type, "beta1": float(opt.beta1), "beta2": float(opt.beta2), "eps": float(opt.eps)}
+    if opt.weight_decay:
+        optimizer["weight_decay"] = float(opt.weight_decay)
+    lr = training.lr_schedule
+    ckpt = training.checkpoint
     checkpoint_cb = {"type": "CheckpointMointor",  # sic: the callback's name in MindFormers r1.1
                      "prefix": fam["model_name"], "save_checkpoint_steps": save_checkpoint_steps}
-    if ckpt["keepMax"] != MINDFORMERS_DEFAULT_KEEP:
-        checkpoint_cb["keep_checkpoint_max"] = ckpt["keepMax"]
+    if ckpt.keep_max != MINDFORMERS_DEFAULT_KEEP:
+        checkpoint_cb["keep_checkpoint_max"] = ckpt.keep_max
     checkpoint_cb.update({"integrated_save": False, "async_save": False})
 
     model_config = dict(fam["model_config"])
-    model_config["seq_length"] = seq_length if seq_length is not None else spec["data"]["seqLength"]
+    model_config["seq_length"] = seq_length if seq_length is not None else spec.data.seq_length
     if not isinstance(model_config["seq_length"], int) or model_config["seq_length"] < 1:
         raise SpecError("spec.data.seqLength", f"a token count (got {model_config['seq_length']!r}; "
                                                f"'auto' is resolved by the tokenize stage)")
-    if special_tokens and spec["model"]["family"] == "tiny-llama":
+    if special_tokens and spec.model.family == "tiny-llama":
         model_config.update(special_tokens)
     model_config["pet_config"] = pet_config(spec)
-    par = resources["parallel"]
+    par = spec.resources.parallel
     train_dataset = _dataset(dataset_dir, ["input_ids", "labels"], True, True, 1)
     if batching and batching.get("mode") == "bucketed":
         pad = (special_tokens or {}).get("pad_token_id", model_config.get("pad_token_id", 0))
         bucketed_batches(train_dataset, model_config, batching["multiple"], int(pad or 0))
     eval_dataset = _dataset("", ["input_ids"], False, False, None)
     return {
-        "seed": training["seed"],
+        "seed": training.seed,
         "output_dir": output_dir,
         "load_checkpoint": load_checkpoint,
         "src_strategy_path_or_dir": "",
@@ -167,12 +161,12 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
         "resume_training": False,
         "run_mode": "finetune",
         "trainer": {"type": "CausalLanguageModelingTrainer", "model_name": fam["model_name"]},
-        "runner_config": {"epochs": training["epochs"], "batch_size": training["batchSize"],
-                          "sink_mode": training["sinkMode"],
-                          "sink_size": sink_size if sink_size is not None else training["sinkSize"]},
+        "runner_config": {"epochs": training.epochs, "batch_size": training.batch_size,
+                          "sink_mode": training.sink_mode,
+                          "sink_size": sink_size if sink_size is not None else training.sink_size},
         "optimizer": optimizer,
-        "lr_schedule": {"type": lr["type"], "learning_rate": float(lr["learningRate"]),
-                        "lr_end": float(lr["lrEnd"]), "warmup_ratio": float(lr["warmupRatio"]), "total_steps": -1},
+        "lr_schedule": {"type": lr.type, "learning_rate": float(lr.learning_rate),
+                        "lr_end": float(lr.lr_end), "warmup_ratio": float(lr.warmup_ratio), "total_steps": -1},
         "train_dataset": train_dataset,
         "train_dataset_task": {"type": "CausalLanguageModelDataset", "dataset_config": train_dataset},
         "do_eval": False,
@@ -189,9 +183,9 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
             "strategy_ckpt_config": {"save_file": "./ckpt_strategy.ckpt", "only_trainable_params": False},
             "parallel_optimizer_config": {"gradient_accumulation_shard": False, "parallel_optimizer_threshold": 64},
         },
-        "parallel_config": {"data_parallel": par["dataParallel"], "model_parallel": par["modelParallel"],
-                            "pipeline_stage": par["pipelineStage"], "use_seq_parallel": False,
-                            "micro_batch_num": par["microBatchNum"], "vocab_emb_dp": True,
+        "parallel_config": {"data_parallel": par.data_parallel, "model_parallel": par.model_parallel,
+                            "pipeline_stage": par.pipeline_stage, "use_seq_parallel": False,
+                            "micro_batch_num": par.micro_batch_num, "vocab_emb_dp": True,
                             "gradient_aggregation_group": 4},
         "micro_batch_interleave_num": 1,
         "recompute_config": {"recompute": True, "select_recompute": False,
@@ -200,7 +194,7 @@ def finetune_config(spec: Dict[str, Any], *, dataset_dir: str, load_checkpoint: 
         "callbacks": [{"type": "MFLossMonitor"}, checkpoint_cb, {"type": "ObsMonitor"}],
         "context": {"mode": 0, "device_target": "Ascend", "enable_graph_kernel": False,
                     "graph_kernel_flags": GRAPH_KERNEL_FLAGS, "max_call_depth": 10000,
-                    "max_device_memory": training["maxDeviceMemory"], "save_graphs": False,
+                    "max_device_memory": training.max_device_memory, "save_graphs": False,
                     "save_graphs_path": "./graph", "device_id": 0, "runtime_num_threads": 1},
         "model": {"model_config": model_config, "arch": {"type": fam["arch"]}},
         "metric": {"type": "PerplexityMetric"},

@@ -22,6 +22,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..data.tokenizer import TextTokenizer
 from . import base_model, model
 
@@ -42,14 +44,14 @@ def layout(tokenizer: TextTokenizer, pairs: Sequence[Tuple[str, str]], width: in
     return ids, labels
 
 
-def train(spec: Dict[str, Any], tokenizer: TextTokenizer, pairs: Sequence[Tuple[str, str]], out: Path, *,
+def train(spec: Spec, tokenizer: TextTokenizer, pairs: Sequence[Tuple[str, str]], out: Path, *,
           epochs: int, batch_size: int, learning_rate: float, seed: int = 0,
           log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
     """Train every weight of the spec's model on `pairs` (prompt, response) and save it to `out`."""
     import mindspore as ms
     from mindspore import nn
 
-    width = spec["data"]["seqLength"] + 1
+    width = int(spec.data.seq_length) + 1
     ids, labels = layout(tokenizer, pairs, width)
     model.set_cpu_context(seed)
     network = model.build_network(model.load_config(base_model.model_only_config(spec)))

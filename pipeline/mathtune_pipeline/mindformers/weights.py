@@ -24,7 +24,9 @@ import shutil
 import struct
 import urllib.parse
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
+
+from mathtune_api import MathFinetuneSpec as Spec
 
 from ..data.sources import fetch, resolve_local
 from ..errors import SpecError
@@ -46,11 +48,11 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def source(spec: Mapping[str, Any], run_dir: os.PathLike) -> Path:
+def source(spec: Spec, run_dir: os.PathLike) -> Path:
     """The checkpoint as given, as a local file or directory: fetched first when it is a uri."""
-    given = spec["model"]["checkpoint"]
-    data_path = spec["storage"]["dataPath"]
-    sha256 = spec["model"].get("checkpointSha256") or ""
+    given = spec.model.checkpoint
+    data_path = spec.storage.data_path
+    sha256 = spec.model.checkpoint_sha256
     scheme = urllib.parse.urlparse(given).scheme.lower()
     if scheme in REMOTE:
         where = cache_root(run_dir) / _key(given, sha256)
@@ -89,7 +91,7 @@ def _fetch(uri: str, data_path: str, download_dir: Path, sha256: str) -> Path:
         raise
 
 
-def mindspore_checkpoint(spec: Mapping[str, Any], run_dir: os.PathLike) -> Path:
+def mindspore_checkpoint(spec: Spec, run_dir: os.PathLike) -> Path:
     """The base weights as a MindSpore .ckpt in MindFormers' naming, converted once when needed."""
     path = source(spec, run_dir)
     shards = safetensors_files(path)

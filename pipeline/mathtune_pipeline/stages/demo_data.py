@@ -79,6 +79,8 @@ BASE_MODEL = {"numLayers": 2, "hiddenSize": 128, "numHeads": 4, "vocabSize": VOC
 WARMUP_EPOCHS, WARMUP_BATCH, WARMUP_LR = 16, 8, 5.0e-3
 # The example's prompt form: the base learns it, fine-tuning keeps it.
 DATA_FORM = {"chainOfThought": {"enabled": True}, "template": {"name": "alpaca"}, "dedupe": False}
+# prepare_rows reads no source: the rows are given.
+UNREAD = {"uri": "unread.jsonl"}
 
 # The base model's original ability is a skill, not a memory: it learns to
 # answer questions about passages (data/passages.py) on one set, evaluate asks
@@ -148,9 +150,12 @@ def write_rows(path: Path, rows: List[Tuple[str, str]]) -> int:
 def rendered(path: Path) -> List[Tuple[str, str]]:
     """(prompt, response) of a contest-jsonl file, as prepare renders them for the example."""
     from ..data import loaders
+    from mathtune_api.spec_data import Data
+
     from .prepare import prepare_rows
 
-    prepared = prepare_rows(loaders.load(path.read_bytes(), "contest-jsonl"), DATA_FORM)
+    data = Data.model_validate({"source": UNREAD, **DATA_FORM})
+    prepared = prepare_rows(loaders.load(path.read_bytes(), "contest-jsonl"), data)
     rows = [json.loads(line) for block in prepared.blocks for line in block.splitlines() if line.strip()]
     return [(r["prompt"], r["response"]) for r in rows]
 
@@ -163,10 +168,12 @@ def squad_pairs(examples: Sequence[Tuple[str, str, str]]) -> List[Tuple[str, str
 
 
 def base_spec():
-    from ..spec import with_defaults
+    """The spec of the base model's warm-up: the example's model, nothing to read."""
+    from ..spec import parse
 
-    return with_defaults({"profile": "cpu", "model": {"family": "tiny-llama", "tiny": BASE_MODEL},
-                          "data": {"seqLength": SEQ_LENGTH}})
+    return parse({"profile": "cpu", "model": {"family": "tiny-llama", "tiny": BASE_MODEL},
+                  "data": {"source": UNREAD, "seqLength": SEQ_LENGTH},
+                  "evaluation": {"enabled": False}, "prediction": {"enabled": False}})
 
 
 def add_arguments(parser) -> None:

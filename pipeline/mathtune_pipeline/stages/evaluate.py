@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..artifacts import atomic_stage_dir, sha256_file, write_manifest, sha256_json
 from ..data.sources import fetch
 from ..errors import SpecError
@@ -48,28 +50,27 @@ def _scores(generator: C.Generator, candidate: C.Candidate, examples: List[Dict]
     return {"f1": result["f1"], "em": result["em"]}
 
 
-def _given_base(spec: Dict[str, Any]):
-    given = spec["evaluation"]["baseScores"] or {}
-    if not given:
+def _given_base(spec: Spec):
+    given = spec.evaluation.base_scores
+    if given.f1 is None and given.em is None:
         return None
-    try:
-        return {"f1": float(given["f1"]), "em": float(given["em"])}
-    except (KeyError, TypeError, ValueError):
-        raise SpecError("spec.evaluation.baseScores", "{f1, em} numbers, or empty") from None
+    if given.f1 is None or given.em is None:
+        raise SpecError("spec.evaluation.baseScores", "{f1, em} numbers, or empty")
+    return {"f1": float(given.f1), "em": float(given.em)}
 
 
-def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = Path(args.run_dir)
     mf_model.use_output_dir(run_dir / ".mindformers" / STAGE)
-    ev = spec["evaluation"]
-    if not ev["enabled"]:
+    ev = spec.evaluation
+    if not ev.enabled:
         return {"skipped": True}
-    data_path = fetch(ev["dataset"]["uri"], spec["storage"]["dataPath"], run_dir / "downloads",
+    data_path = fetch(ev.dataset.uri, spec.storage.data_path, run_dir / "downloads",
                       field="spec.evaluation.dataset.uri")
-    examples = squad_data.load(data_path, ev["dataset"]["format"], ev["maxSamples"])
-    epochs = C.epochs_merged(run_dir, ev["epochs"])
+    examples = squad_data.load(data_path, ev.dataset.format, ev.max_samples)
+    epochs = C.epochs_merged(run_dir, list(ev.epochs))
     generator = C.Generator(spec, run_dir)
-    max_new = ev["maxNewTokens"]
+    max_new = ev.max_new_tokens
     generator.window([squad_data.prompt(e) for e in examples], max_new, FIELD)  # a prompt too long: before any model
 
     with atomic_stage_dir(run_dir, STAGE) as out:
@@ -77,8 +78,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         base_source = "spec"
         if base is None:
             candidate = C.base_candidate(spec, run_dir)
-            key = C.base_cache_key(candidate, f"squad-{ev['answerRule']}", sha256_file(data_path),
-                                   ev["maxSamples"], max_new, squad_data.PROMPT, sha256_file(generator.tokenizer_path),
+            key = C.base_cache_key(candidate, f"squad-{ev.answer_rule}", sha256_file(data_path),
+                                   ev.max_samples, max_new, squad_data.PROMPT, sha256_file(generator.tokenizer_path),
                                    generator.config["model"])
             cached = C.cache_dir(run_dir) / "base-scores" / f"{key}.json"
             if cached.is_file():
@@ -86,12 +87,12 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
                 print(f"evaluate: base model scores reused from {cached}", flush=True)
             else:
                 base, base_source = _scores(generator, candidate, examples, max_new, 0, len(epochs), out,
-                                           ev["answerRule"]), "computed"
+                                           ev.answer_rule), "computed"
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 tmp = cached.with_suffix(".tmp")
                 tmp.write_text(json.dumps(base))
                 tmp.replace(cached)
-        scores = {c.key: _scores(generator, c, examples, max_new, i, len(epochs), out, ev["answerRule"])
+        scores = {c.key: _scores(generator, c, examples, max_new, i, len(epochs), out, ev.answer_rule)
                   for i, c in enumerate(epochs, 1)}
         result = {"base": base, "baseSource": base_source, "epochs": scores, "count": len(examples)}
         (out / "scores.json").write_text(json.dumps(result, indent=2), encoding="utf-8")

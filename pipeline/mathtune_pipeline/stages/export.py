@@ -18,6 +18,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
+from mathtune_api import MathFinetuneSpec as Spec
+from mathtune_api.spec_scoring import Export
+
 from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..data.sources import fetch, shown
@@ -49,9 +52,9 @@ def _stage_manifest(run_dir: Path, stage: str) -> Dict[str, Any]:
     return manifest
 
 
-def choose_epoch(export: Mapping[str, Any], report: Mapping[str, Any], merged: Mapping[str, Any]) -> int:
+def choose_epoch(export: Export, report: Mapping[str, Any], merged: Mapping[str, Any]) -> int:
     """The epoch to export; a SpecError naming spec.export.epoch for one merge did not keep."""
-    epoch = int(export.get("epoch") or 0) or report.get("bestEpoch")
+    epoch = export.epoch or report.get("bestEpoch")
     if epoch is None or str(epoch) not in merged:
         raise SpecError("spec.export.epoch", f"an epoch the merge stage kept ({', '.join(sorted(merged, key=int))}; "
                                              f"got {epoch})")
@@ -66,15 +69,15 @@ def _sums(files: List[safetensors_out.Written], root: Path) -> safetensors_out.W
     return safetensors_out.Written.of(path)
 
 
-def export_peft(out: Path, adapter: Path, spec: Mapping[str, Any], base_model: str, card_text: str):
-    files = peft_adapter.write(adapter, out, spec["model"]["family"], spec["lora"], base_model)
+def export_peft(out: Path, adapter: Path, spec: Spec, base_model: str, card_text: str):
+    files = peft_adapter.write(adapter, out, spec.model.family, spec.lora, base_model)
     readme = out / "README.md"
     readme.write_text(card_text, encoding="utf-8")
     return files + [safetensors_out.Written.of(readme)]
 
 
-def export_hf(out: Path, merged: Path, spec: Mapping[str, Any], tokenizer: Path, max_shard: int, card_text: str):
-    family = spec["model"]["family"]
+def export_hf(out: Path, merged: Path, spec: Spec, tokenizer: Path, max_shard: int, card_text: str):
+    family = spec.model.family
     entries = safetensors_out.entries(merged, lambda n: names.hf_name(family, n))
     dtype = next((e.dtype for e in entries if e.name == "model.embed_tokens.weight"), "Float32")
     config = hf_config.model_config(spec, hf_config.shapes_of(entries), dtype)
@@ -89,33 +92,33 @@ def export_hf(out: Path, merged: Path, spec: Mapping[str, Any], tokenizer: Path,
     return files + [safetensors_out.Written.of(readme)]
 
 
-def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = Path(args.run_dir)
-    export = spec.get("export")  # optional block: no export asked, nothing to do
-    if not export:
+    export = spec.export  # optional block: no export asked, nothing to do
+    if export is None:
         return {"skipped": True, "reason": "spec.export is not set"}
-    formats = list(export.get("formats") or FORMATS)
-    family = spec["model"]["family"]
-    names.target_modules(family, list(spec["lora"]["targetModules"]))  # refuses a family without a map first
+    formats = list(export.formats)
+    family = spec.model.family
+    names.target_modules(family, list(spec.lora.target_modules))  # refuses a family without a map first
     report = _stage_manifest(run_dir, "report").get("result") or {}
     merge = _stage_manifest(run_dir, "merge")
     merged_epochs = merge["outputs"]["epochs"]
-    if not report.get("gatePassed") and not export.get("whenGateFails"):
+    if not report.get("gatePassed") and not export.when_gate_fails:
         return {"skipped": True, "reason": "no epoch passed the original-ability gate; set "
                                            "spec.export.whenGateFails: true to export the best epoch anyway"}
     epoch = choose_epoch(export, report, merged_epochs)
     files = merged_epochs[str(epoch)]
     adapter, merged = run_dir / files["adapter"], run_dir / files["merged"]
-    base_model = export.get("baseModel") or shown(spec["model"]["checkpoint"])  # no token of a signed URL
-    max_shard = shard_bytes(export.get("maxShardSize", "5GB"))
+    base_model = export.base_model or shown(spec.model.checkpoint)  # no token of a signed URL
+    max_shard = shard_bytes(export.max_shard_size)
     input_digest = sha256_json({"merge": merge["inputDigest"], "epoch": epoch, "report": report})
-    config_digest = sha256_json({"export": export, "lora": spec["lora"], "family": family,
-                                 "tokenizer": spec["model"]["tokenizer"]})
-    destination = export.get("destination") or ""
+    config_digest = sha256_json({"export": export.wire(), "lora": spec.lora.wire(), "family": family,
+                                 "tokenizer": spec.model.tokenizer.wire()})
+    destination = export.destination
     done = read_manifest(run_dir / STAGE) or {}
     if is_current(run_dir / STAGE, input_digest, config_digest) and done.get("delivered", not destination):
         return done["result"]
-    tokenizer = fetch(spec["model"]["tokenizer"]["uri"], spec["storage"]["dataPath"], run_dir / "downloads",
+    tokenizer = fetch(spec.model.tokenizer.uri, spec.storage.data_path, run_dir / "downloads",
                       field="spec.model.tokenizer.uri") if "hf" in formats else Path()
     need = sum(p.stat().st_size for p, fmt in ((adapter, "peft"), (merged, "hf")) if fmt in formats)
     disk.require_room(run_dir, need, f"the {' and '.join(formats)} export of epoch {epoch}")
@@ -142,7 +145,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         for artifact in artifacts:
             root = run_dir / artifact["location"]
             artifact["destination"] = deliver.deliver([run_dir / STAGE / p for p in written[artifact["format"]]],
-                                                      root, destination, spec["storage"]["dataPath"],
+                                                      root, destination, spec.storage.data_path,
                                                       artifact["format"])
         manifest = read_manifest(run_dir / STAGE) or {}
         manifest.update({"result": result, "delivered": True})

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
@@ -28,11 +30,10 @@ def train_outputs(run_dir: Path) -> Dict[str, Any]:
     return manifest
 
 
-def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = Path(args.run_dir)
     train = train_outputs(run_dir)
-    lora = spec["lora"]
-    scaling = lora["alpha"] / lora["rank"]
+    scaling = spec.lora.alpha / spec.lora.rank
     epochs = {int(e): {int(r): run_dir / "train" / f for r, f in ranks.items()}
               for e, ranks in train["outputs"]["checkpoints"].items()}
     input_digest = sha256_json({"train": train["inputDigest"], "trainConfig": train["configDigest"]})
@@ -43,7 +44,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     # checkpoint at a time: known exactly from the files' headers, so a small volume fails here, not
     # after hours of merging with a half-written file.
     if transform.strategy_files(run_dir / "train" / "strategy"):  # each rank a slice, dataParallel copies of each
-        dp = spec["resources"]["parallel"]["dataParallel"]
+        dp = spec.resources.parallel.data_parallel
         outputs = [sum(lora_merge.output_bytes(f) for f in files.values()) // dp for files in epochs.values()]
         transient = max(outputs, default=0)
     else:  # every rank the whole model, read in place
@@ -66,8 +67,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
             print(f"merge: epoch {epoch}: {tensors // 2} LoRA pairs folded in (scaling {scaling})", flush=True)
         result = {"epochs": sorted(epochs), "adapter": f"{STAGE}/epoch_{{epoch}}/adapter.ckpt",
                   "merged": f"{STAGE}/epoch_{{epoch}}/merged.ckpt", "scaling": scaling}
-        (out / "lora.json").write_text(json.dumps({"lora_rank": lora["rank"], "lora_alpha": lora["alpha"],
-                                                   "target_modules": lora["targetModules"]}), encoding="utf-8")
+        (out / "lora.json").write_text(json.dumps({"lora_rank": spec.lora.rank, "lora_alpha": spec.lora.whole_alpha,
+                                                   "target_modules": list(spec.lora.target_modules)}), encoding="utf-8")
         write_manifest(out, stage=STAGE, input_digest=input_digest, config_digest=config_digest,
                        outputs={"epochs": merged_files}, counts={"epochs": len(epochs)}, extra={"result": result})
     return result

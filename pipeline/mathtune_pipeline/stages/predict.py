@@ -15,11 +15,12 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..artifacts import atomic_stage_dir, sha256_file, sha256_json, write_manifest
 from ..data.classify import Classifier, parse_rules
 from ..data.heldout import load_heldout
 from ..data.templates import Template
-from ..errors import SpecError
 from ..mindformers import candidates as C
 from ..mindformers import model as mf_model
 from ..result import publish_progress
@@ -44,23 +45,21 @@ def score(kind: str, questions: List[str], references: List[str], texts: List[st
     return math_accuracy.score(questions, references, texts, classify=classify, tolerance=tolerance)
 
 
-def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = Path(args.run_dir)
     mf_model.use_output_dir(run_dir / ".mindformers" / STAGE)
-    pr = spec["prediction"]
-    if not pr["enabled"]:
+    pr = spec.prediction
+    if not pr.enabled:
         return {"skipped": True}
-    tolerance = pr["tolerance"]
-    if not isinstance(tolerance, (int, float)) or tolerance < 0:
-        raise SpecError("spec.prediction.tolerance", f"a non-negative number (got {tolerance!r})")
-    classify = Classifier(parse_rules(spec["data"]["classify"]["extraRules"]))
+    tolerance = pr.tolerance
+    classify = Classifier(parse_rules([r.wire() for r in spec.data.classify.extra_rules]))
     data_path, questions, inputs, references = load_heldout(spec, run_dir, classify)
-    kind = "choice" if pr["dataset"]["format"] == "mmlu-csv" else "math"
-    template = Template(spec["data"]["template"]["name"], spec["data"]["template"]["systemPrompt"])
+    kind = "choice" if pr.dataset.format == "mmlu-csv" else "math"
+    template = Template(spec.data.template.name, spec.data.template.system_prompt)
     prompts = [template.render(q, i, "")[0] for q, i in zip(questions, inputs)]
-    epochs = C.epochs_merged(run_dir, spec["evaluation"]["epochs"])
+    epochs = C.epochs_merged(run_dir, list(spec.evaluation.epochs))
     generator = C.Generator(spec, run_dir)
-    max_new = pr["maxNewTokens"]
+    max_new = pr.max_new_tokens
     generator.window(prompts, max_new, FIELD)  # a prompt too long: bad input before any model runs
     models = [C.base_candidate(spec, run_dir)] + epochs
 
@@ -69,8 +68,8 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         for index, candidate in enumerate(models):
             cached = None
             if candidate.key == "base":
-                key = C.base_cache_key(candidate, "predict", sha256_file(data_path), pr["maxSamples"],
-                                       sorted(pr.get("types") or []), max_new,
+                key = C.base_cache_key(candidate, "predict", sha256_file(data_path), pr.max_samples,
+                                       sorted(pr.types), max_new,
                                        prompts[:1], sha256_file(generator.tokenizer_path), generator.config["model"])
                 cached = C.cache_dir(run_dir) / "base-predictions" / f"{key}.json"
             if cached is not None and cached.is_file():

@@ -8,7 +8,7 @@ source bytes and the same `spec.data` settings returns the recorded result
 without redoing the work.
 
 Python API: `prepare(spec, run_dir)` does the same and returns the result dict;
-`prepare_rows(rows, data_config)` is the in-memory part.
+`prepare_rows(rows, spec.data)` is the in-memory part.
 """
 import argparse
 import contextlib
@@ -25,6 +25,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from mathtune_api import MathFinetuneSpec as Spec
+from mathtune_api.spec_data import Data
+
 from .. import __version__, disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
@@ -32,7 +35,7 @@ from ..data import types as T
 from ..data.classify import Classifier, count_types
 from ..data.cot import COMPUTABLE_TYPES, SEED000_STEP_TYPES, ChainOfThought
 from ..data.dedupe import dedupe, first_by_fingerprint
-from ..data.loaders import FORMATS, Rows, bad_line_numbers, load, load_files, source_files, split_lines
+from ..data.loaders import Rows, bad_line_numbers, load, load_files, source_files, split_lines
 from ..data.parallel import SHARED, cpus, fork_map
 from ..data.sample import sample
 from ..data.scan import materialize, scan_lines
@@ -200,9 +203,9 @@ def finish(table: Table, s: Settings, processes: int = 1,
     return Prepared([text for text, _ in parts], counts)
 
 
-def prepare_rows(rows: Rows, config: Mapping[str, Any], fmt: str = "contest-jsonl", processes: int = 1) -> Prepared:
+def prepare_rows(rows: Rows, data: Data, fmt: str = "contest-jsonl", processes: int = 1) -> Prepared:
     """Dedupe, classify, sample, chain of thought and template over loaded rows."""
-    s = settings(config)
+    s = settings(data)
     return finish(table_from_rows(rows, s, fmt), s, processes)
 
 
@@ -270,26 +273,21 @@ def _hash_into(raw: bytes, digest: Dict[str, str]) -> None:
     digest["sha256"] = hashlib.sha256(raw).hexdigest()
 
 
-def prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dict[str, Any]:
+def prepare(spec: Spec, run_dir: Path, force: bool = False) -> Dict[str, Any]:
     with _gc_paused():
         return _prepare(spec, run_dir, force)
 
 
-def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dict[str, Any]:
-    data_config = spec.get("data") or {}
-    source = data_config.get("source") or {}
-    fmt = source.get("format", "contest-jsonl")
-    if fmt not in FORMATS:
-        raise SpecError("spec.data.source.format", f"one of {', '.join(FORMATS)} (got {fmt!r})")
-    max_bad = data_config.get("maxBadRows", -1)
-    if not isinstance(max_bad, int) or isinstance(max_bad, bool) or max_bad < -1:
-        raise SpecError("spec.data.maxBadRows", "-1 (never fail) or a number of rows >= 0")
+def _prepare(spec: Spec, run_dir: Path, force: bool = False) -> Dict[str, Any]:
+    data_config = spec.data
+    source = data_config.source
+    fmt = source.format
+    max_bad = data_config.max_bad_rows
     s = settings(data_config)   # every bad field reported before any download or parse
     run_dir = Path(run_dir)
-    data_path = (spec.get("storage") or {}).get("dataPath", "/data")
+    data_path = spec.storage.data_path
     started = time.monotonic()
-    path = fetch(source.get("uri", ""), data_path, run_dir / "downloads", sha256=source.get("sha256") or "",
-                 allow_dir=True)
+    path = fetch(source.uri, data_path, run_dir / "downloads", sha256=source.sha256, allow_dir=True)
     # A directory source: every file of the format in it, sorted (loaders.source_files).
     files = source_files(path, fmt, "spec.data.source.uri")
     # After the main source: a run whose data is missing says so first.
@@ -302,7 +300,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     # The bytes are passed, not closed over: `del raw` below must not race the thread's first read.
     hasher = threading.Thread(target=_hash_into, args=(raw, digest))
     hasher.start()
-    cfg_digest = config_digest(data_config)
+    cfg_digest = config_digest(data_config.wire())
     stage_dir = run_dir / STAGE
     previous = None if force else read_manifest(stage_dir)
     if previous and previous.get("configDigest") == cfg_digest:
@@ -313,7 +311,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     if fmt == "contest-jsonl":
         table = table_from_contest(raw, s, processes)  # JSON lines: the files' lines, one after another
     elif len(files) == 1:
-        table = table_from_rows(load(raw, fmt, where=shown(str(source.get("uri")))), s, fmt)
+        table = table_from_rows(load(raw, fmt, where=shown(source.uri)), s, fmt)
     else:
         table = table_from_rows(load_files(files, fmt), s, fmt)  # CSV headers, JSON lists: file by file
     del raw
@@ -323,12 +321,12 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
     if 0 <= max_bad < bad:
         where = ", ".join(str(b["line"]) for b in table.counts["badExamples"])
         first_why = table.counts["badExamples"][0]["why"] if table.counts["badExamples"] else ""
-        raise SpecError(shown(str(source.get("uri"))), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
+        raise SpecError(shown(source.uri), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
                                                 f"first at lines {where} ({first_why})")
     prepared = finish(table, s, processes,
                       screen=lambda chosen, fetch_rows: replay.screen_main(screen, chosen, fetch_rows))
     if not prepared.counts["sampled"]:
-        raise _empty(shown(str(source.get("uri"))), fmt, {**prepared.counts, "leakage": screen.counts})
+        raise _empty(shown(source.uri), fmt, {**prepared.counts, "leakage": screen.counts})
     mixed, prepared.counts["mix"] = replay.mix_rows(spec, mix_sources, prepared.counts["sampled"], screen)
     if mixed:
         prepared.blocks.append("".join(json.dumps({"type": kind, "prompt": prompt, "response": response},
@@ -342,7 +340,7 @@ def _prepare(spec: Mapping[str, Any], run_dir: Path, force: bool = False) -> Dic
         manifest = write_manifest(
             tmp, stage=STAGE, input_digest=input_digest, config_digest=cfg_digest,
             outputs={"rows": f"{STAGE}/{OUTPUT}"}, counts=counts,
-            extra={"source": {"uri": shown(str(source.get("uri"))), "format": fmt, "sha256": digest["sha256"]},
+            extra={"source": {"uri": shown(source.uri), "format": fmt, "sha256": digest["sha256"]},
                    "pipelineVersion": __version__})
     return _result(manifest)
 
@@ -367,7 +365,7 @@ def _empty(uri: str, fmt: str, counts: Mapping[str, Any]) -> SpecError:
                           f"{counts.get('deduped', read - bad)} rows left after dedupe")
 
 
-def run(args: argparse.Namespace, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args: argparse.Namespace, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     result = prepare(spec, Path(args.run_dir), force=args.force)
     result["disk"] = disk.outlook(spec, result["rows"]["trained"], Path(args.run_dir))
     return result

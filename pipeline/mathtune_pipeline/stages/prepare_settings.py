@@ -1,8 +1,10 @@
-"""prepare's settings: spec.data validated once, every bad field reported
-before any download or parse (the classify rules, chain of thought, template,
-dedupe and sample blocks). Pure: no I/O."""
+"""prepare's settings from spec.data, every bad field reported before any
+download or parse (the classify rules, chain of thought, template, dedupe and
+sample blocks). Pure: no I/O."""
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional
+
+from mathtune_api.spec_data import Data
 
 from ..data import types as T
 from ..data.classify import parse_rules
@@ -24,33 +26,17 @@ class Settings:
     sample: Mapping[str, Any]
 
 
-def _int(value: Any, where: str, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise SpecError(where, f"an integer >= {low}")
-    return value
-
-
-def settings(config: Mapping[str, Any]) -> Settings:
-    rules = parse_rules((config.get("classify") or {}).get("extraRules"))
+def settings(data: Data) -> Settings:
+    """The model has checked every field's type and bounds; what is left needs
+    the data side's vocabulary (known types) or its sampling rules."""
+    rules = parse_rules([r.wire() for r in data.classify.extra_rules])
     known = list(T.CONTEST_TYPES) + [T.OTHER, T.CHOICE] + sorted({r.type for r in rules} - set(T.CONTEST_TYPES))
-    cot = config.get("chainOfThought") or {}
-    enabled = cot.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise SpecError("spec.data.chainOfThought.enabled", "true or false")
-    decimals = _int(cot.get("decimals", 2), "spec.data.chainOfThought.decimals", 0)
-    if decimals > 12:
-        raise SpecError("spec.data.chainOfThought.decimals", "at most 12")
-    chosen = cot.get("types") or []
-    if not isinstance(chosen, list) or not all(isinstance(t, str) for t in chosen):
-        raise SpecError("spec.data.chainOfThought.types", "a list of type names")
-    unknown = sorted(set(chosen) - set(known))
+    cot = data.chain_of_thought
+    unknown = sorted(set(cot.types) - set(known))
     if unknown:
         raise SpecError("spec.data.chainOfThought.types", f"known types ({', '.join(sorted(known))}); got {unknown[0]!r}")
-    template_cfg = config.get("template") or {}
-    template = Template(template_cfg.get("name", "alpaca"), template_cfg.get("systemPrompt", "") or "")
-    do_dedupe = config.get("dedupe", True)
-    if not isinstance(do_dedupe, bool):
-        raise SpecError("spec.data.dedupe", "true or false")
-    sample_cfg = config.get("sample") or {}
+    template = Template(data.template.name, data.template.system_prompt)
+    sample_cfg = data.sample.wire()
     validate_sample(sample_cfg)
-    return Settings(rules, known, enabled, decimals, set(chosen) if chosen else None, template, do_dedupe, sample_cfg)
+    return Settings(rules, known, cot.enabled, cot.decimals, set(cot.types) or None, template, data.dedupe,
+                    sample_cfg)

@@ -10,7 +10,9 @@ operator posts an Event when any was found).
 """
 import hashlib
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
+
+from mathtune_api import MathFinetuneSpec as Spec
 
 from ..data import leakage, mix
 from ..data.classify import Classifier, parse_rules
@@ -26,30 +28,26 @@ MAIN = "spec.data.source"
 class Screen:
     """The held-out rows of a run, and what the check found in its training rows."""
 
-    def __init__(self, spec: Mapping[str, Any], run_dir: Path):
-        data = spec.get("data") or {}
-        self.mode = data.get("leakage", "drop")
-        if self.mode not in leakage.MODES:
-            raise SpecError("spec.data.leakage", f"one of {', '.join(leakage.MODES)} (got {self.mode!r})")
+    def __init__(self, spec: Spec, run_dir: Path):
+        self.mode = spec.data.leakage
         self.sets: List[leakage.Heldout] = []
         self.digests: List[str] = []
         self.counts: Dict[str, Any] = {"mode": self.mode, "exact": 0, "near": 0, "dropped": 0}
-        evaluation, prediction = spec.get("evaluation") or {}, spec.get("prediction") or {}
-        data_path = (spec.get("storage") or {}).get("dataPath", "/data")
+        evaluation, prediction = spec.evaluation, spec.prediction
+        data_path = spec.storage.data_path
         # A held-out file prepare cannot read yet is named in the counts (`unchecked`): the stage
         # that scores it reads it again and fails on it, so no score is reported unchecked.
-        if evaluation.get("enabled") and (evaluation.get("dataset") or {}).get("uri"):
+        if evaluation.enabled and evaluation.dataset.uri:
             field = "spec.evaluation.dataset"
             try:
-                path = fetch(evaluation["dataset"]["uri"], data_path, run_dir / "downloads", field=f"{field}.uri")
-                examples = squad_data.load(path, evaluation["dataset"]["format"], evaluation.get("maxSamples") or 0)
+                path = fetch(evaluation.dataset.uri, data_path, run_dir / "downloads", field=f"{field}.uri")
+                examples = squad_data.load(path, evaluation.dataset.format, evaluation.max_samples)
                 self._add(field, [f"{e['context']}\n{e['question']}" for e in examples], path)
             except SpecError as exc:
                 self.counts.setdefault("unchecked", {})[field] = str(exc)[:300]
-        if prediction.get("enabled") and (prediction.get("dataset") or {}).get("uri") and \
-                prediction["dataset"].get("format") != "mmlu-csv":
+        if prediction.enabled and prediction.dataset.uri and prediction.dataset.format != "mmlu-csv":
             field = "spec.prediction.dataset"
-            classify = Classifier(parse_rules(((spec.get("data") or {}).get("classify") or {}).get("extraRules")))
+            classify = Classifier(parse_rules([r.wire() for r in spec.data.classify.extra_rules]))
             try:
                 path, questions, inputs, _ = load_heldout(spec, run_dir, classify)
                 self._add(field, [f"{q}\n{i}" if i else q for q, i in zip(questions, inputs)], path)
@@ -90,20 +88,18 @@ def screen_main(screen: Screen, chosen: List[int], fetch_rows) -> List[int]:
     return [i for i in chosen if i in kept]
 
 
-def load_mix(spec: Mapping[str, Any], run_dir: Path) -> List[mix.MixSource]:
-    data = spec.get("data") or {}
-    template_cfg = data.get("template") or {}
-    template = Template(template_cfg.get("name", "alpaca"), template_cfg.get("systemPrompt", "") or "")
-    data_path = (spec.get("storage") or {}).get("dataPath", "/data")
-    return [mix.load(entry, index, data_path, run_dir / "downloads", template)
-            for index, entry in enumerate(data.get("mix") or [])]
+def load_mix(spec: Spec, run_dir: Path) -> List[mix.MixSource]:
+    data = spec.data
+    template = Template(data.template.name, data.template.system_prompt)
+    return [mix.load(entry.wire(), index, spec.storage.data_path, run_dir / "downloads", template)
+            for index, entry in enumerate(data.mix)]
 
 
-def mix_rows(spec: Mapping[str, Any], sources: Sequence[mix.MixSource], main_rows: int,
+def mix_rows(spec: Spec, sources: Sequence[mix.MixSource], main_rows: int,
              screen: Screen) -> Tuple[List[Tuple[str, str, str]], List[Dict[str, Any]]]:
     """(type, prompt, response) of every mix row kept, and a summary per source."""
-    entries = (spec.get("data") or {}).get("mix") or []
-    seed = int(((spec.get("data") or {}).get("sample") or {}).get("seed", 42))
+    entries = [entry.wire() for entry in spec.data.mix]
+    seed = spec.data.sample.seed
     rows: List[Tuple[str, str, str]] = []
     summaries = []
     for source, count in zip(sources, mix.counts(entries, main_rows)):

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from ..artifacts import atomic_stage_dir, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
 
@@ -172,17 +174,17 @@ def _plots(out: Path, loss: List[Dict], evaluation, need, prediction, best: Opti
     return files
 
 
-def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = Path(args.run_dir)
     train = _stage_result(run_dir, "train")
-    evaluation = _stage_result(run_dir, "evaluate", required=spec["evaluation"]["enabled"])
-    prediction = _stage_result(run_dir, "predict", required=spec["prediction"]["enabled"])
+    evaluation = _stage_result(run_dir, "evaluate", required=spec.evaluation.enabled)
+    prediction = _stage_result(run_dir, "predict", required=spec.prediction.enabled)
     evaluation = None if evaluation and evaluation.get("skipped") else evaluation
     prediction = None if prediction and prediction.get("skipped") else prediction
     epochs = [str(e) for e in train["checkpoints"]]
     if evaluation:
         epochs = [e for e in epochs if e in evaluation["epochs"]]
-    need = thresholds(spec["evaluation"]["gate"], evaluation["base"]) if evaluation else None
+    need = thresholds(spec.evaluation.gate.wire(), evaluation["base"]) if evaluation else None
     accuracy = {e: v["accuracy"] for e, v in (prediction or {}).get("epochs", {}).items()}
     picked = choose(epochs, (evaluation or {}).get("epochs", {}), accuracy, need)
     best = picked["best"]
@@ -226,6 +228,6 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
             e: {"squad": (evaluation or {}).get("epochs", {}).get(e), "accuracy": accuracy.get(e)} for e in epochs}},
             indent=2), encoding="utf-8")
         write_manifest(out, stage=STAGE, input_digest=sha256_json([train, evaluation, prediction]),
-                       config_digest=sha256_json(spec["evaluation"]["gate"]), outputs=result["artifacts"],
+                       config_digest=sha256_json(spec.evaluation.gate.wire()), outputs=result["artifacts"],
                        counts={"epochs": len(epochs)}, extra={"result": result})
     return result

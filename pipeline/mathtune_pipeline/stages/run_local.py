@@ -7,7 +7,6 @@ moved under `--data-dir`, and inputs missing there are made by `demo-data`.
 Progress lines become progress bars; each stage's result line is shown; the
 first failing stage stops the run with that stage's exit code.
 """
-import copy
 import json
 import os
 import subprocess
@@ -21,7 +20,7 @@ import yaml
 from ..cli import STAGES
 from ..errors import SpecError
 from ..result import PROGRESS_PREFIX
-from ..spec import load_spec
+from ..spec import MathFinetuneSpec, load_spec
 
 BAR = 30
 
@@ -44,10 +43,10 @@ def _uris(node: Any) -> List[str]:
     return []
 
 
-def localize(spec: Dict[str, Any], data_dir: Path) -> Dict[str, Any]:
-    """The spec with its work-volume paths moved under `data_dir` (also as the new dataPath)."""
-    old = spec["storage"]["dataPath"].rstrip("/")
-    out = copy.deepcopy(spec)
+def localize(spec: MathFinetuneSpec, data_dir: Path) -> Dict[str, Any]:
+    """The spec (its wire form) with its work-volume paths moved under `data_dir` (also as the new dataPath)."""
+    old = spec.storage.data_path.rstrip("/")
+    out = spec.wire()
 
     def move(node):
         if isinstance(node, dict):

@@ -35,6 +35,8 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 import numpy as np
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from .. import __version__
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError
@@ -54,7 +56,6 @@ STAGE = "tokenize"
 BUCKETING_UNSUPPORTED = frozenset({"wo"})
 BUCKETING_UNSUPPORTED_WHY = "MindFormers 1.9 cannot train it on a symbolic sequence length"
 FORMAT_VERSION = 1
-MAX_SHARDS = 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,13 +75,6 @@ def prepared_lines(path: Path) -> List[bytes]:
     return [ln for ln in path.read_bytes().split(b"\n") if ln.strip()]
 
 
-def _shards(config: Mapping[str, Any]) -> int:
-    shards = config.get("shards", 1)
-    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
-        raise SpecError("spec.data.shards", f"a whole number of files from 1 to {MAX_SHARDS}")
-    return shards
-
-
 def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -88,21 +82,20 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, workers: int = 0) -> Dict[str, Any]:
+def tokenize(spec: Spec, run_dir: Path, force: bool = False, workers: int = 0) -> Dict[str, Any]:
     started = time.monotonic()
     run_dir = Path(run_dir)
-    data = spec.get("data") or {}
-    tok_cfg = ((spec.get("model") or {}).get("tokenizer")) or {}
-    shards = _shards(data)
+    data = spec.data
+    tok_cfg = spec.model.tokenizer
+    shards = data.shards   # the model holds it to 1..64
     batching = _batching(spec)
-    setting, percentile = data.get("seqLength", 512), data.get("seqLengthPercentile", 100)
+    setting, percentile = data.seq_length, data.seq_length_percentile
     choose_seq_length(np.array([2]), setting, percentile)   # validate before any work
     prepared_path = run_dir / PREPARE_STAGE / PREPARED
     if not prepared_path.is_file():
         raise SpecError(str(prepared_path), "the prepare stage's output (run `mathtune-pipeline prepare` first)")
-    data_path = (spec.get("storage") or {}).get("dataPath", "/data")
-    tok_path = fetch(tok_cfg.get("uri", ""), data_path, run_dir / "downloads", field="spec.model.tokenizer.uri")
-    fmt = tok_cfg.get("format", "hf-json")
+    tok_path = fetch(tok_cfg.uri, spec.storage.data_path, run_dir / "downloads", field="spec.model.tokenizer.uri")
+    fmt = tok_cfg.format
 
     input_digest = sha256_json({"rows": sha256_file(prepared_path), "tokenizer": sha256_file(tok_path)})
     config_digest = sha256_json({"stage": STAGE, "formatVersion": FORMAT_VERSION, "tokenizerFormat": fmt,
@@ -116,8 +109,8 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
     processes = workers or _cpus()
     with Workers(writers=min(shards, processes), tokenizers=processes) as pool:
         tokenizer = load_tokenizer(tok_path, fmt)
-        if (spec.get("model") or {}).get("family"):  # ids the model's embedding cannot hold: say so before the work
-            families.check_vocabulary(spec, tokenizer.vocab_size, families.family(spec)["model_config"]["vocab_size"])
+        # Ids the model's embedding cannot hold: say so before the work.
+        families.check_vocabulary(spec, tokenizer.vocab_size, families.family(spec)["model_config"]["vocab_size"])
         lines = prepared_lines(prepared_path)
         if not lines:
             raise SpecError(str(prepared_path), "at least one prepared row (prepare chose none: see its manifest)")
@@ -156,7 +149,7 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
                 tmp, stage=STAGE, input_digest=input_digest, config_digest=config_digest,
                 outputs={"shards": [f"{STAGE}/{f}" for f in files], "dir": STAGE},
                 counts=stats,
-                extra={"tokenizer": {"uri": shown(str(tok_cfg.get("uri"))), "format": fmt, "engine": tokenizer.engine,
+                extra={"tokenizer": {"uri": shown(tok_cfg.uri), "format": fmt, "engine": tokenizer.engine,
                                      "bos": tokenizer.bos_id, "eos": tokenizer.eos_id, "pad": tokenizer.pad_id,
                                      "vocabSize": tokenizer.vocab_size},
                        "schema": {"input_ids": f"int32[{'seqLength+1' if pad else '<=seqLength+1'}]",
@@ -165,15 +158,12 @@ def tokenize(spec: Mapping[str, Any], run_dir: Path, force: bool = False, worker
     return _result(manifest)
 
 
-def _batching(spec: Mapping[str, Any]) -> Dict[str, Any]:
+def _batching(spec: Spec) -> Dict[str, Any]:
     """The batching the rows are laid out for. Bucketed rows are ordered for
     one global batch (batchSize x dataParallel) per step, so those are part of
-    it. `spec` has its defaults (the stage's entry applies them)."""
-    config = spec["data"]["batching"]
-    mode, multiple = config["mode"], config["multiple"]
-    if mode not in ("auto", "bucketed", "padded"):
-        raise SpecError("spec.data.batching.mode", f"auto, bucketed or padded (got {mode!r})")
-    unsupported = BUCKETING_UNSUPPORTED & set(spec["lora"]["targetModules"])
+    it."""
+    mode, multiple = spec.data.batching.mode, spec.data.batching.multiple
+    unsupported = BUCKETING_UNSUPPORTED & set(spec.lora.target_modules)
     if mode == "bucketed" and unsupported:
         raise SpecError("spec.data.batching.mode", f"auto or padded with LoRA on {', '.join(sorted(unsupported))} "
                                                    f"({BUCKETING_UNSUPPORTED_WHY})")
@@ -182,12 +172,10 @@ def _batching(spec: Mapping[str, Any]) -> Dict[str, Any]:
     if unsupported:
         return {"mode": "padded", "requested": mode,
                 "reason": f"LoRA on {', '.join(sorted(unsupported))}: {BUCKETING_UNSUPPORTED_WHY}"}
-    if isinstance(multiple, bool) or multiple not in (1, 2, 4, 8, 16, 32, 64):
-        raise SpecError("spec.data.batching.multiple", f"one of 1, 2, 4, 8, 16, 32, 64 (got {multiple!r})")
-    training = spec["training"]
+    training = spec.training
     # Semi-auto parallel (render's mode 1) reads the whole global batch on every card.
-    return {"mode": "bucketed", "multiple": multiple, "batchSize": int(training["batchSize"]),
-            "dataParallel": int(spec["resources"]["parallel"]["dataParallel"]), "seed": int(training["seed"]),
+    return {"mode": "bucketed", "multiple": multiple, "batchSize": training.batch_size,
+            "dataParallel": spec.resources.parallel.data_parallel, "seed": training.seed,
             "perRankBatches": render.parallel_mode(spec) == 0}
 
 
@@ -224,5 +212,5 @@ def _result(manifest: Mapping[str, Any], skipped: bool = False) -> Dict[str, Any
     return result
 
 
-def run(args: argparse.Namespace, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args: argparse.Namespace, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     return tokenize(spec, Path(args.run_dir), force=args.force, workers=args.workers)

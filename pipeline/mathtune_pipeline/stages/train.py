@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from mathtune_api import MathFinetuneSpec as Spec
+
 from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError, StageExit
@@ -40,13 +42,12 @@ def add_arguments(parser) -> None:
                         help="auto: start from the last epoch every rank saved under the run dir")
 
 
-def check_batching(spec: Dict[str, Any], batching: Optional[Dict[str, Any]]) -> None:
+def check_batching(spec: Spec, batching: Optional[Dict[str, Any]]) -> None:
     """Bucketed rows are ordered for one global batch per step: training
     with another batch size or data-parallel width would mix the buckets."""
     if not batching or batching.get("mode") != "bucketed":
         return
-    wanted = {"batchSize": spec["training"]["batchSize"],
-              "dataParallel": spec["resources"]["parallel"]["dataParallel"]}
+    wanted = {"batchSize": spec.training.batch_size, "dataParallel": spec.resources.parallel.data_parallel}
     for key, field in (("batchSize", "spec.training.batchSize"),
                        ("dataParallel", "spec.resources.parallel.dataParallel")):
         if batching.get(key) != wanted[key]:
@@ -54,33 +55,33 @@ def check_batching(spec: Dict[str, Any], batching: Optional[Dict[str, Any]]) -> 
                                    f"for (got {wanted[key]}; run tokenize again)")
 
 
-def plan(spec: Dict[str, Any], run_dir: Path, rows: int, base_checkpoint: Path,
+def plan(spec: Spec, run_dir: Path, rows: int, base_checkpoint: Path,
          data: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The MindFormers config this run trains with, and the numbers derived on the way. Pure."""
-    training, resources = spec["training"], spec["resources"]
-    dp = resources["parallel"]["dataParallel"]
-    steps = records.steps_per_epoch(rows, training["batchSize"], dp)
-    ckpt = training["checkpoint"]
-    save_steps = steps if ckpt["everyEpoch"] else ckpt["saveSteps"]
-    if not ckpt["everyEpoch"] and save_steps < 1:
+    training = spec.training
+    dp = spec.resources.parallel.data_parallel
+    steps = records.steps_per_epoch(rows, training.batch_size, dp)
+    ckpt = training.checkpoint
+    save_steps = steps if ckpt.every_epoch else ckpt.save_steps
+    if not ckpt.every_epoch and save_steps < 1:
         raise SpecError("spec.training.checkpoint.saveSteps", "a positive step count when everyEpoch is false")
     work = run_dir / "train.work"
     data = data or {}
     check_batching(spec, data.get("batching"))
     # Sink loops that end on epoch boundaries, so each epoch's save is that
     # epoch's last step and the run trains every step it should.
-    sink = checkpoints.aligned_sink_size(steps, training["sinkSize"]) if training["sinkMode"] else None
+    sink = checkpoints.aligned_sink_size(steps, training.sink_size) if training.sink_mode else None
     seeds = render.finetune_config(spec, dataset_dir=str(run_dir / "tokenize"), load_checkpoint=str(base_checkpoint),
                                    output_dir=str(work / "output"), save_checkpoint_steps=save_steps,
                                    seq_length=data.get("seqLength"), special_tokens=data.get("tokens"),
                                    sink_size=sink, batching=data.get("batching"))
     config = dialect.adapt(seeds)
-    if spec["profile"] == "cpu":
+    if spec.profile == "cpu":
         config = cpu.cpu_profile(config)
     mc = config["model"]["model_config"]
     return {"seeds_config": seeds, "config": config, "steps_per_epoch": steps, "save_steps": save_steps,
             "cadence": checkpoints.Cadence.of(config, steps),
-            "ranks": resources["npusPerNode"] * resources["nodes"], "work": work,
+            "ranks": spec.resources.devices, "work": work,
             "trainable": counts.lora_params(mc, mc["pet_config"]), "total": counts.base_params(mc)}
 
 
@@ -105,7 +106,7 @@ def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int,
     return epoch
 
 
-def check_vocabulary(spec: Dict[str, Any], config: Dict[str, Any],
+def check_vocabulary(spec: Spec, config: Dict[str, Any],
                      tokenize_manifest: Optional[Dict[str, Any]]) -> None:
     """The tokenizer tokenize used against the model's embedding table. Pure."""
     tokenizer_vocab = ((tokenize_manifest or {}).get("tokenizer") or {}).get("vocabSize")
@@ -119,7 +120,7 @@ def check_vocabulary(spec: Dict[str, Any], config: Dict[str, Any],
 RECIPE = "recipe.sha256"
 
 
-def identity(spec: Dict[str, Any], run_dir: Path) -> Dict[str, Any]:
+def identity(spec: Spec, run_dir: Path) -> Dict[str, Any]:
     """What this run trains on: the plan, and the digests of its data and config."""
     shards = records.shards(run_dir / "tokenize")
     base = base_model.ensure(spec, run_dir)
@@ -142,14 +143,14 @@ def record_recipe(work: Path, recipe: str) -> None:
     tmp.replace(work / RECIPE)
 
 
-def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
+def run(args, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
     run_dir = Path(args.run_dir)
     mf_model.use_output_dir(run_dir / "train.work" / "mindformers")
     ident = identity(spec, run_dir)
     p, input_digest, config_digest = ident["plan"], ident["input"], ident["config"]
     config, work, ranks = p["config"], p["work"], p["ranks"]
     check_vocabulary(spec, config, read_manifest(run_dir / "tokenize"))
-    epochs = spec["training"]["epochs"]
+    epochs = spec.training.epochs
     if is_current(run_dir / STAGE, input_digest, config_digest):
         print(f"train: {run_dir / STAGE} is current (same data and config): nothing to do", flush=True)
         return _result_from(run_dir / STAGE)
@@ -166,7 +167,7 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
         print(f"train: resuming after epoch {resumed} from {checkpoint_dir}", flush=True)
     else:
         # A fresh start: an earlier attempt's files must not pass for this run's epochs.
-        local = launch.local_workers(spec["resources"]["npusPerNode"])
+        local = launch.local_workers(spec.resources.npus_per_node)
         for rank in range(args.node_rank * local, (args.node_rank + 1) * local):
             shutil.rmtree(checkpoint_dir / f"rank_{rank}", ignore_errors=True)
         record_recipe(work, ident["recipe"])
@@ -181,15 +182,15 @@ def run(args, spec: Dict[str, Any], metadata: Dict[str, Any]) -> Dict[str, Any]:
     return _publish(run_dir, work, p, parser.steps, complete, input_digest, config_digest)
 
 
-def warn_if_short(spec: Dict[str, Any], p: Dict[str, Any], work: Path) -> None:
+def warn_if_short(spec: Spec, p: Dict[str, Any], work: Path) -> None:
     """Say up front when the saves this run keeps will not fit the work volume
     (a warning: MindFormers deletes saves past keepMax, and a resumed run has
     some already). The exact check is merge's, which knows the files."""
     base = Path(p["config"]["load_checkpoint"])
     if not base.is_file():
         return
-    kept = min(spec["training"]["epochs"], spec["training"]["checkpoint"]["keepMax"])
-    dp = spec["resources"]["parallel"]["dataParallel"]
+    kept = min(spec.training.epochs, spec.training.checkpoint.keep_max)
+    dp = spec.resources.parallel.data_parallel
     needed = kept * (dp * base.stat().st_size + p["ranks"] * 3 * 4 * p["trainable"])
     missing = disk.shortfall(work, needed, f"{kept} saved epochs of {p['ranks']} ranks (docs/contract.md: disk)")
     if missing:
@@ -197,9 +198,8 @@ def warn_if_short(spec: Dict[str, Any], p: Dict[str, Any], work: Path) -> None:
               f"raise spec.storage.size", flush=True)
 
 
-def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parser: ProgressParser) -> None:
-    resources = spec["resources"]
-    nodes, local = resources["nodes"], launch.local_workers(resources["npusPerNode"])
+def _train(args, spec: Spec, config: Dict[str, Any], work: Path, parser: ProgressParser) -> None:
+    nodes, local = spec.resources.nodes, launch.local_workers(spec.resources.npus_per_node)
     if os.environ.get(launch.VISIBLE_DEVICES):
         print(f"train: {local} workers on the NPUs allocated here "
               f"({launch.VISIBLE_DEVICES}={os.environ[launch.VISIBLE_DEVICES]})", flush=True)
@@ -207,7 +207,7 @@ def _train(args, spec: Dict[str, Any], config: Dict[str, Any], work: Path, parse
         raise SpecError("--master-addr", "rank 0's address on a multi-node run")
     # Peers are waited for as long as the run allows, in both rendezvous:
     # rank 0's name here, every rank's msrun connection below.
-    wait = int((spec.get("runPolicy") or {}).get("rendezvousTimeoutSeconds", 1800))
+    wait = spec.run_policy.rendezvous_timeout_seconds
     master = launch.resolve_master(args.master_addr, timeout=wait, service=launch.service_of(args.master_addr)) \
         if args.master_addr else launch.LOCALHOST
     port = args.master_port or (launch.DEFAULT_PORT if nodes > 1 else launch.free_port())

@@ -12,7 +12,7 @@ import yaml
 
 from mathtune_operator import plan
 from mathtune_pipeline.mindformers import render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -26,12 +26,12 @@ def _devices(config) -> int:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("stage, run_mode", [("evaluate", "eval"), ("predict", "predict")])
 def test_inference_stages_reserve_the_cards_their_config_uses(example, stage, run_mode):
-    spec = with_defaults(yaml.safe_load(example.read_text())["spec"])
+    spec = typed(yaml.safe_load(example.read_text())["spec"])
     # seq_length as tokenize would resolve `seqLength: auto`; it does not bear on the cards.
     finetune = render.finetune_config(spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=1,
                                       seq_length=128)
     config = render.inference_config(finetune, run_mode=run_mode, load_checkpoint="merged.ckpt",
                                      max_new_tokens=20, use_past=True)
-    reserved = plan.npus_for(spec, stage)
-    expected = _devices(config) if spec["profile"] == "ascend" else 0
+    reserved = plan.npus_for(spec.wire(), stage)   # the operator reads the spec as the API server holds it
+    expected = _devices(config) if spec.profile == "ascend" else 0
     assert reserved == expected, f"{example.name}: {stage} reserves {reserved} NPUs, its config uses {expected}"

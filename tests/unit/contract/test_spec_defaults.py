@@ -55,7 +55,11 @@ def _leaves(value, prefix=""):
     return {prefix: value}
 
 
-@pytest.mark.parametrize("fill", [parse, with_defaults], ids=["parsed", "fragment"])
+def _parsed(spec):
+    return parse(spec).wire()
+
+
+@pytest.mark.parametrize("fill", [_parsed, with_defaults], ids=["parsed", "fragment"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_pipeline_defaults_equal_the_crds(example, fill):
     spec = yaml.safe_load(example.read_text())["spec"]

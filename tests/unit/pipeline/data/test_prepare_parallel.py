@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from mathtune_api.spec_data import Data
 from mathtune_pipeline.data.dedupe import first_by_fingerprint
 from mathtune_pipeline.data.loaders import load
 from mathtune_pipeline.data.synth import synth_rows
@@ -33,8 +34,8 @@ def messy_contest_file() -> bytes:
 @pytest.mark.parametrize("dedupe", [True, False])
 def test_fast_path_equals_the_plain_path(monkeypatch, dedupe):
     raw = messy_contest_file()
-    config = {"sample": {"mode": "quota", "seed": 9, "quotas": {k: 40 for k in T.CONTEST_TYPES}},
-              "chainOfThought": {"enabled": True}, "dedupe": dedupe}
+    config = Data(source={"uri": "unread.jsonl"}, dedupe=dedupe, chainOfThought={"enabled": True},
+                  sample={"mode": "quota", "seed": 9, "quotas": {k: 40 for k in T.CONTEST_TYPES}})
     s = P.settings(config)
     plain = P.finish(P.table_from_rows(load(raw, "contest-jsonl", drop_repeats=dedupe), s, "contest-jsonl"), s,
                      processes=1)

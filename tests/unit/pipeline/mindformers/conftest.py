@@ -1,7 +1,7 @@
 """Specs of the seeds' runs, as a user would write them."""
 import pytest
 
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 # The inputs of the seeds' 4-card Llama3-8B run whose MindFormers config is
 # fixtures/mindformers-logs/finetune_config_run1.yaml.
@@ -18,7 +18,7 @@ RUN1 = {
 
 @pytest.fixture
 def run1_spec():
-    return with_defaults(RUN1)
+    return typed(RUN1)
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 
 from mathtune_pipeline.data import bucketing
 from mathtune_pipeline.mindformers import cpu, dialect, model, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 from .conftest import RUN1
 
@@ -36,7 +36,7 @@ def network(tmp_path_factory):
     home = os.getcwd()
     os.chdir(here)  # MindFormers writes output/ under the working directory while it builds
 
-    spec = with_defaults({**RUN1, "model": {"family": "llama3-8b"}, "data": {"seqLength": SEQ},
+    spec = typed({**RUN1, "model": {"family": "llama3-8b"}, "data": {"seqLength": SEQ},
                           "lora": {"rank": 4, "alpha": 8, "dropout": 0.0, "targetModules": ["wq", "wv", "w2"]},
                           "training": {"batchSize": 2},
                           "resources": {"npusPerNode": 1, "nodes": 1, "parallel": {

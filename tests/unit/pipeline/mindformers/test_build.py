@@ -2,7 +2,7 @@
 import pytest
 
 from mathtune_pipeline.mindformers import counts, cpu, dialect, model, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 from .conftest import RUN1
 
@@ -21,7 +21,7 @@ TARGETS = {"llama3-8b": ["wq", "wv"], "internlm-7b": ["wq", "wk", "wv", "wo"], "
 @pytest.mark.mindspore
 @pytest.mark.parametrize("family", sorted(SMALL))
 def test_lora_count_matches_mindformers(family, tmp_path):
-    spec = with_defaults({**RUN1, "model": {"family": family}, "data": {"seqLength": 16},
+    spec = typed({**RUN1, "model": {"family": family}, "data": {"seqLength": 16},
                           "lora": {"rank": 4, "alpha": 8, "dropout": 0.0, "targetModules": TARGETS[family]},
                           "resources": {"npusPerNode": 1, "nodes": 1, "parallel": {
                               "dataParallel": 1, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})

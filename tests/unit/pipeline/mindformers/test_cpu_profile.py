@@ -10,7 +10,7 @@ import yaml
 
 from mathtune_pipeline.errors import SpecError
 from mathtune_pipeline.mindformers import cpu, dialect, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
 
@@ -58,7 +58,7 @@ def _ascend_and_cpu(spec):
 def _cpu_example(**training):
     spec = yaml.safe_load((EXAMPLES / "run-cpu.yaml").read_text())["spec"]
     spec["training"].update(training)
-    return with_defaults(spec)
+    return typed(spec)
 
 
 def test_the_cpu_example_differs_from_its_ascend_config_only_where_cpu_cannot():
@@ -79,7 +79,7 @@ def test_the_cpu_example_differs_from_its_ascend_config_only_where_cpu_cannot():
 
 @pytest.mark.parametrize("family", ["llama-7b", "internlm-7b"])
 def test_float16_families_keep_float16_on_cpu(family):
-    spec = with_defaults({"profile": "cpu", "model": {"family": family}, "data": {"seqLength": 128},
+    spec = typed({"profile": "cpu", "model": {"family": family}, "data": {"seqLength": 128},
                           "resources": {"npusPerNode": 2, "nodes": 1, "parallel": {
                               "dataParallel": 2, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
     ascend, on_cpu = _ascend_and_cpu(spec)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from mathtune_pipeline.mindformers import cpu, dialect, inference, model, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 pytestmark = pytest.mark.mindspore
 
@@ -34,7 +34,7 @@ TINY = {
 
 def tiny_config(**model_config):
     """The CPU profile's finetune config of a one-layer tiny Llama, with `model_config` put back."""
-    spec = with_defaults(TINY)
+    spec = typed(TINY)
     cfg = cpu.cpu_profile(dialect.adapt(render.finetune_config(spec, dataset_dir="", load_checkpoint="",
                                                                save_checkpoint_steps=1)))
     cfg["model"]["model_config"].update(model_config)

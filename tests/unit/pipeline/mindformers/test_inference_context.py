@@ -5,26 +5,26 @@ import pytest
 import yaml
 
 from mathtune_pipeline.mindformers import cpu, dialect, inference, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 REPO = Path(__file__).resolve().parents[4]
 
 
 def _inference_config(example: str, seq_length: int = 512):
-    spec = with_defaults(yaml.safe_load((REPO / "examples" / example).read_text())["spec"])
+    spec = typed(yaml.safe_load((REPO / "examples" / example).read_text())["spec"])
     finetune = dialect.adapt(render.finetune_config(spec, dataset_dir="d", load_checkpoint="c",
                                                     save_checkpoint_steps=1, seq_length=seq_length))
-    if spec["profile"] == "cpu":
+    if spec.profile == "cpu":
         finetune = cpu.cpu_profile(finetune)
     return spec, render.inference_config(finetune, run_mode="predict", load_checkpoint="merged.ckpt",
-                                         max_new_tokens=20, use_past=spec["profile"] != "cpu")
+                                         max_new_tokens=20, use_past=spec.profile != "cpu")
 
 
 def test_the_ascend_profile_gets_graph_mode_and_its_memory_bound():
     spec, config = _inference_config("seed000-llama3-quota-cot.yaml")
     got = inference.context_kwargs(config)
     assert got["mode"] == 0 and got["device_target"] == "Ascend"
-    assert got["max_device_memory"] == spec["training"]["maxDeviceMemory"] == "58GB"
+    assert got["max_device_memory"] == spec.training.max_device_memory == "58GB"
     assert got["device_id"] == 0 and got["max_call_depth"] == 10000
     # Only what MindSpore's set_context takes: MindFormers' other sections stay out.
     assert set(got) <= set(inference.SET_CONTEXT_KEYS) and set(got) == set(config["context"])
@@ -45,6 +45,6 @@ def test_the_cpu_profile_context_is_set_for_real():
     spec, config = _inference_config(examples[0])
     got = inference.context_kwargs(config)
     # The Ascend context but the device: MindSpore ignores max_device_memory on CPU (a warning).
-    assert got["device_target"] == "CPU" and got["max_device_memory"] == spec["training"]["maxDeviceMemory"]
+    assert got["device_target"] == "CPU" and got["max_device_memory"] == spec.training.max_device_memory
     inference.set_context(config, seed=3)
     assert ms.get_context("device_target") == "CPU" and ms.get_context("mode") == ms.GRAPH_MODE

@@ -5,14 +5,14 @@ import pytest
 import yaml
 
 from mathtune_pipeline.mindformers import dialect, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 REPO = Path(__file__).resolve().parents[4]
 EXAMPLES = {p.stem: p for p in sorted((REPO / "examples").glob("*.yaml"))}
 
 
 def _rendered(example: str) -> dict:
-    spec = with_defaults(yaml.safe_load(EXAMPLES[example].read_text())["spec"])
+    spec = typed(yaml.safe_load(EXAMPLES[example].read_text())["spec"])
     return render.finetune_config(spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=1,
                                   seq_length=128)
 

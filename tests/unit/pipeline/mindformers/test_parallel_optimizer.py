@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mathtune_pipeline.mindformers import dialect, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 REPO = Path(__file__).resolve().parents[4]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -43,7 +43,7 @@ def _unsupported(config: dict) -> bool:
 
 
 def _adapted(example: Path) -> dict:
-    spec = with_defaults(yaml.safe_load(example.read_text())["spec"])
+    spec = typed(yaml.safe_load(example.read_text())["spec"])
     seeds = render.finetune_config(spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=1,
                                    seq_length=128)
     return dialect.adapt(seeds)

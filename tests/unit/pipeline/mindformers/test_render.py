@@ -7,7 +7,7 @@ import yaml
 
 from mathtune_pipeline.errors import SpecError
 from mathtune_pipeline.mindformers import counts, cpu, dialect, families, render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import changed, typed
 
 from .conftest import RUN1
 
@@ -36,16 +36,15 @@ def _diff(got, want, path=""):
 
 def test_finetune_config_equals_the_seeds_real_config(run1_spec, real_fixtures):
     want = yaml.safe_load((real_fixtures / "mindformers-logs" / "finetune_config_run1.yaml").read_text())
-    got = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint=run1_spec["model"]["checkpoint"],
+    got = render.finetune_config(run1_spec, dataset_dir="", load_checkpoint=run1_spec.model.checkpoint,
                                  output_dir="./output", save_checkpoint_steps=535)
     assert _diff(got, want) == []
     assert list(got) == list(want)  # same key order, so the files read alike
 
 
 def test_changed_defaults_are_written(run1_spec):
-    run1_spec["training"]["optimizer"]["weightDecay"] = 0.01
-    run1_spec["training"]["checkpoint"]["keepMax"] = 10
-    got = render.finetune_config(run1_spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=3)
+    spec = changed(run1_spec, {"training": {"optimizer": {"weightDecay": 0.01}, "checkpoint": {"keepMax": 10}}})
+    got = render.finetune_config(spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=3)
     assert got["optimizer"]["weight_decay"] == 0.01
     assert got["callbacks"][1]["keep_checkpoint_max"] == 10
     assert got["train_dataset"]["data_loader"]["dataset_dir"] == "d"
@@ -65,7 +64,7 @@ def test_bucketed_rows_render_mindformers_dynamic_batches(run1_spec):
 
 
 def test_data_parallel_only_renders_mode_0():
-    spec = with_defaults({**RUN1, "resources": {"npusPerNode": 4, "nodes": 2, "parallel": {
+    spec = typed({**RUN1, "resources": {"npusPerNode": 4, "nodes": 2, "parallel": {
         "dataParallel": 8, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
     got = render.finetune_config(spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
     assert got["parallel"]["parallel_mode"] == 0 and got["parallel"]["full_batch"] is False
@@ -88,7 +87,7 @@ def test_bad_spec_names_the_field(change, field):
     for key, value in change.items():
         raw[key] = {**raw.get(key, {}), **value}
     with pytest.raises(SpecError) as err:
-        render.finetune_config(with_defaults(raw), dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
+        render.finetune_config(typed(raw), dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)
     assert err.value.field == field
 
 
@@ -122,7 +121,7 @@ def test_adapted_for_mindformers_19(run1_spec):
 
 
 def test_internlm_is_llama_with_biases_in_19():
-    spec = with_defaults({**RUN1, "model": {"family": "internlm-7b"}})
+    spec = typed({**RUN1, "model": {"family": "internlm-7b"}})
     got = dialect.adapt(render.finetune_config(spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1),
                         "1.9.0")
     mc = got["model"]["model_config"]
@@ -141,7 +140,7 @@ def test_cpu_profile_refuses_model_parallel(run1_spec):
 def test_full_size_configs_load_in_mindformers(family, tmp_path):
     from mathtune_pipeline.mindformers import model
 
-    spec = with_defaults({**RUN1, "model": {"family": family}})
+    spec = typed({**RUN1, "model": {"family": family}})
     cfg = dialect.adapt(render.finetune_config(spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1))
     path = model.write_config(cfg, tmp_path / "finetune.yaml")
     loaded = model.load_config(path)
@@ -179,10 +178,11 @@ def test_whole_numbers_from_the_api_server_render_as_floats():
     real node ("the 'lora_dropout' must be 'float', but got 'int'")."""
     from mindpet.delta.lora import INC_LEFT, Validator  # the check LoRADense runs
 
-    spec = with_defaults(yaml.safe_load((EXAMPLES / "run-cpu.yaml").read_text())["spec"])
+    spec = yaml.safe_load((EXAMPLES / "run-cpu.yaml").read_text())["spec"]
     spec["lora"]["dropout"] = 0
-    spec["training"]["optimizer"].update(beta1=1, eps=1, weightDecay=1)
-    spec["training"]["lrSchedule"].update(learningRate=1, lrEnd=0, warmupRatio=0)
+    spec["training"].setdefault("optimizer", {}).update(beta1=0, eps=1, weightDecay=1)
+    spec["training"].setdefault("lrSchedule", {}).update(learningRate=1, lrEnd=0, warmupRatio=0)
+    spec = typed(spec)
     config = render.finetune_config(spec, dataset_dir="/tmp/d", load_checkpoint="", save_checkpoint_steps=1)
     pet = config["model"]["model_config"]["pet_config"]
     # MindPET's own check of LoRADense's dropout (mindpet/delta/lora.py).

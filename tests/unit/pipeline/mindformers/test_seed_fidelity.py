@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from mathtune_pipeline.mindformers import render
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -59,11 +59,11 @@ SEEDS = {
 @pytest.mark.parametrize("name", sorted(SEEDS))
 def test_the_example_renders_the_seeds_settings(name):
     want = SEEDS[name]
-    spec = with_defaults(yaml.safe_load((REPO / "examples" / f"{name}.yaml").read_text())["spec"])
-    seq = spec["data"]["seqLength"] if isinstance(spec["data"]["seqLength"], int) else 128
+    spec = typed(yaml.safe_load((REPO / "examples" / f"{name}.yaml").read_text())["spec"])
+    seq = spec.data.seq_length if isinstance(spec.data.seq_length, int) else 128
     config = render.finetune_config(spec, dataset_dir="d", load_checkpoint="c", save_checkpoint_steps=1,
                                     seq_length=seq)
-    data = spec["data"]
+    data = spec.data.wire()
     assert data["template"]["name"] == want["template"]
     if "dedupe" in want:
         assert data["dedupe"] is want["dedupe"]

@@ -2,7 +2,7 @@
 import shutil
 
 from mathtune_pipeline import disk
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 from mathtune_pipeline.stages import train
 
 SEED000 = {
@@ -16,7 +16,7 @@ SEED000 = {
 
 
 def test_seed000s_run_needs_about_190_gb():
-    parts = disk.for_spec(with_defaults(SEED000), rows=97450)
+    parts = disk.for_spec(typed(SEED000), rows=97450)
     model = parts["base"]
     assert 16.0e9 < model < 16.1e9  # 8.03e9 bfloat16 parameters
     assert parts["train"] > 5 * model and parts["train"] < 5 * model * 1.02  # five saves, one copy over 4 ranks
@@ -27,7 +27,7 @@ def test_seed000s_run_needs_about_190_gb():
 
 
 def test_data_parallel_saves_a_whole_copy_per_replica():
-    spec = with_defaults({**SEED000, "resources": {"npusPerNode": 4, "nodes": 1, "parallel": {
+    spec = typed({**SEED000, "resources": {"npusPerNode": 4, "nodes": 1, "parallel": {
         "dataParallel": 4, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
     parts = disk.for_spec(spec, rows=97450)
     assert parts["train"] > 20 * parts["base"]
@@ -45,7 +45,7 @@ def test_train_warns_when_its_saves_will_not_fit(tmp_path, capsys):
     base = tmp_path / "base.ckpt"
     with open(base, "wb") as f:  # a sparse file the size of the free space: a model that cannot be saved twice
         f.truncate(shutil.disk_usage(tmp_path).free)
-    spec = with_defaults(SEED000)
+    spec = typed(SEED000)
     plan = {"config": {"load_checkpoint": str(base)}, "ranks": 4, "trainable": 3_407_872}
     train.warn_if_short(spec, plan, tmp_path / "train.work")
     out = capsys.readouterr().out

@@ -7,7 +7,7 @@ import pytest
 from mathtune_pipeline.errors import SpecError, StageExit
 from mathtune_pipeline.mindformers import checkpoints, launch, records
 from mathtune_pipeline.scoring import squad_data
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import changed, typed
 from mathtune_pipeline.stages import demo_data, report, run_local
 
 
@@ -123,7 +123,7 @@ def test_gate_and_best_epoch():
 
 
 def test_run_local_moves_work_volume_paths(tmp_path):
-    spec = with_defaults({"model": {"tokenizer": {"uri": "/data/fixtures/tok.json"}, "checkpoint": "/data/m.ckpt"},
+    spec = typed({"model": {"tokenizer": {"uri": "/data/fixtures/tok.json"}, "checkpoint": "/data/m.ckpt"},
                           "data": {"source": {"uri": "s3://bucket/train.json"}},
                           "evaluation": {"dataset": {"uri": "/data/fixtures/squad/dev-small.jsonl"}}})
     local = run_local.localize(spec, tmp_path)
@@ -131,7 +131,7 @@ def test_run_local_moves_work_volume_paths(tmp_path):
     assert local["model"]["checkpoint"] == str(tmp_path / "m.ckpt")
     assert local["data"]["source"]["uri"] == "s3://bucket/train.json"
     assert local["storage"]["dataPath"] == str(tmp_path)
-    assert spec["storage"]["dataPath"] == "/data"  # the input is left alone
+    assert spec.storage.data_path == "/data"  # the input is left alone
 
 
 def test_demo_squad_set_loads_and_is_span_based(tmp_path):
@@ -165,7 +165,7 @@ def test_train_plan_ascend_runs_the_seeds_config_as_is(tmp_path):
     from mathtune_pipeline.mindformers import dialect
     from mathtune_pipeline.stages import train
 
-    spec = with_defaults({"model": {"family": "llama3-8b", "checkpoint": "/data/llama3-8B.ckpt"},
+    spec = typed({"model": {"family": "llama3-8b", "checkpoint": "/data/llama3-8B.ckpt"},
                           "data": {"seqLength": 512}, "training": {"epochs": 5, "batchSize": 32},
                           "resources": {"npusPerNode": 4, "nodes": 1, "parallel": {
                               "dataParallel": 1, "modelParallel": 4, "pipelineStage": 1, "microBatchNum": 1}}})
@@ -187,7 +187,7 @@ def test_train_plan_ascend_runs_the_seeds_config_as_is(tmp_path):
 def test_train_plan_cpu_profile(tmp_path):
     from mathtune_pipeline.stages import train
 
-    spec = with_defaults({"profile": "cpu", "model": {"family": "tiny-llama"}, "data": {"seqLength": "auto"},
+    spec = typed({"profile": "cpu", "model": {"family": "tiny-llama"}, "data": {"seqLength": "auto"},
                           "training": {"batchSize": 4},
                           "resources": {"npusPerNode": 2, "nodes": 1, "parallel": {
                               "dataParallel": 2, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
@@ -210,7 +210,7 @@ def test_train_plan_follows_the_batching_tokenize_laid_out(tmp_path):
     dynamic batches, and only with the batch they were ordered for."""
     from mathtune_pipeline.stages import train
 
-    spec = with_defaults({"profile": "cpu", "model": {"family": "tiny-llama"}, "training": {"batchSize": 4},
+    spec = typed({"profile": "cpu", "model": {"family": "tiny-llama"}, "training": {"batchSize": 4},
                           "resources": {"npusPerNode": 2, "nodes": 1, "parallel": {
                               "dataParallel": 2, "modelParallel": 1, "pipelineStage": 1, "microBatchNum": 1}}})
     layout = {"mode": "bucketed", "multiple": 8, "batchSize": 4, "dataParallel": 2, "seed": 0, "perRankBatches": True}
@@ -223,12 +223,10 @@ def test_train_plan_follows_the_batching_tokenize_laid_out(tmp_path):
     padded = train.plan(spec, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt",
                         data={"seqLength": 128, "tokens": tokens, "batching": {"mode": "padded"}})
     assert "dynamic_batch" not in padded["config"]["train_dataset"]
-    for change, field in ((("training", "batchSize", 8), "spec.training.batchSize"),
-                          (("resources", "parallel", {**spec["resources"]["parallel"], "dataParallel": 1,
-                                                      "modelParallel": 1}), "spec.resources.parallel.dataParallel")):
-        other = json.loads(json.dumps(spec))
-        other[change[0]][change[1]] = change[2]
-        other["resources"]["npusPerNode"] = 1 if field.endswith("dataParallel") else 2
+    for change, field in (({"training": {"batchSize": 8}}, "spec.training.batchSize"),
+                          ({"resources": {"npusPerNode": 1, "parallel": {"dataParallel": 1}}},
+                           "spec.resources.parallel.dataParallel")):
+        other = changed(spec, change)
         with pytest.raises(SpecError) as err:
             train.plan(other, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt",
                        data={"seqLength": 128, "tokens": tokens, "batching": layout})

@@ -2,7 +2,7 @@
 import pytest
 
 from mathtune_pipeline.errors import SpecError
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 from mathtune_pipeline.stages.train import check_vocabulary
 
 
@@ -15,7 +15,7 @@ def _manifest(vocab):
 
 
 def test_tiny_model_smaller_than_the_tokenizer_names_the_field():
-    spec = with_defaults({"profile": "cpu", "model": {"family": "tiny-llama"}})
+    spec = typed({"profile": "cpu", "model": {"family": "tiny-llama"}})
     with pytest.raises(SpecError) as err:
         check_vocabulary(spec, _config(512), _manifest(128256))
     assert err.value.field == "spec.model.tiny.vocabSize"
@@ -23,6 +23,6 @@ def test_tiny_model_smaller_than_the_tokenizer_names_the_field():
 
 
 def test_a_vocabulary_that_covers_the_tokenizer_passes():
-    spec = with_defaults({"model": {"family": "llama3-8b"}})
+    spec = typed({"model": {"family": "llama3-8b"}})
     check_vocabulary(spec, _config(128256), _manifest(128256))
     check_vocabulary(spec, _config(128256), None)  # an older tokenize manifest: nothing to check against

@@ -11,7 +11,7 @@ import yaml
 
 from mathtune_pipeline.errors import SpecError
 from mathtune_pipeline.mindformers import base_model, checkpoint_io
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 from tests import stage_result
 
@@ -24,11 +24,8 @@ TINY = {"profile": "cpu", "model": {"family": "tiny-llama",
 
 
 def _spec(data_path, checkpoint="", sha256=""):
-    spec = with_defaults(json.loads(json.dumps(TINY)))
-    spec["model"]["checkpoint"] = checkpoint
-    spec["model"]["checkpointSha256"] = sha256
-    spec["storage"]["dataPath"] = str(data_path)
-    return spec
+    return typed({**TINY, "model": {**TINY["model"], "checkpoint": checkpoint, "checkpointSha256": sha256},
+                  "storage": {"dataPath": str(data_path)}})
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from mathtune_api.spec_scoring import Export
 from mathtune_pipeline.artifacts import sha256_file
 from mathtune_pipeline.errors import SpecError
 from mathtune_pipeline.mindformers import inference, render
@@ -132,5 +133,5 @@ def test_a_family_without_a_name_map_is_refused_before_anything_is_written():
 
 def test_an_epoch_merge_did_not_keep_is_refused_naming_the_field():
     with pytest.raises(SpecError) as err:
-        export_stage.choose_epoch({"epoch": 7}, {"bestEpoch": 2}, {"1": {}, "2": {}})
+        export_stage.choose_epoch(Export(epoch=7), {"bestEpoch": 2}, {"1": {}, "2": {}})
     assert err.value.field == "spec.export.epoch" and "1, 2" in str(err.value)

@@ -24,7 +24,7 @@ def test_a_prompt_longer_than_training_keeps_its_header(laid_out, monkeypatch):
 
     run_dir, spec_file, merged, _ = laid_out
     spec, _ = load_spec(spec_file)
-    template = Template(spec["data"]["template"]["name"], spec["data"]["template"]["systemPrompt"])
+    template = Template(spec.data.template.name, spec.data.template.system_prompt)
     prompt = template.render(" ".join([QUESTION] * 12), "", "")[0]
     generator = candidates.Generator(spec, run_dir)
     full = generator.encode([prompt])[0]

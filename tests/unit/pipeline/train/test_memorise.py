@@ -31,7 +31,7 @@ from mathtune_pipeline.data.templates import Template
 from mathtune_pipeline.data.tokenizer import load_tokenizer
 from mathtune_pipeline.mindformers import model, warmup
 from mathtune_pipeline.scoring import math_accuracy
-from mathtune_pipeline.spec import with_defaults
+from tests.specs import typed
 
 from .conftest import last_json, run_stage, write_spec
 
@@ -73,7 +73,7 @@ def memorised(tmp_path_factory):
     tiny = {**TINY, "vocabSize": vocab}
     base = tmp / "base.ckpt"
     model.use_output_dir(tmp / "mindformers")   # MindFormers' logs, not in the working directory
-    warmup.train(with_defaults({"profile": "cpu", "model": {"family": "tiny-llama", "tiny": tiny},
+    warmup.train(typed({"profile": "cpu", "model": {"family": "tiny-llama", "tiny": tiny},
                                 "data": {"seqLength": SEQ}}),
                  load_tokenizer(tokenizer_path, "hf-json"), warm_pairs, base, epochs=6, batch_size=8,
                  learning_rate=4.0e-3)

@@ -109,8 +109,12 @@ def test_checkpoints_of_another_recipe_are_never_resumed(trained, tmp_path):
 def test_failed_training_passes_msrun_exit_code_and_keeps_nothing_half_done(tmp_path):
     run_dir = tmp_path / "run"
     write_mindrecord(run_dir / "tokenize")
-    # lr_schedule of an unknown type: MindFormers fails on every rank.
-    write_spec(tmp_path / "run.yaml", training={"lrSchedule": {"type": "NoSuchLR"}})
+    # Base weights of another shape than the model (hidden 32, the model's 64):
+    # a spec the API server takes, and MindFormers fails on every rank loading them.
+    from tests import synthetic_ckpt
+
+    wrong = synthetic_ckpt.write(tmp_path / "wrong-shape.ckpt", layers=2, hidden=32, vocab=512)
+    write_spec(tmp_path / "run.yaml", model={"checkpoint": str(wrong)})
     # Paths relative to the working directory, as a user types them: the
     # workers msrun starts must still find the config the stage rendered.
     # (msrun kills the other workers at once, then waits some 30 s for its
@@ -121,7 +125,8 @@ def test_failed_training_passes_msrun_exit_code_and_keeps_nothing_half_done(tmp_
     assert last_json(proc.stdout)["error"] == "msrun exited with code 1"
     assert "last lines of" in proc.stdout
     worker_logs = [log.read_text() for log in (run_dir / "train.work").glob("msrun_log-*/worker_*.log")]
-    assert any("class name NoSuchLR" in log for log in worker_logs), "the workers failed, but not on the recipe's error"
+    assert any("should have the same shape as" in log for log in worker_logs), \
+        "the workers failed, but not on the base weights' shape"
     assert not (run_dir / "train").exists()
 
 
