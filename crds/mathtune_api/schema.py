@@ -40,8 +40,12 @@ class Format:
         self.name = name
 
 
+# `X | None` (3.10+) and Optional[X]; the package supports 3.9, which has no UnionType.
+_UNIONS = (Union, getattr(types, "UnionType", Union))
+
+
 def _unwrap_optional(tp):
-    if typing.get_origin(tp) in (Union, types.UnionType):
+    if typing.get_origin(tp) in _UNIONS:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return args[0]
@@ -69,7 +73,7 @@ def _bounds(out: Dict[str, Any], metadata) -> None:
             out["maximum"], out["exclusiveMaximum"] = m.lt, True
 
 
-def _length(metadata, kind: str):
+def _length(metadata):
     found = {}
     for m in metadata:
         if isinstance(m, annotated_types.MaxLen):
@@ -133,14 +137,14 @@ def type_schema(tp, metadata, description) -> Dict[str, Any]:
         return {"type": kind, **desc, "enum": values}
     if origin in (list, typing.List):
         (item,) = typing.get_args(tp)
-        length = _length(metadata, "array")
+        length = _length(metadata)
         out = {"type": "array", **desc, "items": _inner(item), "maxItems": length.get("max", 64)}
         if "min" in length:
             out["minItems"] = length["min"]
         return out
     if origin in (dict, typing.Dict):
         _, value = typing.get_args(tp)
-        length = _length(metadata, "object")
+        length = _length(metadata)
         return {"type": "object", **desc, "additionalProperties": _inner(value),
                 "maxProperties": length.get("max", 64)}
     if tp is bool:
@@ -153,7 +157,7 @@ def type_schema(tp, metadata, description) -> Dict[str, Any]:
         fmt = next((m for m in metadata if isinstance(m, Format)), None)
         if fmt is not None:
             return {"type": "string", "format": fmt.name, **desc}
-        length = _length(metadata, "string")
+        length = _length(metadata)
         out = {"type": "string", **desc, "maxLength": length.get("max", SHORT)}
         if "pattern" in length:
             out["pattern"] = length["pattern"]
