@@ -78,7 +78,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser(argv).parse_args(argv)
     command = args.command
     if command in TOOLS:
-        return int(_module(command).run(args) or 0)
+        try:
+            return int(_module(command).run(args) or 0)
+        except SpecError as exc:  # a bad run file or argument: say which field, no traceback
+            print(f"mathtune-pipeline {command}: {exc}", file=sys.stderr)
+            return 2
 
     from .spec import load_spec
 

@@ -231,3 +231,23 @@ def test_train_plan_follows_the_batching_tokenize_laid_out(tmp_path):
             train.plan(other, tmp_path, rows=200, base_checkpoint=tmp_path / "b.ckpt",
                        data={"seqLength": 128, "tokens": tokens, "batching": layout})
         assert err.value.field == field and "run tokenize again" in str(err.value)
+
+
+def test_run_local_refuses_a_bad_run_file_naming_the_field(tmp_path):
+    """The run file is parsed by the API model before any stage: a value the
+    CRD refuses exits 2 with the field, not a traceback, and nothing is made."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    run = yaml.safe_load((Path(__file__).resolve().parents[4] / "examples" / "run-cpu.yaml").read_text())
+    run["spec"]["training"]["epochs"] = 0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(run))
+    proc = subprocess.run([sys.executable, "-m", "mathtune_pipeline.cli", "run-local", str(tmp_path / "bad.yaml"),
+                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == ("mathtune-pipeline run-local: spec.training.epochs: "
+                                   "Input should be greater than or equal to 1"), proc.stderr
+    assert not (tmp_path / "run").exists()
