@@ -75,11 +75,11 @@ def runnable(run: Dict[str, Any]) -> None:
     """The project's reading of an accepted (defaulted) run; raises what it cannot take."""
     from mathtune_operator import builders, plan
     from mathtune_pipeline.mindformers import families, render
-    from mathtune_pipeline.spec import with_defaults
+    from mathtune_pipeline.spec import parse
 
     for stage in plan.stages(run["spec"]):
         builders.job(run, stage)
-    spec = with_defaults(run["spec"])
+    spec = parse(run["spec"])   # the API model takes what the API server took
     families.family(spec)
     render.finetune_config(spec, dataset_dir="/data/x", load_checkpoint="", save_checkpoint_steps=1)
 
