@@ -120,6 +120,10 @@ def kubeconfig() -> Path:
         yield path
         return
     if local.healthy() and local.real_node_ready():
+        # A cluster an earlier session left running may lack this checkout's
+        # images (their tags are digests of their inputs): the node imports
+        # what it lacks and leaves the rest alone.
+        local.import_images()
         yield local.KUBECONFIG
         return
     missing = local.missing_binaries()

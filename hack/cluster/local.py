@@ -82,6 +82,11 @@ def up() -> Path:
     return KUBECONFIG
 
 
+def import_images() -> None:
+    """The images this checkout built, imported into the running node where missing (node/up.sh is idempotent)."""
+    subprocess.run(["bash", str(NODE_SCRIPTS / "up.sh")], check=True)
+
+
 def down() -> None:
     subprocess.run(["bash", str(NODE_SCRIPTS / "down.sh")], check=True)
     subprocess.run(["bash", str(HERE / "down.sh")], check=True)
