@@ -37,21 +37,6 @@ def i(desc, default=None, minimum=None, maximum=None, enum=None):
     return out
 
 
-def n(desc, default=None, minimum=None, maximum=None, exclusive_min=False, exclusive_max=False):
-    out = {"type": "number", "description": desc}
-    if default is not None:
-        out["default"] = default
-    if minimum is not None:
-        out["minimum"] = minimum
-        if exclusive_min:
-            out["exclusiveMinimum"] = True
-    if maximum is not None:
-        out["maximum"] = maximum
-        if exclusive_max:
-            out["exclusiveMaximum"] = True
-    return out
-
-
 def b(desc, default=None):
     out = {"type": "boolean", "description": desc}
     if default is not None:

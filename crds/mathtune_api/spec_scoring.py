@@ -31,10 +31,6 @@ class BaseScores(ApiModel):
     f1: Optional[float] = F("The base model's SQuAD F1.", None, ge=0, le=100)
     em: Optional[float] = F("The base model's SQuAD EM.", None, ge=0, le=100)
 
-    @property
-    def known(self) -> bool:
-        return self.f1 is not None and self.em is not None
-
 
 class Evaluation(ApiModel):
     RULES = [rule("!self.enabled || size(self.dataset.uri) > 0",

@@ -11,11 +11,10 @@ from typing import Any, Dict, Tuple, Union
 
 import yaml
 from mathtune_api import MathFinetuneSpec, SpecInvalid, parse_spec
-from mathtune_api.defaults import with_defaults
 
 from .errors import SpecError
 
-__all__ = ["MathFinetuneSpec", "load_spec", "parse", "with_defaults"]
+__all__ = ["MathFinetuneSpec", "load_spec", "parse"]
 
 
 def parse(spec: Any) -> MathFinetuneSpec:

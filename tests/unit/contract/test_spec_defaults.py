@@ -2,9 +2,8 @@
 
 On a cluster the API server fills in the CRD's defaults before any stage runs;
 `run-local` has no API server, so the pipeline parses a run file with the API
-package's model (and fills a spec fragment with its defaults). This test
-applies the CRD's structural defaults the way the API server does and demands
-the same spec from both, for every example.
+package's model. This test applies the CRD's structural defaults the way the
+API server does and demands the same spec from the model, for every example.
 """
 import copy
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mathtune_pipeline.spec import parse, with_defaults
+from mathtune_pipeline.spec import parse
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
@@ -55,16 +54,11 @@ def _leaves(value, prefix=""):
     return {prefix: value}
 
 
-def _parsed(spec):
-    return parse(spec).wire()
-
-
-@pytest.mark.parametrize("fill", [_parsed, with_defaults], ids=["parsed", "fragment"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
-def test_pipeline_defaults_equal_the_crds(example, fill):
+def test_pipeline_defaults_equal_the_crds(example):
     spec = yaml.safe_load(example.read_text())["spec"]
     by_api_server = _leaves(apply_schema_defaults(copy.deepcopy(spec), _spec_schema()))
-    by_pipeline = _leaves(fill(spec))
+    by_pipeline = _leaves(parse(spec).wire())
     # Every value either side would set, the other sets alike.
     keys = set(by_api_server) | set(by_pipeline)
     differing = {k: (by_api_server.get(k, "<absent>"), by_pipeline.get(k, "<absent>")) for k in sorted(keys)

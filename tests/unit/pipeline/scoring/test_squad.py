@@ -110,9 +110,9 @@ MULTI = [  # (prediction, SQuAD's answers: the first, then others annotators gav
 def test_the_contest_rule_scores_the_first_answer_as_mindformers_does():
     """MindFormers' SQuAD loader gives EmF1Metric one label, the first answer;
     the contest's base scores were measured so. That is the default rule."""
-    from mathtune_pipeline.spec import with_defaults
+    from mathtune_api.spec_scoring import Evaluation
 
-    assert with_defaults({})["evaluation"]["answerRule"] == "first"
+    assert Evaluation().answer_rule == "first"
     preds = [p for p, _ in MULTI]
     first = squad.score(preds, [squad.gold_answers(a, "first") for _, a in MULTI])
     want = _mindformers_metric(list(preds), [a[0] for _, a in MULTI])
