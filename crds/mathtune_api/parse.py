@@ -1,5 +1,5 @@
 """Reading a spec mapping into the typed model, with errors that name the field."""
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence, Union
 
 from pydantic import ValidationError
 
@@ -14,7 +14,7 @@ class SpecInvalid(ValueError):
         self.field, self.expected = field, expected
 
 
-def _path(loc) -> str:
+def _path(loc: Sequence[Union[int, str]]) -> str:
     out = "spec"
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else f".{part}"

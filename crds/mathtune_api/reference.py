@@ -1,6 +1,6 @@
 """docs/api.md: the field reference, written from the models' schema."""
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .crd import GROUP, KIND, VERSION
 from .schema import model_schema
@@ -28,7 +28,7 @@ def _type(node: Dict[str, Any]) -> str:
         return f"map of {_type(node['additionalProperties'])}"
     if "enum" in node:
         return " | ".join(json.dumps(v) for v in node["enum"])
-    return kind
+    return str(kind)
 
 
 def _bounds(node: Dict[str, Any]) -> str:
@@ -49,13 +49,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _object_of(node: Dict[str, Any]):
+def _object_of(node: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     if node.get("type") == "object" and "properties" in node:
         return node
-    if node.get("type") == "array" and node["items"].get("type") == "object" and "properties" in node["items"]:
-        return node["items"]
-    if isinstance(node.get("additionalProperties"), dict) and "properties" in node["additionalProperties"]:
-        return node["additionalProperties"]
+    inner: Optional[Dict[str, Any]] = node.get("items") if node.get("type") == "array" else node.get("additionalProperties")
+    if isinstance(inner, dict) and "properties" in inner and inner.get("type", "object") == "object":
+        return inner
     return None
 
 

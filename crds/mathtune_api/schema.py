@@ -16,7 +16,7 @@ import copy
 import json
 import types
 import typing
-from typing import Any, Dict, Literal, Union
+from typing import Any, Dict, List, Literal, Optional, Type, Union
 
 import annotated_types
 from pydantic import BaseModel
@@ -44,7 +44,7 @@ class Format:
 _UNIONS = (Union, getattr(types, "UnionType", Union))
 
 
-def _unwrap_optional(tp):
+def _unwrap_optional(tp: Any) -> Any:
     if typing.get_origin(tp) in _UNIONS:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) == 1:
@@ -52,7 +52,7 @@ def _unwrap_optional(tp):
     return tp
 
 
-def _default(info: FieldInfo):
+def _default(info: FieldInfo) -> Any:
     if info.default_factory is not None:
         value = info.default_factory()  # type: ignore[call-arg]
         return {} if isinstance(value, BaseModel) else value
@@ -61,7 +61,7 @@ def _default(info: FieldInfo):
     return info.default
 
 
-def _bounds(out: Dict[str, Any], metadata) -> None:
+def _bounds(out: Dict[str, Any], metadata: List[Any]) -> None:
     for m in metadata:
         if isinstance(m, annotated_types.Ge):
             out["minimum"] = m.ge
@@ -73,8 +73,8 @@ def _bounds(out: Dict[str, Any], metadata) -> None:
             out["maximum"], out["exclusiveMaximum"] = m.lt, True
 
 
-def _length(metadata):
-    found = {}
+def _length(metadata: List[Any]) -> Dict[str, Any]:
+    found: Dict[str, Any] = {}
     for m in metadata:
         if isinstance(m, annotated_types.MaxLen):
             found["max"] = m.max_length
@@ -85,7 +85,7 @@ def _length(metadata):
     return found
 
 
-def model_schema(cls, description=None) -> Dict[str, Any]:
+def model_schema(cls: Type[BaseModel], description: Optional[str] = None) -> Dict[str, Any]:
     """The object schema of a model: its fields, required ones, CEL rules."""
     out: Dict[str, Any] = {"type": "object", "description": description or " ".join((cls.__doc__ or "").split()),
                            "properties": {}}
@@ -120,13 +120,13 @@ def field_schema(info: FieldInfo) -> Dict[str, Any]:
     return out
 
 
-def _inner(tp) -> Dict[str, Any]:
+def _inner(tp: Any) -> Dict[str, Any]:
     """A list item's or a map value's schema (Annotated[X, Field(...)] or a model)."""
     info = FieldInfo.from_annotation(tp)
     return field_schema(info)
 
 
-def type_schema(tp, metadata, description) -> Dict[str, Any]:
+def type_schema(tp: Any, metadata: List[Any], description: Optional[str]) -> Dict[str, Any]:
     origin = typing.get_origin(tp)
     desc = {"description": description} if description else {}
     if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -167,7 +167,7 @@ def type_schema(tp, metadata, description) -> Dict[str, Any]:
     raise TypeError(f"no OpenAPI schema for {tp!r}")
 
 
-def fill_defaults(node):
+def fill_defaults(node: Dict[str, Any]) -> Dict[str, Any]:
     """Object defaults spelled out in full: the API server checks a default
     against the CEL rules as written, before nested defaults apply; and
     kubectl explain does not print schema defaults, so they are said in words."""

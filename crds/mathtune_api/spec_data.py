@@ -1,5 +1,5 @@
 """spec.model and spec.data: the base model and the training data."""
-from typing import Annotated, Dict, List, Literal, Optional, Union
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 from pydantic import Field, field_validator
 
@@ -186,7 +186,7 @@ class Data(ApiModel):
 
     @field_validator("seq_length", mode="before")
     @classmethod
-    def _seq_length(cls, value):
+    def _seq_length(cls, value: Any) -> Any:
         # Before the union's own checks, which would name its members instead.
         if value == "auto" or (type(value) is int and 16 <= value <= 32768):
             return value
@@ -194,7 +194,7 @@ class Data(ApiModel):
 
     @field_validator("mix")
     @classmethod
-    def _shares(cls, mix):
+    def _shares(cls, mix: List[MixSource]) -> List[MixSource]:
         if sum(m.share for m in mix if m.share is not None) >= 1.0:
             raise ValueError(MIX_SHARES["message"])
         return mix

@@ -1,4 +1,5 @@
 """Names and bounds the API shares with the operator and the pipeline."""
+from typing import Dict, Optional
 
 # Bounds on every string and list keep the CEL cost estimate of the
 # immutability rules (`self == oldSelf`) under the API server's budget.
@@ -22,7 +23,7 @@ RESERVED_MOUNTS = ("/etc/mathtune", "/dev/shm", "/tmp", "/usr/local/Ascend/drive
 NPU_RESOURCE = "huawei.com/Ascend910"
 
 
-def rule(expr, message, field_path=None, reason=None):
+def rule(expr: str, message: str, field_path: Optional[str] = None, reason: Optional[str] = None) -> Dict[str, str]:
     """One x-kubernetes-validations entry: a CEL rule the API server checks."""
     out = {"rule": expr, "message": message}
     if field_path:
@@ -32,7 +33,7 @@ def rule(expr, message, field_path=None, reason=None):
     return out
 
 
-def immutable(field):
+def immutable(field: str) -> Dict[str, str]:
     return rule("self == oldSelf",
                 f"spec.{field} is immutable once the run exists: its stages' outputs depend on it; "
                 f"create a new MathFinetune instead")

@@ -1,6 +1,7 @@
 """The stage plan: which stages a run has, in order. Pure."""
 from typing import List
-from .types import Obj
+
+from mathtune_api import MathFinetuneSpec
 
 ALL_STAGES = ("prepare", "tokenize", "train", "merge", "evaluate", "predict", "report", "export")
 
@@ -20,7 +21,7 @@ CONDITION_TYPE = {
 PROGRESS_STAGES = ("train", "evaluate", "predict")
 
 
-def stages(spec: Obj) -> List[str]:
+def stages(spec: MathFinetuneSpec) -> List[str]:
     """Stages of a run with this (defaulted) spec.
 
     evaluate and predict are left out when disabled; report always runs (it
@@ -29,21 +30,21 @@ def stages(spec: Obj) -> List[str]:
     """
     out = []
     for stage in ALL_STAGES:
-        if stage == "evaluate" and not (spec.get("evaluation") or {}).get("enabled", True):
+        if stage == "evaluate" and not spec.evaluation.enabled:
             continue
-        if stage == "predict" and not (spec.get("prediction") or {}).get("enabled", True):
+        if stage == "predict" and not spec.prediction.enabled:
             continue
-        if stage == "export" and spec.get("export") is None:
+        if stage == "export" and spec.export is None:
             continue
         out.append(stage)
     return out
 
 
-def is_multi_node(spec: Obj, stage: str) -> bool:
-    return stage == "train" and int((spec.get("resources") or {}).get("nodes", 1)) > 1
+def is_multi_node(spec: MathFinetuneSpec, stage: str) -> bool:
+    return stage == "train" and spec.resources.nodes > 1
 
 
-def npus_for(spec: Obj, stage: str) -> int:
+def npus_for(spec: MathFinetuneSpec, stage: str) -> int:
     """NPUs a stage pod asks for (0 = none).
 
     train uses every NPU of its node; evaluate and predict run the merged
@@ -56,10 +57,9 @@ def npus_for(spec: Obj, stage: str) -> int:
     the local demo's node does): its workers then follow the devices
     allocated, as on Ascend.
     """
-    res = spec.get("resources") or {}
-    per_node = int(res.get("npusPerNode", 4))
-    if spec.get("profile", "ascend") != "ascend":
-        return per_node if stage == "train" and res.get("requestNpusOnCpu") else 0
+    per_node = spec.resources.npus_per_node
+    if spec.profile != "ascend":
+        return per_node if stage == "train" and spec.resources.request_npus_on_cpu else 0
     if stage == "train":
         return per_node
     if stage in ("evaluate", "predict"):

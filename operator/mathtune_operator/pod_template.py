@@ -4,6 +4,8 @@ Pure: spec in, dicts out. docs/pod-template.md says the same for users.
 """
 from typing import Dict, List, Set
 
+from mathtune_api import MathFinetuneSpec
+
 from . import plan
 from .types import Obj
 
@@ -18,7 +20,7 @@ def _gib(value: float) -> str:
     return f"{max(1, round(value / GI))}Gi"
 
 
-def default_requests(spec: Obj, stage: str) -> Dict[str, str]:
+def default_requests(spec: MathFinetuneSpec, stage: str) -> Dict[str, str]:
     """cpu and memory a stage's pod reserves unless a template says otherwise.
 
     Requests only, no limits: a training pod killed at a memory limit loses
@@ -30,15 +32,15 @@ def default_requests(spec: Obj, stage: str) -> Dict[str, str]:
     tiny model needs little, and its pods share a small node.
     """
     npus = max(1, plan.npus_for(spec, stage))
-    workers = int((spec.get("resources") or {}).get("npusPerNode", 4))
-    if spec.get("profile", "ascend") != "ascend":
+    workers = spec.resources.npus_per_node
+    if spec.profile != "ascend":
         cpu_profile = {"prepare": ("250m", "512Mi"), "tokenize": ("250m", "512Mi"),
                        "train": (f"{250 * workers}m", f"{workers}Gi"), "merge": ("250m", "1Gi"),
                        "evaluate": ("250m", "2Gi"), "predict": ("250m", "2Gi"), "report": ("100m", "256Mi"),
                        "export": ("250m", "512Mi")}
         cpu, memory = cpu_profile[stage]
         return {"cpu": cpu, "memory": memory}
-    model = 2 * MODEL_PARAMS.get((spec.get("model") or {}).get("family", ""), DEFAULT_MODEL_PARAMS)
+    model = 2 * MODEL_PARAMS.get(spec.model.family, DEFAULT_MODEL_PARAMS)
     ascend = {"prepare": ("4", "16Gi"), "tokenize": ("8", "16Gi"),
               # one host process per NPU, each with its dataset workers
               "train": (str(4 * npus), _gib(npus * (model + 4 * GI))),
@@ -51,9 +53,9 @@ def default_requests(spec: Obj, stage: str) -> Dict[str, str]:
     return {"cpu": cpu, "memory": memory}
 
 
-def templates_for(spec: Obj, stage: str) -> List[Obj]:
+def templates_for(spec: MathFinetuneSpec, stage: str) -> List[Obj]:
     """The run's templates that apply to this stage, in order."""
-    return [t for t in spec.get("podTemplates") or [] if not t.get("stages") or stage in t["stages"]]
+    return [t for t in spec.pod_templates or [] if not t.get("stages") or stage in t["stages"]]
 
 
 def _by_name(items: List[Obj], extra: List[Obj]) -> List[Obj]:
@@ -64,7 +66,7 @@ def _by_name(items: List[Obj], extra: List[Obj]) -> List[Obj]:
     return list(out.values())
 
 
-def merged(spec: Obj, stage: str) -> Obj:
+def merged(spec: MathFinetuneSpec, stage: str) -> Obj:
     """Every template of this stage folded into one (later over earlier)."""
     out: Obj = {"env": [], "envFrom": [], "serviceAccountName": "", "imagePullSecrets": [],
                 "requests": default_requests(spec, stage), "limits": {}, "labels": {}, "annotations": {},

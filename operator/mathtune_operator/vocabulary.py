@@ -41,6 +41,7 @@ class Reason(StrEnum):
     QUEUED = "Queued"
     VOLUME_TOO_SMALL = "VolumeTooSmall"
     VOLUME_LARGE_ENOUGH = "VolumeLargeEnough"
+    SPEC_UNREADABLE = "SpecUnreadable"
 
 
 class EventReason(StrEnum):

@@ -248,7 +248,7 @@ def artifacts(obj: Context, name: str, download: Optional[str]) -> None:
 @pass_context
 def explain(obj: Context, name: str) -> None:
     run = obj.cluster.run(name)
-    claim = ((run.get("spec") or {}).get("storage") or {}).get("pvcName") or names.claim(name)
+    claim = volume.claim_of(run)
     try:
         phase = obj.cluster.core.read_namespaced_persistent_volume_claim(claim, obj.cluster.namespace).status.phase
     except Exception:  # noqa: BLE001 - a missing claim is said by the operator's own diagnosis

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from kubernetes.client.exceptions import ApiException
+from mathtune_api import MathFinetuneSpec, SpecInvalid, parse_spec
 
 from .. import names
 from .errors import ERROR, CliError
@@ -19,11 +20,21 @@ from .kube import Cluster
 UID = 10001
 
 
+def spec_of(run: Dict[str, Any]) -> MathFinetuneSpec:
+    """The run's spec read by the API model, as the operator reads it."""
+    try:
+        return parse_spec(run.get("spec") or {})
+    except SpecInvalid as exc:
+        raise CliError(f"run {run['metadata']['name']}: its spec cannot be read: {exc}", ERROR) from None
+
+
+def claim_of(run: Dict[str, Any]) -> str:
+    return spec_of(run).storage.pvc_name or names.claim(run["metadata"]["name"])
+
+
 def helper_pod(run: Dict[str, Any], pod_name: str) -> Dict[str, Any]:
     """The pod, built from the run's spec (its image, claim, data path, node selector and tolerations). Pure."""
-    spec = run["spec"]
-    storage, images, scheduling = spec.get("storage") or {}, spec.get("images") or {}, spec.get("scheduling") or {}
-    data_path = storage.get("dataPath", "/data")
+    spec = spec_of(run)
     return {
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": pod_name, "labels": {names.LABEL_RUN: run["metadata"]["name"],
@@ -32,17 +43,16 @@ def helper_pod(run: Dict[str, Any], pod_name: str) -> Dict[str, Any]:
             "restartPolicy": "Never", "activeDeadlineSeconds": 1800, "terminationGracePeriodSeconds": 0,
             "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
                                 "seccompProfile": {"type": "RuntimeDefault"}},
-            "nodeSelector": scheduling.get("nodeSelector") or {},
-            "tolerations": scheduling.get("tolerations") or [],
+            "nodeSelector": spec.scheduling.node_selector or {},
+            "tolerations": list(spec.scheduling.tolerations),
             "containers": [{
-                "name": "fetch", "image": images.get("pipeline"), "imagePullPolicy": images.get("pullPolicy"),
+                "name": "fetch", "image": spec.images.pipeline, "imagePullPolicy": spec.images.pull_policy,
                 "command": ["sleep", "1800"],
                 "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                     "capabilities": {"drop": ["ALL"]}},
-                "volumeMounts": [{"name": "work", "mountPath": data_path, "readOnly": True}],
+                "volumeMounts": [{"name": "work", "mountPath": spec.storage.data_path, "readOnly": True}],
             }],
-            "volumes": [{"name": "work", "persistentVolumeClaim": {
-                "claimName": storage.get("pvcName") or names.claim(run["metadata"]["name"]), "readOnly": True}}],
+            "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": claim_of(run), "readOnly": True}}],
         },
     }
 
@@ -50,8 +60,7 @@ def helper_pod(run: Dict[str, Any], pod_name: str) -> Dict[str, Any]:
 class Volume:
     def __init__(self, cluster: Cluster, run: Dict[str, Any], pod: str, kubectl: List[str]):
         self.cluster, self.run, self.pod, self.kubectl = cluster, run, pod, kubectl
-        spec = run["spec"]
-        self.run_dir = names.run_dir((spec.get("storage") or {}).get("dataPath", "/data"), run["metadata"]["name"])
+        self.run_dir = names.run_dir(spec_of(run).storage.data_path, run["metadata"]["name"])
 
     def _kubectl(self, *args: str, timeout: float = 3600) -> "subprocess.CompletedProcess[bytes]":
         proc = subprocess.run([*self.kubectl, "-n", self.cluster.namespace, *args], capture_output=True,

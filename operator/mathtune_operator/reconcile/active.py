@@ -4,7 +4,7 @@ from typing import List
 
 from kubernetes.client.exceptions import ApiException
 
-from .. import builders, observe, plan
+from .. import observe, plan, schedulers
 from ..types import Obj
 from ..vocabulary import EventReason, EventType, Phase, Reason, StageState
 from .passes import Context, Step, api_reason, attempt_message
@@ -26,7 +26,7 @@ def stage_active(p: Context, stage: str, row: Obj, job: Obj, seen: Obj, pods: Li
     row.update(state=seen["state"], attempts=seen["attempts"])
     if seen["state"] == StageState.RETRYING and seen["message"]:
         row["message"] = f"attempt {seen['attempts'] - 1} failed: {seen['message']}"
-    if seen["state"] == StageState.SUSPENDED and not p.suspend and builders.local_queue(p.body.get("spec") or {}):
+    if seen["state"] == StageState.SUSPENDED and not p.suspend and schedulers.local_queue(p.spec):
         return queued(p, stage, row, job)
     if QUEUED_IN_KUEUE in row.get("message", ""):
         row.pop("message")  # admitted since
@@ -56,7 +56,7 @@ QUEUED_IN_KUEUE = "is queued in Kueue LocalQueue"
 def queued(p: Context, stage: str, row: Obj, job: Obj) -> Step:
     """A Job Kueue has not admitted: the run waits, and says for what, in
     Kueue's words (its Workload's QuotaReserved or Admitted condition)."""
-    queue = builders.local_queue(p.body.get("spec") or {})
+    queue = schedulers.local_queue(p.spec)
     why = "Kueue has not made its Workload yet"
     try:
         workload = p.cluster.workload_of(p.ns, str(job["metadata"].get("uid")))

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from kubernetes.client.exceptions import ApiException
+from mathtune_api import MathFinetuneSpec
 
 from .. import plan, progress
 from .. import status as st
 from ..metrics import Metrics
+from ..resource import Run
 from ..types import ClusterView, Obj
 from ..vocabulary import EventType, Phase, StageState
 from .timing import iso
@@ -43,6 +45,7 @@ class Pass:
 class Context:
     """What every case of one pass reads and writes."""
     body: Obj
+    resource: Run  # the body's identity and typed spec
     cluster: ClusterView
     settings: Settings
     metrics: Metrics
@@ -54,6 +57,10 @@ class Context:
     old_rows: Dict[str, Obj]
     suspend: bool
     suspend_changed: bool
+
+    @property
+    def spec(self) -> MathFinetuneSpec:
+        return self.resource.spec
 
     @property
     def new(self) -> Obj:
@@ -75,15 +82,14 @@ class Context:
         self.out.events.append(Event(kind, reason, text))
 
 
-def begin(body: Obj, cluster: ClusterView, now: float, settings: Settings, metrics: Metrics,
+def begin(body: Obj, resource: Run, cluster: ClusterView, now: float, settings: Settings, metrics: Metrics,
           throttle: progress.Throttle) -> Context:
     """Read the run: its planned stages, and its stage rows as the last
     status left them (the new status starts as a copy of the old)."""
-    spec = body.get("spec") or {}
     old = body.get("status") or {}
-    stages = plan.stages(spec)
-    suspend = bool((spec.get("runPolicy") or {}).get("suspend"))
-    p = Context(body=body, cluster=cluster, settings=settings, metrics=metrics, throttle=throttle, now=now,
+    stages = plan.stages(resource.spec)
+    suspend = resource.spec.run_policy.suspend
+    p = Context(body=body, resource=resource, cluster=cluster, settings=settings, metrics=metrics, throttle=throttle, now=now,
                 out=Pass(status=copy.deepcopy(old)), stages=stages,
                 rows=st.stage_rows(body["metadata"]["name"], stages, old.get("stages") or []),
                 old_rows={row.get("name"): row for row in old.get("stages") or []}, suspend=suspend,

@@ -2,17 +2,18 @@
 from typing import Optional
 
 from .. import plan
+from ..resource import Run
 from ..types import Obj
 from ..vocabulary import Phase, Reason
 from .passes import Settings
 from .ttl import ttl_due
 
 
-def due_again(body: Obj, status: Obj, blocked: Optional[Obj], now: float, settings: Settings) -> Optional[float]:
+def due_again(run: Run, status: Obj, blocked: Optional[Obj], now: float, settings: Settings) -> Optional[float]:
     """When the run needs a pass that no watch event will cause."""
     phase = status.get("phase")
     if phase in (Phase.SUCCEEDED, Phase.FAILED):
-        return ttl_due(body, status, now)
+        return ttl_due(run, status, now)
     if blocked and blocked.get("reason") in (Reason.CREATE_JOB_FAILED, Reason.WAITING_FOR_OLD_OBJECT,
                                              Reason.WAITING_FOR_OLD_JOB):
         # A quota raised, an old object deleted: nothing we watch says when.

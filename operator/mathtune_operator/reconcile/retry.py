@@ -12,11 +12,11 @@ RANK_FAILED = frozenset({"MaxFailedIndexesExceeded", "FailedIndexes", "BackoffLi
 
 def attempt_limit(p: Context) -> int:
     """Attempts a stage gets: the first and runPolicy.backoffLimit more."""
-    return 1 + int(((p.body.get("spec") or {}).get("runPolicy") or {}).get("backoffLimit", 2))
+    return 1 + p.spec.run_policy.backoff_limit
 
 
 def attempts_left(p: Context, stage: str, seen: Obj) -> bool:
-    return plan.is_multi_node(p.body.get("spec") or {}, stage) and seen.get("reason") in RANK_FAILED \
+    return plan.is_multi_node(p.spec, stage) and seen.get("reason") in RANK_FAILED \
         and seen["attempts"] < attempt_limit(p)
 
 

@@ -3,7 +3,7 @@ pods and hands them to its case (start it, it succeeded, it failed, it is
 active); a stage that succeeded hands over to the next one, in the same pass."""
 from typing import Tuple
 
-from .. import builders, names, observe, plan
+from .. import names, observe, plan, schedulers
 from ..vocabulary import EventReason, EventType, Phase, Reason, StageState
 from .active import stage_active
 from .outcome import run_succeeded, stage_failed, stage_succeeded
@@ -52,14 +52,14 @@ def stage_step(p: Context, stage: str) -> Step:
         # An attempt of multi-node training being stopped: the next starts
         # once its pods are gone (so no old rank answers to a rank's name).
         return Step(message=f"stage {stage}: stopping every rank of Job {job_name} before the next attempt")
-    if builders.needs_pod_group(p.body.get("spec") or {}, stage) and row.get("podGroup") != job["metadata"].get("uid"):
+    if schedulers.needs_pod_group(p.spec, stage) and row.get("podGroup") != job["metadata"].get("uid"):
         refused = ensure_pod_group(p, stage, row, job)
         if refused:
             return refused
     apply_suspend(p, stage, job, job_name)
     pods = p.cluster.job_pods(p.ns, job_name)
     seen = observe.outcome(job, pods)
-    if plan.is_multi_node(p.body.get("spec") or {}, stage):
+    if plan.is_multi_node(p.spec, stage):
         # Each Job of multi-node training is one attempt of every rank.
         seen["attempts"] = observe.job_attempt(job)
     row["jobName"] = job_name

@@ -5,8 +5,9 @@ from typing import List, Optional
 
 from kubernetes.client.exceptions import ApiException
 
-from .. import builders, observe, plan
+from .. import builders, observe, plan, schedulers
 from ..errors import ForeignObject
+from ..resource import Run
 from ..types import Obj
 from ..vocabulary import EventReason, EventType, Phase, Reason, StageState
 from .passes import Context, Step, api_reason, attempt_message, blocked
@@ -20,10 +21,10 @@ def start_stage(p: Context, stage: str, row: Obj, job_name: str) -> Step:
         # What every stage pod mounts, made (if absent) just before a stage
         # Job needs it: passes that only watch a Job make no calls.
         started = any(r.get("startTime") for r in p.rows.values())
-        for child in prerequisites(p.body, stage, started):
+        for child in prerequisites(p.resource, stage, started):
             if p.cluster.ensure(child):
                 p.event(EventType.NORMAL, EventReason.CREATED, f"created {child['kind']} {child['metadata']['name']}")
-        created = p.cluster.ensure(builders.job(p.body, stage, attempt=max(1, int(row.get("attempts") or 1))))
+        created = p.cluster.ensure(builders.job(p.resource, stage, attempt=max(1, int(row.get("attempts") or 1))))
     except ForeignObject as exc:
         # Same name, earlier run, not yet garbage-collected: its spec
         # ConfigMap would run this run's stages with the old recipe.
@@ -59,20 +60,19 @@ def start_stage(p: Context, stage: str, row: Obj, job_name: str) -> Step:
     return Step(message=attempt_message(stage, row["state"], row["attempts"]))
 
 
-def prerequisites(body: Obj, stage: str, started: bool) -> List[Obj]:
+def prerequisites(run: Run, stage: str, started: bool) -> List[Obj]:
     """What the stage's pods need besides their Job. The spec ConfigMap and
     the claim are made before the run's first stage starts (`started`: one
     has) and never changed after, so later stages do not ask again: at
     hundreds of runs that was a refused create and a read per stage."""
-    spec = body.get("spec") or {}
     out = []
     if not started:
-        out.append(builders.config_map(body))
-        claim = builders.persistent_volume_claim(body)
+        out.append(builders.config_map(run))
+        claim = builders.persistent_volume_claim(run)
         if claim is not None:
             out.append(claim)
-    if plan.is_multi_node(spec, stage):
-        out.append(builders.headless_service(body))
+    if plan.is_multi_node(run.spec, stage):
+        out.append(builders.headless_service(run))
     return out
 
 
@@ -80,7 +80,7 @@ def ensure_pod_group(p: Context, stage: str, row: Obj, job: Obj) -> Optional[Ste
     """The Job's PodGroup, made once the Job (its owner) exists: its pods
     wait for it, unscheduled, until it does. The row remembers for which
     Job it was made, so later passes make no call."""
-    group = builders.pod_group(p.body, stage, job)
+    group = schedulers.pod_group(p.resource, stage, job)
     try:
         if p.cluster.ensure(group):
             p.event(EventType.NORMAL, EventReason.CREATED, f"created PodGroup {group['metadata']['name']} "
@@ -102,7 +102,7 @@ def apply_suspend(p: Context, stage: str, job: Obj, job_name: str) -> None:
     job_finished = observe.outcome(job, [])["state"] in (StageState.SUCCEEDED, StageState.FAILED)
     if job_finished or not p.suspend_changed:
         return
-    if builders.local_queue(p.body.get("spec") or {}):
+    if schedulers.local_queue(p.spec):
         # Kueue owns the Job's suspend; the run's goes to its Workload.
         workload = p.cluster.workload_of(p.ns, str(job["metadata"].get("uid")))
         if workload is None:

@@ -74,12 +74,13 @@ def _set(doc: Dict[str, Any], dotted: str, value: Any) -> None:
 def runnable(run: Dict[str, Any]) -> None:
     """The project's reading of an accepted (defaulted) run; raises what it cannot take."""
     from mathtune_operator import builders, plan
+    from mathtune_operator.resource import Run
     from mathtune_pipeline.mindformers import families, render
-    from mathtune_pipeline.spec import parse
 
-    for stage in plan.stages(run["spec"]):
-        builders.job(run, stage)
-    spec = parse(run["spec"])   # the API model takes what the API server took
+    resource = Run.of(run)   # the API model takes what the API server took, as the operator's pass does
+    for stage in plan.stages(resource.spec):
+        builders.job(resource, stage)
+    spec = resource.spec
     families.family(spec)
     render.finetune_config(spec, dataset_dir="/data/x", load_checkpoint="", save_checkpoint_steps=1)
 

@@ -97,8 +97,10 @@ def test_owner_references_that_block_deletion_are_allowed():
     child with blockOwnerDeletion: true unless its creator may update the
     owner's finalizers: without the grant every Job creation gets 403 there."""
     from mathtune_operator import builders
+    from mathtune_operator.resource import Run
+    from tests.specs import whole
 
-    ref = builders.owner_reference({"metadata": {"name": "r", "uid": "u"}})
+    ref = builders.owner_reference(Run.of({"metadata": {"name": "r", "uid": "u"}, "spec": whole({})}))
     assert ref["blockOwnerDeletion"] is True
     for values in ({}, {"watch.scope": "namespace"}):
         assert ("mathtune.dev", "mathfinetunes/finalizers", "update") in _rules_of(

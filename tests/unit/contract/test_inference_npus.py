@@ -32,6 +32,6 @@ def test_inference_stages_reserve_the_cards_their_config_uses(example, stage, ru
                                       seq_length=128)
     config = render.inference_config(finetune, run_mode=run_mode, load_checkpoint="merged.ckpt",
                                      max_new_tokens=20, use_past=True)
-    reserved = plan.npus_for(spec.wire(), stage)   # the operator reads the spec as the API server holds it
+    reserved = plan.npus_for(spec, stage)
     expected = _devices(config) if spec.profile == "ascend" else 0
     assert reserved == expected, f"{example.name}: {stage} reserves {reserved} NPUs, its config uses {expected}"

@@ -4,7 +4,9 @@ import re
 
 import pytest
 
+from mathtune_api import parse_spec
 from mathtune_operator import builders, plan
+from mathtune_operator.resource import Run
 
 from .conftest import EXAMPLES, run_from
 
@@ -29,8 +31,8 @@ def _variants():
 
 @pytest.mark.parametrize("label,run", list(_variants()), ids=[v[0] for v in _variants()])
 def test_pipeline_cli_accepts_every_rendered_command(label, run):
-    for stage in plan.stages(run["spec"]):
-        container = builders.job(run, stage)["spec"]["template"]["spec"]["containers"][0]
+    for stage in plan.stages(parse_spec(run["spec"])):
+        container = builders.job(Run.of(run), stage)["spec"]["template"]["spec"]["containers"][0]
         assert container["command"] == ["mathtune-pipeline"]
         args = [_expand(a) for a in container["args"]]
         parsed = pipeline_cli.build_parser(args).parse_args(args)

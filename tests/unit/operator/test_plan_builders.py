@@ -2,7 +2,9 @@
 import copy
 import json
 
+from mathtune_api import parse_spec
 from mathtune_operator import builders, names, plan
+from mathtune_operator.resource import Run
 
 from .conftest import EXAMPLES, run_from
 
@@ -11,18 +13,18 @@ NPU = "huawei.com/Ascend910"
 
 def test_plan_follows_the_spec(seed000):
     assert "export" not in seed000["spec"]
-    assert plan.stages(seed000["spec"]) == list(plan.ALL_STAGES[:-1])
+    assert plan.stages(parse_spec(seed000["spec"])) == list(plan.ALL_STAGES[:-1])
     exported = copy.deepcopy(seed000["spec"])
     exported["export"] = {"formats": ["peft"]}
-    assert plan.stages(exported) == list(plan.ALL_STAGES) and plan.ALL_STAGES[-1] == "export"
+    assert plan.stages(parse_spec(exported)) == list(plan.ALL_STAGES) and plan.ALL_STAGES[-1] == "export"
     spec = copy.deepcopy(seed000["spec"])
     spec["evaluation"]["enabled"] = False
     spec["prediction"]["enabled"] = False
-    assert plan.stages(spec) == ["prepare", "tokenize", "train", "merge", "report"]
+    assert plan.stages(parse_spec(spec)) == ["prepare", "tokenize", "train", "merge", "report"]
 
 
 def test_train_job_on_ascend(seed000):
-    job = builders.job(seed000, "train")
+    job = builders.job(Run.of(seed000), "train")
     pod = job["spec"]["template"]["spec"]
     c = pod["containers"][0]
     assert job["metadata"]["name"] == "seed000-train"
@@ -55,7 +57,7 @@ def test_train_job_on_ascend(seed000):
 
 def test_data_stages_ask_for_no_npus_but_stay_on_ascend_nodes(seed000):
     for stage in ("prepare", "tokenize", "merge", "report"):
-        pod = builders.job(seed000, stage)["spec"]["template"]["spec"]
+        pod = builders.job(Run.of(seed000), stage)["spec"]["template"]["spec"]
         resources = pod["containers"][0]["resources"]
         assert NPU not in resources["requests"] and "limits" not in resources, stage
         assert not any(v["name"] == "ascend-driver" for v in pod["volumes"])
@@ -63,15 +65,15 @@ def test_data_stages_ask_for_no_npus_but_stay_on_ascend_nodes(seed000):
     # evaluate/predict: the merged checkpoint on one card, even where training
     # split the model four ways (modelParallel 4 in seed 000).
     for stage in ("evaluate", "predict"):
-        c = builders.job(seed000, stage)["spec"]["template"]["spec"]["containers"][0]
+        c = builders.job(Run.of(seed000), stage)["spec"]["template"]["spec"]["containers"][0]
         assert c["resources"]["limits"][NPU] == "1"
 
 
 def test_cpu_profile_has_no_npu_anything(cpu_run):
     run = copy.deepcopy(cpu_run)
     run["spec"]["resources"]["requestNpusOnCpu"] = False
-    for stage in plan.stages(run["spec"]):
-        job = builders.job(run, stage)
+    for stage in plan.stages(parse_spec(run["spec"])):
+        job = builders.job(Run.of(run), stage)
         text = json.dumps(job)
         assert NPU not in text and "Ascend" not in text, stage
         pod = job["spec"]["template"]["spec"]
@@ -83,8 +85,8 @@ def test_cpu_profile_training_asks_the_device_plugin_for_npus_only_when_told(cpu
     train asks, for npusPerNode, tolerating the NPU nodes' taint; nothing else
     of the Ascend profile comes along (no node selector, no driver mount)."""
     assert cpu_run["spec"]["resources"]["requestNpusOnCpu"] is True
-    for stage in plan.stages(cpu_run["spec"]):
-        pod = builders.job(cpu_run, stage)["spec"]["template"]["spec"]
+    for stage in plan.stages(parse_spec(cpu_run["spec"])):
+        pod = builders.job(Run.of(cpu_run), stage)["spec"]["template"]["spec"]
         c = pod["containers"][0]
         if stage == "train":
             assert c["resources"] == {"limits": {NPU: "2"}, "requests": {NPU: "2", "cpu": "500m", "memory": "2Gi"}}
@@ -101,8 +103,8 @@ def test_stage_pods_meet_pod_security_restricted(cpu_run, seed000):
     """What Pod Security "restricted" checks, field by field (the kubelet then
     enforces it: tests/integration/node)."""
     for run in (cpu_run, seed000):
-        for stage in plan.stages(run["spec"]):
-            pod = builders.job(run, stage)["spec"]["template"]["spec"]
+        for stage in plan.stages(parse_spec(run["spec"])):
+            pod = builders.job(Run.of(run), stage)["spec"]["template"]["spec"]
             assert pod["securityContext"]["runAsNonRoot"] is True
             assert pod["securityContext"]["runAsUser"] == 10001
             assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -121,7 +123,7 @@ def test_multi_node_training_is_an_indexed_job_with_a_headless_service(seed000):
     run["spec"]["resources"].update(nodes=2, npusPerNode=8,
                                     parallel={"dataParallel": 4, "modelParallel": 4, "pipelineStage": 1,
                                               "microBatchNum": 1})
-    job = builders.job(run, "train")
+    job = builders.job(Run.of(run), "train")
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == 2 and job["spec"]["parallelism"] == 2
     pod = job["spec"]["template"]["spec"]
@@ -134,12 +136,12 @@ def test_multi_node_training_is_an_indexed_job_with_a_headless_service(seed000):
     env = {e["name"]: e for e in c["env"]}
     assert env["MATHTUNE_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == \
         "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-    svc = builders.headless_service(run)
+    svc = builders.headless_service(Run.of(run))
     assert svc["spec"]["clusterIP"] == "None" and svc["metadata"]["name"] == "seed000-train"
     assert svc["spec"]["selector"] == {names.LABEL_RUN: "seed000", names.LABEL_STAGE: "train"}
-    assert builders.persistent_volume_claim(run)["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert builders.persistent_volume_claim(Run.of(run))["spec"]["accessModes"] == ["ReadWriteMany"]
     # Other stages stay single pods.
-    assert "completionMode" not in builders.job(run, "prepare")["spec"]
+    assert "completionMode" not in builders.job(Run.of(run), "prepare")["spec"]
 
 
 def test_scheduling_and_run_policy_reach_the_pod(seed000):
@@ -148,7 +150,7 @@ def test_scheduling_and_run_policy_reach_the_pod(seed000):
         nodeSelector={"pool": "a"}, priorityClassName="high", schedulerName="volcano", queue="research",
         tolerations=[{"key": "x", "operator": "Exists", "effect": "NoSchedule"}])
     run["spec"]["runPolicy"].update(backoffLimit=5, activeDeadlineSeconds=3600)
-    job = builders.job(run, "train", suspend=True)
+    job = builders.job(Run.of(run), "train", suspend=True)
     pod = job["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"accelerator": "huawei-Ascend910", "pool": "a"}
     assert pod["priorityClassName"] == "high" and pod["schedulerName"] == "volcano"
@@ -159,16 +161,16 @@ def test_scheduling_and_run_policy_reach_the_pod(seed000):
 
 
 def test_claim_and_spec_config_map(seed000):
-    pvc = builders.persistent_volume_claim(seed000)
+    pvc = builders.persistent_volume_claim(Run.of(seed000))
     assert pvc["metadata"]["name"] == "seed000-work"
     assert "ownerReferences" not in pvc["metadata"], "the work volume must outlive the run"
     assert pvc["spec"]["resources"]["requests"]["storage"] == "200Gi"
     named = copy.deepcopy(seed000)
     named["spec"]["storage"]["pvcName"] = "shared-data"
-    assert builders.persistent_volume_claim(named) is None
-    vols = builders.job(named, "prepare")["spec"]["template"]["spec"]["volumes"]
+    assert builders.persistent_volume_claim(Run.of(named)) is None
+    vols = builders.job(Run.of(named), "prepare")["spec"]["template"]["spec"]["volumes"]
     assert vols[0]["persistentVolumeClaim"]["claimName"] == "shared-data"
-    cm = builders.config_map(seed000)
+    cm = builders.config_map(Run.of(seed000))
     doc = json.loads(cm["data"]["spec.json"])
     assert doc["metadata"] == {"name": "seed000", "namespace": "ns1", "uid": "uid-1"}
     assert doc["spec"]["lora"]["rank"] == 8 and doc["spec"]["data"]["sample"]["quotas"]["mass"] == 1000
@@ -178,7 +180,7 @@ def test_claim_and_spec_config_map(seed000):
 def test_every_example_renders_every_stage():
     for path in EXAMPLES.glob("*.yaml"):
         run = run_from(path)
-        for stage in plan.stages(run["spec"]):
-            job = builders.job(run, stage)
+        for stage in plan.stages(parse_spec(run["spec"])):
+            job = builders.job(Run.of(run), stage)
             assert job["metadata"]["name"] == f"{run['metadata']['name']}-{stage}"
             assert len(job["metadata"]["name"]) <= 52

@@ -5,13 +5,15 @@ import copy
 
 import pytest
 
-from mathtune_operator import builders, names, pod_template
+from mathtune_api import parse_spec
+from mathtune_operator import builders, names, pod_template, schedulers
+from mathtune_operator.resource import Run
 
 NPU = "huawei.com/Ascend910"
 
 
 def _pod(run, stage):
-    job = builders.job(run, stage)
+    job = builders.job(Run.of(run), stage)
     return job["spec"]["template"], job["spec"]["template"]["spec"]["containers"][0]
 
 
@@ -77,15 +79,15 @@ def test_a_stage_template_goes_over_the_shared_one(templated):
 
 def test_default_requests_follow_the_stage_and_the_model(seed000, cpu_run):
     # llama3-8b in bf16 is 16 GB (15 GiB): every training rank (4 here) reads it whole, 4 GiB beside.
-    assert pod_template.default_requests(seed000["spec"], "train") == {"cpu": "16", "memory": "76Gi"}
-    assert pod_template.default_requests(seed000["spec"], "merge") == {"cpu": "4", "memory": "19Gi"}
-    assert pod_template.default_requests(seed000["spec"], "evaluate") == {"cpu": "8", "memory": "23Gi"}
+    assert pod_template.default_requests(parse_spec(seed000["spec"]), "train") == {"cpu": "16", "memory": "76Gi"}
+    assert pod_template.default_requests(parse_spec(seed000["spec"]), "merge") == {"cpu": "4", "memory": "19Gi"}
+    assert pod_template.default_requests(parse_spec(seed000["spec"]), "evaluate") == {"cpu": "8", "memory": "23Gi"}
     llama7b = copy.deepcopy(seed000["spec"])
     llama7b["model"]["family"] = "llama-7b"
-    assert pod_template.default_requests(llama7b, "merge")["memory"] == "17Gi"
+    assert pod_template.default_requests(parse_spec(llama7b), "merge")["memory"] == "17Gi"
     # The cpu profile's tiny model shares a small node.
-    assert pod_template.default_requests(cpu_run["spec"], "prepare") == {"cpu": "250m", "memory": "512Mi"}
-    assert pod_template.default_requests(cpu_run["spec"], "train") == {"cpu": "500m", "memory": "2Gi"}
+    assert pod_template.default_requests(parse_spec(cpu_run["spec"]), "prepare") == {"cpu": "250m", "memory": "512Mi"}
+    assert pod_template.default_requests(parse_spec(cpu_run["spec"]), "train") == {"cpu": "500m", "memory": "2Gi"}
 
 
 def test_a_limit_below_a_default_request_brings_the_request_down(seed000):
@@ -109,7 +111,7 @@ def _two_nodes(seed000, scheduler=""):
 
 
 def test_multi_node_training_fails_whole_at_its_first_failed_rank(seed000):
-    job = builders.job(_two_nodes(seed000), "train", attempt=3)
+    job = builders.job(Run.of(_two_nodes(seed000)), "train", attempt=3)
     spec = job["spec"]
     assert spec["backoffLimitPerIndex"] == 0 and spec["maxFailedIndexes"] == 0
     assert "backoffLimit" not in spec
@@ -117,7 +119,7 @@ def test_multi_node_training_fails_whole_at_its_first_failed_rank(seed000):
     assert [r["action"] for r in rules] == ["FailJob"], "a preempted rank fails the attempt too"
     assert job["metadata"]["annotations"][names.ANNOTATION_ATTEMPT] == "3"
     # Single-pod stages keep the Job controller's own retries.
-    prepare = builders.job(_two_nodes(seed000), "prepare")
+    prepare = builders.job(Run.of(_two_nodes(seed000)), "prepare")
     assert prepare["spec"]["backoffLimit"] == 2 and names.ANNOTATION_ATTEMPT not in prepare["metadata"]["annotations"]
 
 
@@ -128,8 +130,8 @@ def test_under_volcano_multi_node_training_is_one_gang(seed000):
     run = _two_nodes(seed000, "volcano")
     meta, _ = _pod(run, "train")
     assert meta["metadata"]["annotations"][names.ANNOTATION_POD_GROUP] == "seed000-train"
-    assert builders.needs_pod_group(run["spec"], "train")
-    group = builders.pod_group(run, "train", JOB)
+    assert schedulers.needs_pod_group(parse_spec(run["spec"]), "train")
+    group = schedulers.pod_group(Run.of(run), "train", JOB)
     assert group["kind"] == "PodGroup" and group["apiVersion"] == "scheduling.volcano.sh/v1beta1"
     assert group["spec"]["minMember"] == 2 and group["spec"]["queue"] == "research"
     # Both ranks' worth: 2 x (8 NPUs, 32 cpu, 8 x (15 + 4) GiB).
@@ -140,7 +142,7 @@ def test_under_volcano_multi_node_training_is_one_gang(seed000):
     assert owner["kind"] == "Job" and owner["uid"] == "job-uid-1" and owner["controller"] is True
     assert owner["blockOwnerDeletion"] is False
     # Single-pod stages are not grouped (Volcano gives each its own group).
-    assert not builders.needs_pod_group(run["spec"], "prepare")
+    assert not schedulers.needs_pod_group(parse_spec(run["spec"]), "prepare")
     prepare, _ = _pod(run, "prepare")
     assert names.ANNOTATION_POD_GROUP not in prepare["metadata"].get("annotations", {})
     # Without Volcano there is no gang to join.
@@ -167,14 +169,14 @@ def test_mind_cluster_mode_puts_every_npu_stage_in_a_group_with_its_labels(seed0
         env = {e["name"]: e for e in c["env"]}
         assert env["ASCEND_VISIBLE_DEVICES"]["valueFrom"]["fieldRef"]["fieldPath"] == \
             "metadata.annotations['huawei.com/Ascend910']"
-        group = builders.pod_group(run, stage, {"metadata": {"name": f"seed000-{stage}", "uid": "u"}})
+        group = schedulers.pod_group(Run.of(run), stage, {"metadata": {"name": f"seed000-{stage}", "uid": "u"}})
         # The plugin finds a job's NPUs only in its PodGroup's minResources.
         assert group["spec"]["minMember"] == 1 and group["spec"]["minResources"][NPU] == npus
         assert group["metadata"]["labels"]["ring-controller.atlas"] == "ascend-910b"
     # Stages without NPUs are untouched: no group, no MindCluster labels.
     for stage in ("prepare", "tokenize", "merge", "report"):
         meta, c = _pod(run, stage)
-        assert not builders.needs_pod_group(run["spec"], stage)
+        assert not schedulers.needs_pod_group(parse_spec(run["spec"]), stage)
         assert "ring-controller.atlas" not in meta["metadata"]["labels"]
         assert "accelerator-type" not in meta["spec"]["nodeSelector"]
         assert "ASCEND_VISIBLE_DEVICES" not in {e["name"] for e in c["env"]}

@@ -355,6 +355,42 @@ def test_ttl_deletes_jobs_once(world):
     assert not fake.jobs and run["status"]["jobsDeletedAt"] and "JobsDeleted" in [e.reason for e in out.events]
 
 
+def test_a_stored_spec_the_model_refuses_stops_the_pass_and_names_the_field(world):
+    """A resource stored before a CRD change may break a rule the API model
+    now holds: the pass touches nothing, and Ready says which field and what
+    it must be; fixing the spec lets the run go on."""
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    assert fake.asked[-1] == "Job" and run["status"]["phase"] == "Running"
+    asked, jobs = list(fake.asked), dict(fake.jobs)
+    run["spec"]["training"]["epochs"] = 0
+    out = step(run, fake, metrics, throttle, now=1010)
+    ready = st.get_condition(run["status"]["conditions"], "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "SpecUnreadable")
+    assert "spec.training.epochs: Input should be greater than or equal to 1" in ready["message"]
+    assert [(e.type, e.reason) for e in out.events] == [("Warning", "SpecUnreadable")]
+    assert fake.asked == asked and fake.jobs == jobs and fake.deleted == 0
+    assert run["status"]["phase"] == "Running" and run["status"]["stages"][0]["state"] == "Running"
+    _declared(schema()["properties"]["status"], run["status"])
+    assert step(run, fake, metrics, throttle, now=1020).events == []   # said once while it lasts
+    run["spec"]["training"]["epochs"] = 1
+    step(run, fake, metrics, throttle, now=1030)
+    assert st.get_condition(run["status"]["conditions"], "Ready")["reason"] != "SpecUnreadable"
+
+
+def test_an_ended_run_keeps_its_outcome_when_its_stored_spec_is_refused(world):
+    run, fake, metrics, throttle = world
+    step(run, fake, metrics, throttle)
+    fake.finish("run-cpu-prepare", 2, json.dumps({"stage": "prepare", "ok": False, "error": "bad"}), failed=1)
+    step(run, fake, metrics, throttle)
+    ended = json.loads(json.dumps(run["status"]))
+    assert ended["phase"] == "Failed"
+    run["spec"]["bogus"] = True
+    out = step(run, fake, metrics, throttle, now=1010)
+    assert run["status"] == ended
+    assert [e.reason for e in out.events] == ["SpecUnreadable"] and "spec.bogus" in out.events[0].message
+
+
 def test_condition_transition_time_moves_only_on_change():
     conds = st.set_condition([], "Ready", "True", "A", "m", 1, "t1")
     conds = st.set_condition(conds, "Ready", "True", "B", "m2", 2, "t2")

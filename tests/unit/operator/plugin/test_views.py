@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from rich.console import Console
 
 from mathtune_operator.plugin import compare, errors, explain, render, volume, watch
+from tests.specs import whole
 
 PREDICT = Path(__file__).resolve().parents[3] / "fixtures" / "predict-epochs"
 
@@ -94,9 +95,9 @@ def test_explain_says_why_a_stage_waits():
 
 
 def test_the_volume_reader_is_restricted_and_read_only():
-    run = {"metadata": {"name": "r"}, "spec": {"storage": {"dataPath": "/data"},
-                                               "images": {"pipeline": "img:1", "pullPolicy": "Never"},
-                                               "scheduling": {"nodeSelector": {"a": "b"}}}}
+    run = {"metadata": {"name": "r"}, "spec": whole({"storage": {"dataPath": "/data"},
+                                                     "images": {"pipeline": "img:1", "pullPolicy": "Never"},
+                                                     "scheduling": {"nodeSelector": {"a": "b"}}})}
     pod = volume.helper_pod(run, "r-fetch-1")
     container = pod["spec"]["containers"][0]
     assert pod["spec"]["securityContext"]["runAsNonRoot"] and container["securityContext"]["capabilities"] == \
