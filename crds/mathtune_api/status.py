@@ -9,7 +9,7 @@ from pydantic import Field
 
 from .base import ApiModel, F
 from .schema import Format, Raw
-from .vocabulary import LONG, PATH
+from .vocabulary import LONG, PATH, SHORT
 
 Time = Annotated[str, Format("date-time")]
 Num = Optional[float]
@@ -120,6 +120,15 @@ PlainText = Annotated[str, Raw({"type": "string"})]
 Scores = Optional[Dict[str, float]]
 
 
+class DataCache(ApiModel):
+    """The work volume's cache of prepared and tokenized data (docs/contract.md: the work volume)."""
+    key: Optional[str] = F("First 16 hex digits of the data recipe's key: runs with the same key share prepare's "
+                           "and tokenize's outputs.", None, max_length=64)
+    prepare_reused: Optional[bool] = F("Whether prepare reused another run's output instead of building it.", None)
+    tokenize_reused: Optional[bool] = F("Whether tokenize reused another run's output instead of building it.", None)
+    built_by: Optional[str] = F("The run that built the output reused.", None, max_length=SHORT)
+
+
 class Results(ApiModel):
     rows: Optional[Rows] = F("Rows kept at each prepare step.", None)
     mix: Optional[List[MixRows]] = F("Rows of each spec.data.mix source in the training set.", None, max_length=16)
@@ -128,6 +137,8 @@ class Results(ApiModel):
     volume: Optional[Volume] = F("The work volume against what the stages after prepare will write (estimated when "
                                  "prepare ended; condition VolumeSufficient says whether it fits).", None)
     tokenize: Optional[Tokenized] = F("What tokenize wrote.", None)
+    data_cache: Optional[DataCache] = F("Whether prepare and tokenize built their outputs or reused those of "
+                                        "another run with the same data recipe on the work volume.", None)
     steps: Int = F("Training steps run.", None)
     final_loss: Num = F("Loss at the end of training.", None)
     checkpoints: Ints = F("Epochs with a complete checkpoint.", None, max_length=1000)

@@ -147,6 +147,22 @@ def leakage_message(leak: Dict[str, Any]) -> Optional[str]:
             f"{leak.get('near', 0)} near-duplicates; {where}): {action}")
 
 
+def _data_cache(stage: str, result: Dict[str, Any], out: Dict[str, Any]) -> str:
+    """status.results.dataCache from prepare's or tokenize's `cacheKey` and `reused` (the data
+    recipe cache of the work volume, docs/contract.md); the summary's words when it reused."""
+    key, reused = result.get("cacheKey"), result.get("reused")
+    if not isinstance(key, str):
+        return ""
+    known = out.get("dataCache")
+    cache: Dict[str, Any] = dict(known) if isinstance(known, dict) and known.get("key") == key else {"key": key}
+    built_by = reused.get("from") if isinstance(reused, dict) and isinstance(reused.get("from"), str) else None
+    cache[f"{stage}Reused"] = isinstance(reused, dict)
+    if built_by:
+        cache["builtBy"] = built_by
+    out["dataCache"] = cache
+    return f"; reused data of run {built_by}" if built_by else ""
+
+
 def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
     """(summary line, status.results updated with this stage's result)."""
     out = json.loads(json.dumps(current or {}))  # deep copy
@@ -174,6 +190,7 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
         disk = result.get("disk") or {}
         if _int(disk.get("neededBytes")) is not None and _int(disk.get("freeBytes")) is not None:
             out["volume"] = {"neededBytes": _int(disk["neededBytes"]), "freeBytes": _int(disk["freeBytes"])}
+        summary += _data_cache(stage, result, out)
     elif stage == "tokenize":
         out["tokenize"] = _clean({"rows": _int(result.get("rows")), "seqLength": _int(result.get("seqLength")),
                                   "truncated": _int(result.get("truncated")),
@@ -181,6 +198,7 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
                                   "shards": _int(result.get("shards"))})
         summary = (f"{result.get('rows', '?')} rows, seq {result.get('seqLength', '?')}, "
                    f"{result.get('shards', '?')} shards, padding {_fmt(_num(result.get('paddingShare')))}")
+        summary += _data_cache(stage, result, out)
     elif stage == "train":
         trainable, total = _int(result.get("trainableParams")), _int(result.get("totalParams"))
         out.update(_clean({"steps": _int(result.get("steps")), "finalLoss": _num(result.get("finalLoss")),

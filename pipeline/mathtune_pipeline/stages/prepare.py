@@ -5,7 +5,8 @@ Writes `<run-dir>/prepare/train.jsonl`, one row per line
 so tokenize masks the labels exactly), and `manifest.json` with the counts of
 every step, per type, and the input and config digests. A re-run with the same
 source bytes and the same `spec.data` settings returns the recorded result
-without redoing the work.
+without redoing the work; a run whose data recipe another run on the same volume
+already prepared links that output in (data/recipe_cache.py, `reused` in the result).
 
 Python API: `prepare(spec, run_dir)` does the same and returns the result dict;
 `prepare_rows(rows, spec.data)` is the in-memory part.
@@ -31,7 +32,7 @@ from mathtune_api.spec_data import Data
 from .. import __version__, disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_json, write_manifest
 from ..errors import SpecError
-from ..data import types as T
+from ..data import recipe_cache, types as T
 from ..data.classify import Classifier, count_types
 from ..data.cot import COMPUTABLE_TYPES, SEED000_STEP_TYPES, ChainOfThought
 from ..data.dedupe import dedupe, first_by_fingerprint
@@ -273,12 +274,12 @@ def _hash_into(raw: bytes, digest: Dict[str, str]) -> None:
     digest["sha256"] = hashlib.sha256(raw).hexdigest()
 
 
-def prepare(spec: Spec, run_dir: Path, force: bool = False) -> Dict[str, Any]:
+def prepare(spec: Spec, run_dir: Path, force: bool = False, run_name: Optional[str] = None) -> Dict[str, Any]:
     with _gc_paused():
-        return _prepare(spec, run_dir, force)
+        return _prepare(spec, run_dir, force, run_name)
 
 
-def _prepare(spec: Spec, run_dir: Path, force: bool = False) -> Dict[str, Any]:
+def _prepare(spec: Spec, run_dir: Path, force: bool, run_name: Optional[str]) -> Dict[str, Any]:
     data_config = spec.data
     source = data_config.source
     fmt = source.format
@@ -293,56 +294,83 @@ def _prepare(spec: Spec, run_dir: Path, force: bool = False) -> Dict[str, Any]:
     # After the main source: a run whose data is missing says so first.
     screen = replay.Screen(spec, run_dir)
     mix_sources = replay.load_mix(spec, run_dir)
-    others = {"mix": replay.source_digests(mix_sources), "heldout": screen.digests}
+    ev, pr = spec.evaluation, spec.prediction
+    # The held-out files' bytes and what picks the rows screened in them: runs sharing data screened the same rows.
+    others = {"mix": replay.source_digests(mix_sources), "heldout": screen.digests,
+              "heldoutRows": [ev.enabled, ev.max_samples, pr.enabled, pr.types, pr.max_samples]}
     raw = _joined(files)
-    # Hash the source while it is parsed: hashlib releases the GIL on big buffers.
+    # Hash the source while it is parsed (while the tokenizer is, when the recipe cache needs the key first):
+    # hashlib releases the GIL on big buffers.
     digest: Dict[str, str] = {}
     # The bytes are passed, not closed over: `del raw` below must not race the thread's first read.
     hasher = threading.Thread(target=_hash_into, args=(raw, digest))
     hasher.start()
     cfg_digest = config_digest(data_config.wire())
-    stage_dir = run_dir / STAGE
-    previous = None if force else read_manifest(stage_dir)
-    if previous and previous.get("configDigest") == cfg_digest:
-        hasher.join()  # a skip is possible: know before doing the work
-        if is_current(stage_dir, _input_digest(digest["sha256"], others), cfg_digest):
-            return _result(previous, skipped=True)
-    processes = cpus()
-    if fmt == "contest-jsonl":
-        table = table_from_contest(raw, s, processes)  # JSON lines: the files' lines, one after another
-    elif len(files) == 1:
-        table = table_from_rows(load(raw, fmt, where=shown(source.uri)), s, fmt)
-    else:
-        table = table_from_rows(load_files(files, fmt), s, fmt)  # CSV headers, JSON lists: file by file
-    del raw
-    hasher.join()
-    input_digest = _input_digest(digest["sha256"], others)
-    bad = table.counts["bad"]
-    if 0 <= max_bad < bad:
-        where = ", ".join(str(b["line"]) for b in table.counts["badExamples"])
-        first_why = table.counts["badExamples"][0]["why"] if table.counts["badExamples"] else ""
-        raise SpecError(shown(source.uri), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
-                                                f"first at lines {where} ({first_why})")
-    prepared = finish(table, s, processes,
-                      screen=lambda chosen, fetch_rows: replay.screen_main(screen, chosen, fetch_rows))
-    if not prepared.counts["sampled"]:
-        raise _empty(shown(source.uri), fmt, {**prepared.counts, "leakage": screen.counts})
-    mixed, prepared.counts["mix"] = replay.mix_rows(spec, mix_sources, prepared.counts["sampled"], screen)
-    if mixed:
-        prepared.blocks.append("".join(json.dumps({"type": kind, "prompt": prompt, "response": response},
-                                                  ensure_ascii=False) + "\n" for kind, prompt, response in mixed))
-    prepared.counts["trained"] = prepared.counts["sampled"] + len(mixed)
-    prepared.counts["leakage"] = screen.counts
-    with atomic_stage_dir(run_dir, STAGE) as tmp:
-        write_rows(prepared, tmp / OUTPUT)
-        counts = prepared.counts
-        counts["seconds"] = round(time.monotonic() - started, 3)
-        manifest = write_manifest(
-            tmp, stage=STAGE, input_digest=input_digest, config_digest=cfg_digest,
-            outputs={"rows": f"{STAGE}/{OUTPUT}"}, counts=counts,
-            extra={"source": {"uri": shown(source.uri), "format": fmt, "sha256": digest["sha256"]},
-                   "pipelineVersion": __version__})
-    return _result(manifest)
+
+    def input_digest() -> str:
+        hasher.join()
+        return _input_digest(digest["sha256"], others)
+
+    key = _cache_key(spec, run_dir, cfg_digest, input_digest)
+    with recipe_cache.slot(spec.storage.data_path, key, STAGE, run_dir, run_name or run_dir.name, force) as cache:
+        if cache.hit:
+            return cache.reused(_result(cache.hit))
+        stage_dir = run_dir / STAGE
+        previous = None if force else read_manifest(stage_dir)
+        # A skip is possible: know before doing the work.
+        if previous and previous.get("configDigest") == cfg_digest and \
+                is_current(stage_dir, input_digest(), cfg_digest):
+            return cache.built(_result(previous, skipped=True))
+        processes = cpus()
+        if fmt == "contest-jsonl":
+            table = table_from_contest(raw, s, processes)  # JSON lines: the files' lines, one after another
+        elif len(files) == 1:
+            table = table_from_rows(load(raw, fmt, where=shown(source.uri)), s, fmt)
+        else:
+            table = table_from_rows(load_files(files, fmt), s, fmt)  # CSV headers, JSON lists: file by file
+        del raw
+        bad = table.counts["bad"]
+        if 0 <= max_bad < bad:
+            where = ", ".join(str(b["line"]) for b in table.counts["badExamples"])
+            first_why = table.counts["badExamples"][0]["why"] if table.counts["badExamples"] else ""
+            raise SpecError(shown(source.uri), f"at most {max_bad} bad rows (spec.data.maxBadRows); found {bad}, "
+                                                    f"first at lines {where} ({first_why})")
+        prepared = finish(table, s, processes,
+                          screen=lambda chosen, fetch_rows: replay.screen_main(screen, chosen, fetch_rows))
+        if not prepared.counts["sampled"]:
+            raise _empty(shown(source.uri), fmt, {**prepared.counts, "leakage": screen.counts})
+        mixed, prepared.counts["mix"] = replay.mix_rows(spec, mix_sources, prepared.counts["sampled"], screen)
+        if mixed:
+            prepared.blocks.append("".join(json.dumps({"type": kind, "prompt": prompt, "response": response},
+                                                      ensure_ascii=False) + "\n" for kind, prompt, response in mixed))
+        prepared.counts["trained"] = prepared.counts["sampled"] + len(mixed)
+        prepared.counts["leakage"] = screen.counts
+        with atomic_stage_dir(run_dir, STAGE) as tmp:
+            write_rows(prepared, tmp / OUTPUT)
+            counts = prepared.counts
+            counts["seconds"] = round(time.monotonic() - started, 3)
+            manifest = write_manifest(
+                tmp, stage=STAGE, input_digest=input_digest(), config_digest=cfg_digest,
+                outputs={"rows": f"{STAGE}/{OUTPUT}"}, counts=counts,
+                extra={"source": {"uri": shown(source.uri), "format": fmt, "sha256": digest["sha256"]},
+                       "pipelineVersion": __version__})
+        return cache.built(_result(manifest))
+
+
+def _cache_key(spec: Spec, run_dir: Path, cfg_digest: str, input_digest: Callable[[], str]) -> Optional[str]:
+    """The recipe cache's key (data/recipe_cache.py), or None when the run names no
+    tokenizer this stage can read: tokenize's part of the key is the tokenizer's bytes,
+    and tokenize itself says what is wrong with it. Waits for the source's hash."""
+    if not spec.model.tokenizer.uri:
+        return None
+    # tokenize imports names of this module: imported when called, the imports stay one-way at load.
+    from .tokenize import recipe
+
+    try:
+        tokenize_part = recipe(spec, run_dir)[1]
+    except (SpecError, OSError):
+        return None
+    return recipe_cache.recipe_key({"configDigest": cfg_digest, "inputDigest": input_digest()}, tokenize_part)
 
 
 def _empty(uri: str, fmt: str, counts: Mapping[str, Any]) -> SpecError:
@@ -366,6 +394,6 @@ def _empty(uri: str, fmt: str, counts: Mapping[str, Any]) -> SpecError:
 
 
 def run(args: argparse.Namespace, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
-    result = prepare(spec, Path(args.run_dir), force=args.force)
+    result = prepare(spec, Path(args.run_dir), force=args.force, run_name=metadata.get("name"))
     result["disk"] = disk.outlook(spec, result["rows"]["trained"], Path(args.run_dir))
     return result

@@ -25,13 +25,17 @@ Trainer hands dataset columns over by position; the contest's MindFormers
 r1.1 has no such path at all. Bucketing reaches the same padding goal on
 every profile (see `make bench`).
 
+The output is shared through the recipe cache (data/recipe_cache.py): a run
+whose data recipe another run on the same volume already tokenized links that
+output in instead (`reused` in the result).
+
 Python API: `tokenize(spec, run_dir)`.
 """
 import argparse
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -40,7 +44,7 @@ from mathtune_api import MathFinetuneSpec as Spec
 from .. import __version__
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError
-from ..data import bucketing
+from ..data import bucketing, recipe_cache
 from ..data.mindrecord import shard_name
 from ..data.workers import Workers, parse_prepared
 from ..data.seqlen import choose_seq_length, length_stats
@@ -82,29 +86,52 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def tokenize(spec: Spec, run_dir: Path, force: bool = False, workers: int = 0) -> Dict[str, Any]:
+def recipe(spec: Spec, run_dir: Path) -> Tuple[Path, Dict[str, str]]:
+    """The tokenizer file, and what decides this stage's output besides the prepared rows:
+    its config digest and the tokenizer's sha256 (what the manifest's digests and the
+    recipe cache's key are made of: data/recipe_cache.py)."""
+    tok_cfg, data = spec.model.tokenizer, spec.data
+    tok_path = fetch(tok_cfg.uri, spec.storage.data_path, Path(run_dir) / "downloads", field="spec.model.tokenizer.uri")
+    config_digest = sha256_json({"stage": STAGE, "formatVersion": FORMAT_VERSION, "tokenizerFormat": tok_cfg.format,
+                                 "seqLength": data.seq_length, "seqLengthPercentile": data.seq_length_percentile,
+                                 "shards": data.shards, "batching": _batching(spec)})
+    return tok_path, {"configDigest": config_digest, "tokenizer": sha256_file(tok_path)}
+
+
+def tokenize(spec: Spec, run_dir: Path, force: bool = False, workers: int = 0,
+             run_name: Optional[str] = None) -> Dict[str, Any]:
     started = time.monotonic()
     run_dir = Path(run_dir)
-    data = spec.data
-    tok_cfg = spec.model.tokenizer
-    shards = data.shards   # the model holds it to 1..64
-    batching = _batching(spec)
-    setting, percentile = data.seq_length, data.seq_length_percentile
-    choose_seq_length(np.array([2]), setting, percentile)   # validate before any work
+    _batching(spec)   # validate before any work
+    choose_seq_length(np.array([2]), spec.data.seq_length, spec.data.seq_length_percentile)
     prepared_path = run_dir / PREPARE_STAGE / PREPARED
     if not prepared_path.is_file():
         raise SpecError(str(prepared_path), "the prepare stage's output (run `mathtune-pipeline prepare` first)")
-    tok_path = fetch(tok_cfg.uri, spec.storage.data_path, run_dir / "downloads", field="spec.model.tokenizer.uri")
+    tok_path, part = recipe(spec, run_dir)
+    # The rows are prepare's: its digests stand for them in the key, as in prepare's own.
+    prepared = read_manifest(run_dir / PREPARE_STAGE) or {}
+    key = recipe_cache.recipe_key(prepared, part) if prepared.get("configDigest") and prepared.get("inputDigest") else None
+    with recipe_cache.slot(spec.storage.data_path, key, STAGE, run_dir, run_name or run_dir.name, force) as cache:
+        if cache.hit:
+            # Built by a run whose model may differ: its ids must fit this run's embedding too.
+            families.check_vocabulary(spec, (cache.hit.get("tokenizer") or {}).get("vocabSize"),
+                                      families.family(spec)["model_config"]["vocab_size"])
+            return cache.reused(_result(cache.hit))
+        input_digest = sha256_json({"rows": sha256_file(prepared_path), "tokenizer": part["tokenizer"]})
+        stage_dir = run_dir / STAGE
+        if not force and is_current(stage_dir, input_digest, part["configDigest"]):
+            return cache.built(_result(read_manifest(stage_dir) or {}, skipped=True))
+        return cache.built(_build(spec, run_dir, tok_path, input_digest, part["configDigest"], workers, started))
+
+
+def _build(spec: Spec, run_dir: Path, tok_path: Path, input_digest: str, config_digest: str,
+           workers: int, started: float) -> Dict[str, Any]:
+    data, tok_cfg = spec.data, spec.model.tokenizer
+    shards = data.shards   # the model holds it to 1..64
+    batching = _batching(spec)
+    setting, percentile = data.seq_length, data.seq_length_percentile
+    prepared_path = run_dir / PREPARE_STAGE / PREPARED
     fmt = tok_cfg.format
-
-    input_digest = sha256_json({"rows": sha256_file(prepared_path), "tokenizer": sha256_file(tok_path)})
-    config_digest = sha256_json({"stage": STAGE, "formatVersion": FORMAT_VERSION, "tokenizerFormat": fmt,
-                                 "seqLength": setting, "seqLengthPercentile": percentile, "shards": shards,
-                                 "batching": batching})
-    stage_dir = run_dir / STAGE
-    if not force and is_current(stage_dir, input_digest, config_digest):
-        return _result(read_manifest(stage_dir) or {}, skipped=True)
-
     # Writers first: they import MindSpore while this process loads and reads.
     processes = workers or _cpus()
     with Workers(writers=min(shards, processes), tokenizers=processes) as pool:
@@ -213,4 +240,4 @@ def _result(manifest: Mapping[str, Any], skipped: bool = False) -> Dict[str, Any
 
 
 def run(args: argparse.Namespace, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
-    return tokenize(spec, Path(args.run_dir), force=args.force, workers=args.workers)
+    return tokenize(spec, Path(args.run_dir), force=args.force, workers=args.workers, run_name=metadata.get("name"))

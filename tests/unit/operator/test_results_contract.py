@@ -102,3 +102,33 @@ def test_an_export_lists_each_format_in_status():
     assert summary == "not exported: no epoch passed the original-ability gate" and "exports" not in status
     with pytest.raises(AssertionError, match="sha256"):
         stage_result.check({**exported, "artifacts": [{**exported["artifacts"][0], "sha256": "short"}]})
+
+
+def test_reused_data_reaches_status_results_data_cache_as_the_crd_declares_it():
+    """prepare's and tokenize's `cacheKey` and `reused` (the work volume's data recipe cache) become
+    status.results.dataCache, which the CRD's status schema and the status model declare; the stage
+    rows say whose data was reused."""
+    import jsonschema
+    from mathtune_api.status import Results
+
+    from .conftest import schema
+
+    by_stage = {r["stage"]: r for r in recorded()}
+    key = "768d573847ad7e2b"
+    prepare = stage_result.check({**by_stage["prepare"], "cacheKey": key, "reused": {"key": key, "from": "sweep-lr-1"}})
+    tokenize = stage_result.check({**by_stage["tokenize"], "cacheKey": key})
+    summary, status = results.apply("prepare", prepare, {})
+    assert summary.endswith("; reused data of run sweep-lr-1") and "?" not in summary
+    assert status["dataCache"] == {"key": key, "prepareReused": True, "builtBy": "sweep-lr-1"}
+    summary, status = results.apply("tokenize", tokenize, status)
+    assert "reused" not in summary
+    assert status["dataCache"] == {"key": key, "prepareReused": True, "tokenizeReused": False, "builtBy": "sweep-lr-1"}
+    declared = schema()["properties"]["status"]["properties"]["results"]["properties"]["dataCache"]
+    assert set(status["dataCache"]) <= set(declared["properties"])
+    jsonschema.validate(status["dataCache"], declared)
+    assert Results.model_validate(status).data_cache.built_by == "sweep-lr-1"
+    # A run that built its own data: the key, nobody named; an older pipeline's result: nothing.
+    _, built = results.apply("prepare", {k: v for k, v in prepare.items() if k != "reused"}, {})
+    _, built = results.apply("tokenize", tokenize, built)
+    assert built["dataCache"] == {"key": key, "prepareReused": False, "tokenizeReused": False}
+    assert "dataCache" not in results.apply("prepare", by_stage["prepare"], {})[1]
