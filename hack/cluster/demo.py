@@ -95,11 +95,12 @@ def install_chart(kubeconfig: Path, release: str = RELEASE, namespace: str = SYS
          kubeconfig=kubeconfig)
     if not refresh_crd:
         return
-    # helm installs a CRD only when absent; keep the cluster's copy current.
-    crd = CHART / "crds" / "mathtune.dev_mathfinetunes.yaml"
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), kubeconfig=kubeconfig)
-    kubectl("wait", "--for=condition=Established", "crd/mathfinetunes.mathtune.dev", "--timeout=60s",
-            kubeconfig=kubeconfig)
+    # helm installs a CRD only when absent; keep the cluster's copies current.
+    for plural in ("mathfinetunes", "mathfinetunesweeps"):
+        crd = CHART / "crds" / f"mathtune.dev_{plural}.yaml"
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd), kubeconfig=kubeconfig)
+        kubectl("wait", "--for=condition=Established", f"crd/{plural}.mathtune.dev", "--timeout=60s",
+                kubeconfig=kubeconfig)
 
 
 def service_account_kubeconfig(admin_kubeconfig: Path, dest: Path, release: str = RELEASE,

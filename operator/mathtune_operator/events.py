@@ -57,6 +57,7 @@ class EventRecorder:
             # fields and all) held in a backlog of thousands costs megabytes.
             meta = body["metadata"]
             run = {k: meta.get(k) for k in ("namespace", "name", "uid", "resourceVersion")}
+            run["kind"] = body.get("kind") or names.KIND  # a MathFinetune, or a MathFinetuneSweep
             shard = self.pending[zlib.crc32(f"{run['namespace']}/{run['uid']}".encode()) % len(self.pending)]
             shard.put_nowait((run, kind, reason, message, _dt.datetime.now(_dt.timezone.utc)))
         except queue.Full:
@@ -94,7 +95,7 @@ class EventRecorder:
                 return
             created = self.core.create_namespaced_event(meta["namespace"], {
                 "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-                "involvedObject": {"apiVersion": names.API_VERSION, "kind": names.KIND, "name": meta["name"],
+                "involvedObject": {"apiVersion": names.API_VERSION, "kind": meta["kind"], "name": meta["name"],
                                    "namespace": meta["namespace"], "uid": meta["uid"],
                                    "resourceVersion": meta.get("resourceVersion")},
                 "reason": reason, "message": message, "type": kind,

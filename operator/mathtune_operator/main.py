@@ -21,8 +21,19 @@ def run_event(event: kopf.RawEvent, name: str, namespace: Optional[str], meta: k
     """A run appeared, changed or went away: the controller queues it."""
     if namespace is None or runtime.CONTROLLER is None:  # the CRD is namespaced; startup has run
         return
+    sweep = (meta.get("labels") or {}).get(names.LABEL_SWEEP)
+    if sweep and runtime.CONTROLLER.sweeps is not None:
+        runtime.CONTROLLER.sweeps.trial_changed(namespace, sweep)  # a trial's status is its sweep's input
     runtime.CONTROLLER.seen(event.get("type"), namespace, name, int(meta.get("generation") or 0),
                             dict(event.get("object") or {}) or None)
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.SWEEP_PLURAL)
+def sweep_event(event: kopf.RawEvent, name: str, namespace: Optional[str], **_: Any) -> None:
+    """A sweep appeared, changed or went away: the sweep controller queues it."""
+    if namespace is None or runtime.CONTROLLER is None or runtime.CONTROLLER.sweeps is None:
+        return
+    runtime.CONTROLLER.sweeps.seen(event.get("type"), namespace, name)
 
 
 # PERMANENT: a failing probe answers the liveness endpoint with an error at

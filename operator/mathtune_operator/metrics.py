@@ -59,6 +59,11 @@ class Metrics:
                                     "Seconds a run waited, ready, for a reconcile worker.",
                                     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
                                     registry=r)
+        sweep = ["namespace", "sweep"]
+        self.sweep_trials = Gauge("mathtune_sweep_trials", "Trials of a sweep by state (Running, Succeeded, "
+                                  "Infeasible, Failed).", sweep + ["state"], registry=r)
+        self.sweep_best = Gauge("mathtune_sweep_best_objective", "The objective of a sweep's best trial (one that "
+                                "passed the gate).", sweep, registry=r)
         # Reconcile workers run passes of different runs at once.
         self._lock = threading.RLock()
         self._stage_of: Dict[Tuple[str, str], str] = {}
@@ -140,6 +145,23 @@ class Metrics:
                     if tuple(labels[:2]) == key:
                         metric.remove(*labels)
             self._recount()
+
+    def observe_sweep(self, namespace: str, sweep: str, counts: Obj, best: Optional[float]) -> None:
+        with self._lock:
+            for state in ("Running", "Succeeded", "Infeasible", "Failed"):
+                self.sweep_trials.labels(namespace, sweep, state).set(int(counts.get(state.lower()) or 0))
+            if best is None:
+                if (namespace, sweep) in self.sweep_best._metrics:
+                    self.sweep_best.remove(namespace, sweep)
+            else:
+                self.sweep_best.labels(namespace, sweep).set(float(best))
+
+    def forget_sweep(self, namespace: str, sweep: str) -> None:
+        with self._lock:
+            for metric in (self.sweep_trials, self.sweep_best):
+                for labels in list(metric._metrics):
+                    if tuple(labels[:2]) == (namespace, sweep):
+                        metric.remove(*labels)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

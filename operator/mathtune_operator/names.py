@@ -69,3 +69,15 @@ def labels(run: str, stage: Optional[str] = None) -> Dict[str, str]:
     if stage:
         out[LABEL_STAGE] = stage
     return out
+
+
+# MathFinetuneSweep: its kind, and how its trials (MathFinetunes) name it.
+SWEEP_KIND, SWEEP_PLURAL = "MathFinetuneSweep", "mathfinetunesweeps"
+LABEL_SWEEP = "mathtune.dev/sweep"
+LABEL_TRIAL = "mathtune.dev/trial"
+ANNOTATION_PARAMS = "mathtune.dev/params"
+
+
+def trial(sweep: str, number: int) -> str:
+    """A sweep's trial n: its MathFinetune's name (the CRD keeps sweep names short enough)."""
+    return f"{sweep}-{number}"

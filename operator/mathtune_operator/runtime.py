@@ -37,6 +37,7 @@ from .events import EventRecorder
 from .leader import LeaderElector, LeaseSettings
 from .metrics import METRICS
 from .settings import Settings
+from .sweep_runtime import SweepController
 from .types import Obj
 
 log = logging.getLogger("mathtune_operator")
@@ -94,6 +95,7 @@ class Controller:
         self.workers: List[threading.Thread] = []
         self.last_pass_end = time.monotonic()  # liveness: when a worker last finished a pass
         self.elector: Optional[LeaderElector] = None
+        self.sweeps: Optional[SweepController] = None
         self.reconcile_settings = reconcile.Settings(progress_interval=self.settings.progress_interval,
                                                      resync_interval=self.settings.resync_interval,
                                                      blocked_retry=self.settings.blocked_retry)
@@ -141,6 +143,8 @@ class Controller:
             for ns in scopes])
         self.cluster = CachedCluster(self.api, self.jobs, self.pods, s.request_timeout)
         self.events = EventRecorder(self.api, request_timeout=s.request_timeout)
+        self.sweeps = SweepController(self.api, self.events, self.leading, s.request_timeout, s.retry_base,
+                                      s.retry_max).start()
         self.jobs.start()
         self.pods.start()
         # As client-go's WaitForCacheSync: a pass on an empty cache would
@@ -163,6 +167,8 @@ class Controller:
         if self.elector:
             self.elector.stop()
         self.queue.close()
+        if self.sweeps:
+            self.sweeps.shutdown()
         self.jobs.stop()
         self.pods.stop()
         for thread in self.workers:
@@ -293,6 +299,8 @@ class Controller:
     def unhealthy(self) -> Optional[str]:
         """Why the controller cannot make progress, or None."""
         dead = [t.name for t in self.workers if not t.is_alive()]
+        if self.sweeps and not self.sweeps.alive():
+            dead.append("sweeps")
         if dead:
             return f"reconcile workers died: {', '.join(dead)}"
         for group in (self.jobs, self.pods):

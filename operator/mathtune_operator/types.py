@@ -1,9 +1,18 @@
 """Types the operator's modules share without importing each other: a
 Kubernetes object as JSON, and what the pure reconcile needs of the cluster
 (children.Cluster is the real one; tests pass their own)."""
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Protocol
 
 Obj = Dict[str, Any]
+
+
+@dataclass
+class Event:
+    """An Event a pass decided to post on its object."""
+    type: str  # Normal | Warning
+    reason: str  # CamelCase
+    message: str
 
 
 class ClusterView(Protocol):

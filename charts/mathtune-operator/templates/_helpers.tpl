@@ -116,10 +116,25 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes]
   verbs: [get, list, watch]
+# A sweep's trials are MathFinetunes it makes (create).
+- apiGroups: [mathtune.dev]
+  resources: [mathfinetunes]
+  verbs: [create]
 # Run status: conditions, stage table, progress, results.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes/status]
   verbs: [patch]
+# Sweeps: watched by kopf; read before each pass; their status is the search's record.
+- apiGroups: [mathtune.dev]
+  resources: [mathfinetunesweeps]
+  verbs: [get, list, watch]
+- apiGroups: [mathtune.dev]
+  resources: [mathfinetunesweeps/status]
+  verbs: [patch]
+# Trials name their sweep as owner with blockOwnerDeletion: true (see below).
+- apiGroups: [mathtune.dev]
+  resources: [mathfinetunesweeps/finalizers]
+  verbs: [update]
 # Children name their run as owner with blockOwnerDeletion: true, which the
 # OwnerReferencesPermissionEnforcement admission plugin (on in OpenShift)
 # allows only to who may update the run's finalizers. No finalizer is set.

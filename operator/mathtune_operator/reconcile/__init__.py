@@ -25,7 +25,8 @@ The pass, module by module, in the order it runs:
 """
 from .active import QUEUED_IN_KUEUE
 from .lifecycle import run_pass
-from .passes import Event, Pass, Settings, Step
+from ..types import Event
+from .passes import Pass, Settings, Step
 from .retry import RANK_FAILED
 from .timing import iso, norm_time, parse_time
 

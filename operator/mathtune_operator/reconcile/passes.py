@@ -12,16 +12,9 @@ from .. import plan, progress
 from .. import status as st
 from ..metrics import Metrics
 from ..resource import Run
-from ..types import ClusterView, Obj
+from ..types import ClusterView, Event, Obj
 from ..vocabulary import EventType, Phase, StageState
 from .timing import iso
-
-
-@dataclass
-class Event:
-    type: str  # Normal | Warning
-    reason: str  # CamelCase
-    message: str
 
 
 @dataclass

@@ -10,7 +10,8 @@ from mathtune_api import SpecInvalid
 from .. import status as st
 from ..types import Obj
 from ..vocabulary import EventType, Phase, Reason
-from .passes import Event, Pass
+from ..types import Event
+from .passes import Pass
 from .timing import iso
 
 

@@ -5,7 +5,8 @@ from typing import Optional
 from ..resource import Run
 from ..types import ClusterView, Obj
 from ..vocabulary import EventReason, EventType
-from .passes import Event, Pass
+from ..types import Event
+from .passes import Pass
 from .timing import iso, parse_time
 
 

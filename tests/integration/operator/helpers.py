@@ -21,6 +21,7 @@ from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
+SWEEP_CRD = REPO / "crds" / "mathtune.dev_mathfinetunesweeps.yaml"
 EXAMPLES = REPO / "examples"
 GROUP, VERSION, PLURAL = "mathtune.dev", "v1alpha1", "mathfinetunes"
 # A class nothing provisions: each test binds its claim to a PV it makes.
@@ -32,9 +33,10 @@ def wait(predicate: Callable, timeout: float = 90, what: str = "condition", ever
 
 
 def apply_crd(kubeconfig: Path) -> None:
-    local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), kubeconfig=kubeconfig)
-    local.kubectl("wait", "--for", "condition=Established", "--timeout=60s",
-                  "crd/mathfinetunes.mathtune.dev", kubeconfig=kubeconfig)
+    for path, name in ((CRD, "mathfinetunes"), (SWEEP_CRD, "mathfinetunesweeps")):
+        local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path), kubeconfig=kubeconfig)
+        local.kubectl("wait", "--for", "condition=Established", "--timeout=60s", f"crd/{name}.mathtune.dev",
+                      kubeconfig=kubeconfig)
 
 
 class Operator:

@@ -6,6 +6,7 @@ import json
 import pytest
 import yaml
 from kubernetes.client.exceptions import ApiException
+from tests import examples
 
 from . import helpers as h
 
@@ -177,7 +178,7 @@ def test_the_valid_base_is_accepted(namespace, apis, crd):
     apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All")
 
 
-@pytest.mark.parametrize("example", sorted(p.name for p in h.EXAMPLES.glob("*.yaml")))
+@pytest.mark.parametrize("example", [p.name for p in examples.RUNS])
 def test_every_example_is_accepted(example, namespace, apis, crd):
     doc = yaml.safe_load((h.EXAMPLES / example).read_text())
     apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All",

@@ -3,8 +3,7 @@ import pytest
 
 from tests.unit.chart import helm
 
-CRD_SOURCE = helm.local.REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
-CRD_IN_CHART = helm.CHART / "crds" / "mathtune.dev_mathfinetunes.yaml"
+CRDS = ("mathtune.dev_mathfinetunes.yaml", "mathtune.dev_mathfinetunesweeps.yaml")
 
 
 def test_helm_lint_is_clean():
@@ -14,10 +13,12 @@ def test_helm_lint_is_clean():
     assert "[INFO]" not in out.stdout and "[WARNING]" not in out.stdout, out.stdout
 
 
-def test_chart_crd_is_the_crd():
+@pytest.mark.parametrize("name", CRDS)
+def test_chart_crd_is_the_crd(name):
     """One source of truth: `make chart-crd` copies crds/ into the chart."""
-    assert CRD_SOURCE.exists(), f"{CRD_SOURCE} missing"
-    assert CRD_IN_CHART.read_bytes() == CRD_SOURCE.read_bytes(), "run `make chart-crd`"
+    source, in_chart = helm.local.REPO / "crds" / name, helm.CHART / "crds" / name
+    assert source.exists(), f"{source} missing"
+    assert in_chart.read_bytes() == source.read_bytes(), "run `make chart-crd`"
 
 
 def test_defaults_render_the_operator_and_its_service():

@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from mathtune_operator import names as operator_names
 from tests.unit.chart import helm
 
 OPERATOR_SRC = helm.local.REPO / "operator" / "mathtune_operator"
@@ -34,6 +35,13 @@ GRANTED = {
     ("mathtune.dev", "mathfinetunes", "watch"): ("kopf", "watch runs"),
     ("mathtune.dev", "mathfinetunes", "get"): ("operator", "read the run at the start of each reconcile pass"),
     ("mathtune.dev", "mathfinetunes/status", "patch"): ("operator", "conditions, stage table, progress, results"),
+    ("mathtune.dev", "mathfinetunes", "create"): ("operator", "a sweep's trials are MathFinetunes it makes"),
+    ("mathtune.dev", "mathfinetunesweeps", "list"): ("kopf", "initial listing of sweeps"),
+    ("mathtune.dev", "mathfinetunesweeps", "watch"): ("kopf", "watch sweeps"),
+    ("mathtune.dev", "mathfinetunesweeps", "get"): ("operator", "read the sweep at the start of each pass"),
+    ("mathtune.dev", "mathfinetunesweeps/status", "patch"): ("operator", "trials, best, leaderboard, counts"),
+    ("mathtune.dev", "mathfinetunesweeps/finalizers", "update"): (
+        "admission", "trials' blockOwnerDeletion owner references (OwnerReferencesPermissionEnforcement)"),
     ("mathtune.dev", "mathfinetunes/finalizers", "update"): (
         "admission", "children's blockOwnerDeletion owner references (OwnerReferencesPermissionEnforcement)"),
     ("", "events", "create"): ("operator", "Events on runs (kopf also posts its handler errors)"),
@@ -125,7 +133,8 @@ _KIND_TO_RESOURCE = {
 }
 # Custom resources the operator touches, by plural (a custom-object call
 # whose plural is not a string literal is taken for the MathFinetune's).
-_CUSTOM_GROUP = {"mathfinetunes": "mathtune.dev", "podgroups": "scheduling.volcano.sh",
+_CUSTOM_GROUP = {"mathfinetunes": "mathtune.dev", "mathfinetunesweeps": "mathtune.dev",
+                 "podgroups": "scheduling.volcano.sh",
                  "workloads": "kueue.x-k8s.io"}
 _VERB = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "replace": "update",
          "delete": "delete", "delete_collection": "deletecollection"}
@@ -148,6 +157,9 @@ def operator_api_calls():
                 plural = node.args[3]
                 if isinstance(plural, ast.Constant) and isinstance(plural.value, str):
                     plurals[id(node.func)] = plural.value
+                elif isinstance(plural, ast.Attribute) and isinstance(plural.value, ast.Name) and \
+                        plural.value.id == "names":
+                    plurals[id(node.func)] = getattr(operator_names, plural.attr)  # names.SWEEP_PLURAL
         for node in ast.walk(tree):
             # Attributes, not only calls: a bound method kept in a table counts.
             if isinstance(node, ast.Attribute):

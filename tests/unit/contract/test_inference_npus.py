@@ -13,9 +13,10 @@ import yaml
 from mathtune_operator import plan
 from mathtune_pipeline.mindformers import render
 from tests.specs import typed
+from tests import examples
 
 REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+EXAMPLES = examples.RUNS
 
 
 def _devices(config) -> int:

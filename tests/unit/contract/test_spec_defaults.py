@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from mathtune_pipeline.spec import parse
+from tests import examples
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+EXAMPLES = examples.RUNS
 
 
 def _spec_schema():

@@ -11,6 +11,7 @@ from mathtune_operator.resource import Run
 from .conftest import EXAMPLES, run_from
 
 from mathtune_pipeline import cli as pipeline_cli  # noqa: E402
+from tests import examples
 
 # What the kubelet substitutes for $(VAR) references in args.
 ENV_VALUES = {"MATHTUNE_NODE_RANK": "1"}
@@ -21,7 +22,7 @@ def _expand(arg: str) -> str:
 
 
 def _variants():
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in examples.RUNS:
         run = run_from(path)
         yield path.stem, run
     multi = run_from(EXAMPLES / "seed000-llama3-quota-cot.yaml")
@@ -48,7 +49,7 @@ def test_example_quotas_use_the_pipelines_problem_types():
     """A quota for a type the classifier never produces would silently sample nothing."""
     from mathtune_pipeline.data import types
 
-    for path in sorted(EXAMPLES.glob("*.yaml")):
+    for path in examples.RUNS:
         quotas = run_from(path)["spec"]["data"]["sample"].get("quotas") or {}
         unknown = set(quotas) - set(types.CONTEST_TYPES)
         assert not unknown, f"{path.name}: {sorted(unknown)} are not types the pipeline classifies"

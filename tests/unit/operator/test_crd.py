@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import yaml
+from tests import examples
 
 from .conftest import CRD_FILE, EXAMPLES, REPO, load_crd, schema
 
@@ -92,11 +93,11 @@ def test_object_defaults_are_complete():
 
 
 def test_every_seed_has_an_example():
-    names = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+    names = [p.name for p in examples.RUNS]
     for seed in ("seed000", "seed001", "seed002", "seed003", "seed004"):
         assert any(n.startswith(seed + "-") for n in names), f"no example for {seed}"
     assert "run-cpu.yaml" in names
-    for path in EXAMPLES.glob("*.yaml"):
+    for path in examples.RUNS:
         doc = yaml.safe_load(path.read_text())
         assert doc["apiVersion"] == "mathtune.dev/v1alpha1" and doc["kind"] == "MathFinetune", path
         assert len(doc["metadata"]["name"]) <= 40

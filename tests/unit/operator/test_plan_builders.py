@@ -5,8 +5,9 @@ import json
 from mathtune_api import parse_spec
 from mathtune_operator import builders, names, plan
 from mathtune_operator.resource import Run
+from tests import examples
 
-from .conftest import EXAMPLES, run_from
+from .conftest import run_from
 
 NPU = "huawei.com/Ascend910"
 
@@ -178,7 +179,7 @@ def test_claim_and_spec_config_map(seed000):
 
 
 def test_every_example_renders_every_stage():
-    for path in EXAMPLES.glob("*.yaml"):
+    for path in examples.RUNS:
         run = run_from(path)
         for stage in plan.stages(parse_spec(run["spec"])):
             job = builders.job(Run.of(run), stage)

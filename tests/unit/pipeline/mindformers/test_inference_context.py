@@ -6,6 +6,7 @@ import yaml
 
 from mathtune_pipeline.mindformers import cpu, dialect, inference, render
 from tests.specs import typed
+from tests import examples
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -39,10 +40,9 @@ def test_a_mode_given_by_name_is_mindspore_s_number():
 def test_the_cpu_profile_context_is_set_for_real():
     import mindspore as ms
 
-    examples = [p.name for p in sorted((REPO / "examples").glob("*.yaml"))
-                if yaml.safe_load(p.read_text())["spec"].get("profile") == "cpu"]
-    assert examples, "no CPU-profile example"
-    spec, config = _inference_config(examples[0])
+    cpu = [p.name for p in examples.RUNS if yaml.safe_load(p.read_text())["spec"].get("profile") == "cpu"]
+    assert cpu, "no CPU-profile example"
+    spec, config = _inference_config(cpu[0])
     got = inference.context_kwargs(config)
     # The Ascend context but the device: MindSpore ignores max_device_memory on CPU (a warning).
     assert got["device_target"] == "CPU" and got["max_device_memory"] == spec.training.max_device_memory

@@ -6,9 +6,10 @@ import yaml
 
 from mathtune_pipeline.mindformers import dialect, render
 from tests.specs import typed
+from tests import examples
 
 REPO = Path(__file__).resolve().parents[4]
-EXAMPLES = {p.stem: p for p in sorted((REPO / "examples").glob("*.yaml"))}
+EXAMPLES = {p.stem: p for p in examples.RUNS}
 
 
 def _rendered(example: str) -> dict:

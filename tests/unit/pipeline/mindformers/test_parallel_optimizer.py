@@ -15,9 +15,10 @@ import yaml
 
 from mathtune_pipeline.mindformers import dialect, render
 from tests.specs import typed
+from tests import examples
 
 REPO = Path(__file__).resolve().parents[4]
-EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+EXAMPLES = examples.RUNS
 
 
 def _optimizer_class(optimizer: dict):
