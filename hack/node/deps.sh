@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the real node and the image builds need, from Debian's
 # packages, when missing: containerd, runc, the CNI plugins, iptables and
-# conntrack (kube-proxy), buildah and mmdebstrap (hack/images/build.sh).
+# conntrack (kube-proxy), buildah and mmdebstrap (hack/images/build.sh), and
+# chromium (headless: the unit test that renders `kubectl mathtune
+# sweep-report`'s page, tests/unit/operator/plugin/test_sweep_report.py).
 set -euo pipefail
 need=()
 for pair in containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins \
-            iptables:iptables conntrack:conntrack buildah:buildah mmdebstrap:mmdebstrap; do
+            iptables:iptables conntrack:conntrack buildah:buildah mmdebstrap:mmdebstrap chromium:chromium; do
   cmd="${pair%%:*}" pkg="${pair#*:}"
   if [[ "$cmd" == /* ]]; then [[ -e "$cmd" ]] || need+=("$pkg")
   else command -v "$cmd" >/dev/null || need+=("$pkg"); fi

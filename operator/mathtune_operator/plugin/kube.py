@@ -37,8 +37,10 @@ class Cluster:
 
     def _explain(self, what: str, exc: ApiException) -> CliError:
         if exc.status == 404 and "the server could not find the requested resource" in (exc.body or ""):
-            return CliError("the MathFinetune CRD is not installed on this cluster: install the chart "
-                            "(helm install mathtune charts/mathtune-operator)", ERROR)
+            kind = "MathFinetuneSweep" if what.startswith("sweep ") else "MathFinetune"
+            return CliError(f"the {kind} CRD is not installed on this cluster: install the chart "
+                            "(helm install mathtune charts/mathtune-operator; an upgrade does not add new CRDs: "
+                            "kubectl apply -f charts/mathtune-operator/crds/)", ERROR)
         if exc.status == 404:
             return CliError(f"{what}: not found in namespace {self.namespace}", USAGE)
         if exc.status in (400, 422):
@@ -67,6 +69,11 @@ class Cluster:
         name = (doc.get("metadata") or {}).get("name", "?")
         return cast(Dict[str, Any], self._call(f"run {name}", self.custom.create_namespaced_custom_object, GROUP,
                                                VERSION, self.namespace, PLURAL, doc))
+
+    # sweeps
+    def sweep(self, name: str) -> Dict[str, Any]:
+        return cast(Dict[str, Any], self._call(f"sweep {name}", self.custom.get_namespaced_custom_object, GROUP,
+                                               VERSION, self.namespace, names.SWEEP_PLURAL, name))
 
     # pods, logs, events
     def stage_pods(self, name: str) -> List[client.V1Pod]:

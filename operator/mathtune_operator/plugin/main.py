@@ -257,6 +257,24 @@ def explain(obj: Context, name: str) -> None:
         click.echo(sentence)
 
 
+@cli.command("sweep-report", help="A MathFinetuneSweep's report, one self-contained HTML page: math accuracy "
+                                  "against F1 with the gate, accuracy per epoch, parameter importance, every "
+                                  "trial. Prints the page's path.")
+@click.argument("name")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="directory to write into "
+                                                                            "(default: ./NAME-report)")
+@pass_context
+def sweep_report(obj: Context, name: str, out: Optional[str]) -> None:
+    from .sweep_report import write_report  # matplotlib and optuna load for this command only
+
+    sweep = obj.cluster.sweep(name)
+    try:
+        written = write_report(sweep, Path(out or f"{name}-report"))
+    except OSError as exc:
+        raise CliError(f"{exc.filename or out}: cannot write the report ({exc.strerror})", errors.USAGE) from None
+    click.echo(str(written["html"]))
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)
