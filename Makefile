@@ -45,7 +45,7 @@ binaries: ## build (once, cached under $MATHTUNE_CACHE) the control plane, kubel
 kueue: binaries ## start Kueue's controller on the local cluster (admission, quotas, topology-aware placement)
 	bash $(CLUSTER)/kueue.sh up
 
-node-deps: ## install containerd, runc, CNI plugins, iptables, buildah, mmdebstrap from Debian's packages when missing
+node-deps: ## install containerd, runc, CNI plugins, iptables, buildah, mmdebstrap, chromium from Debian's packages when missing
 	bash $(NODE)/deps.sh
 
 images: node-deps ## build the images (base, pause, operator, pipeline-cpu) from images/ with buildah, cached by input digest
