@@ -40,7 +40,8 @@ class LrSchedule(ApiModel):
     RULES = [rule("self.lrEnd <= self.learningRate",
                   "spec.training.lrSchedule.lrEnd must not exceed spec.training.lrSchedule.learningRate", ".lrEnd")]
     type: Literal["CosineWithWarmUpLR", "LinearWithWarmUpLR", "ConstantWarmUpLR", "constant"] = F(
-        "Schedule class.", "CosineWithWarmUpLR")
+        "Schedule class (MindFormers'); constant: the learning rate throughout, no warm-up (MindFormers' "
+        "ConstantWarmUpLR without warm-up).", "CosineWithWarmUpLR")
     learning_rate: float = F("Peak learning rate, > 0.", 1.0e-4, gt=0, le=1)
     lr_end: float = F("Final learning rate, <= learningRate.", 0.0, ge=0, le=1)
     warmup_ratio: float = F("Share of steps spent warming up, in [0, 1].", 0.03, ge=0, le=1)

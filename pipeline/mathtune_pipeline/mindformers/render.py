@@ -130,6 +130,9 @@ def finetune_config(spec: Spec, *, dataset_dir: str, load_checkpoint: str,
     if opt.weight_decay:
         optimizer["weight_decay"] = float(opt.weight_decay)
     lr = training.lr_schedule
+    # MindFormers 1.9 registers no LR named "constant": a constant rate is its
+    # ConstantWarmUpLR with no warm-up.
+    lr_type, warmup = ("ConstantWarmUpLR", 0.0) if lr.type == "constant" else (lr.type, float(lr.warmup_ratio))
     ckpt = training.checkpoint
     checkpoint_cb = {"type": "CheckpointMointor",  # sic: the callback's name in MindFormers r1.1
                      "prefix": fam["model_name"], "save_checkpoint_steps": save_checkpoint_steps}
@@ -165,8 +168,8 @@ def finetune_config(spec: Spec, *, dataset_dir: str, load_checkpoint: str,
                           "sink_mode": training.sink_mode,
                           "sink_size": sink_size if sink_size is not None else training.sink_size},
         "optimizer": optimizer,
-        "lr_schedule": {"type": lr.type, "learning_rate": float(lr.learning_rate),
-                        "lr_end": float(lr.lr_end), "warmup_ratio": float(lr.warmup_ratio), "total_steps": -1},
+        "lr_schedule": {"type": lr_type, "learning_rate": float(lr.learning_rate),
+                        "lr_end": float(lr.lr_end), "warmup_ratio": warmup, "total_steps": -1},
         "train_dataset": train_dataset,
         "train_dataset_task": {"type": "CausalLanguageModelDataset", "dataset_config": train_dataset},
         "do_eval": False,

@@ -191,3 +191,22 @@ def test_whole_numbers_from_the_api_server_render_as_floats():
     floats = [pet["lora_dropout"], *(config["optimizer"][k] for k in ("beta1", "beta2", "eps", "weight_decay")),
               *(config["lr_schedule"][k] for k in ("learning_rate", "lr_end", "warmup_ratio"))]
     assert all(type(v) is float for v in floats), floats
+
+
+@pytest.mark.parametrize("kind", ["CosineWithWarmUpLR", "LinearWithWarmUpLR", "ConstantWarmUpLR", "constant"])
+def test_every_lr_schedule_the_crd_accepts_is_one_mindformers_builds(kind):
+    """MindFormers' own registry builds the rendered schedule (MindFormers
+    1.9 registers no LR named `constant`: such a run failed in training on
+    every rank). `constant` keeps the rate from the first step to the last."""
+    import numpy as np
+    from mindformers.core.lr import build_lr
+    from mindspore import Tensor, int32
+
+    spec = typed({**RUN1, "training": {"lrSchedule": {"type": kind, "learningRate": 2.0e-3, "warmupRatio": 0.1}}})
+    config = dict(render.finetune_config(spec, dataset_dir="", load_checkpoint="", save_checkpoint_steps=1)[
+        "lr_schedule"], total_steps=100)
+    schedule = build_lr(config)
+    rates = [float(schedule(Tensor(step, int32)).asnumpy()) for step in (0, 50, 99)]
+    assert all(np.isfinite(rates)) and max(rates) <= 2.0e-3 * (1 + 1e-6)
+    if kind == "constant":
+        assert rates == pytest.approx([2.0e-3] * 3)
