@@ -178,10 +178,11 @@ def test_the_valid_base_is_accepted(namespace, apis, crd):
     apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All")
 
 
-@pytest.mark.parametrize("example", [p.name for p in examples.RUNS])
+@pytest.mark.parametrize("example", [p.name for p in examples.RUNS + examples.SWEEPS])
 def test_every_example_is_accepted(example, namespace, apis, crd):
     doc = yaml.safe_load((h.EXAMPLES / example).read_text())
-    apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, doc, dry_run="All",
+    plural = h.PLURAL if doc["kind"] == "MathFinetune" else "mathfinetunesweeps"
+    apis["custom"].create_namespaced_custom_object(h.GROUP, h.VERSION, namespace, plural, doc, dry_run="All",
                                                    field_validation="Strict")
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from mathtune_operator import names
+from tests import examples
 from mathtune_operator.sweeps.sweep_pass import sweep_pass
 
 from .conftest import REPO
@@ -209,3 +210,13 @@ def test_the_model_refuses_what_the_api_server_refuses_naming_the_field(change, 
     with pytest.raises(SpecInvalid) as refused:
         parse_sweep(sweep_body(**change)["spec"])
     assert refused.value.field.startswith(field), (refused.value.field, refused.value.expected)
+
+
+@pytest.mark.parametrize("path", examples.SWEEPS, ids=lambda p: p.name)
+def test_every_sweep_example_parses_and_every_value_fits_its_template(path):
+    from mathtune_api.parse import parse_sweep
+
+    doc = yaml.safe_load(path.read_text())
+    assert len(doc["metadata"]["name"]) <= 36
+    sweep = parse_sweep(doc["spec"])
+    assert sweep.template.storage.pvc_name, "a sweep example shares one claim, so each data recipe is prepared once"

@@ -4,12 +4,7 @@ for a six-trial sweep), its figures read back, and the page rendered by
 headless Chromium (`make node-deps` installs it)."""
 import base64
 import json
-import os
 import re
-import signal
-import shutil
-import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +15,7 @@ from PIL import Image
 
 from mathtune_operator.plugin import sweep_report
 from mathtune_operator.plugin.main import cli
+from tests import chromium
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sweep-six-trials.json"
 PLANTED = '<script>alert("pwned")</script> & stage train failed'
@@ -97,55 +93,18 @@ def test_the_page_is_self_contained_escaped_and_lists_every_trial(report):
                                                      for k in ("accuracy_vs_f1", "per_epoch", "importance")]
 
 
-class _Dom(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.rows, self.images = [], []
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "tr" and "trial" in (attrs.get("class") or "").split():
-            self.rows.append(attrs.get("id"))
-        if tag == "img":
-            self.images.append(attrs.get("src") or "")
-
-
-def _chromium() -> str:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        pytest.fail("chromium is not installed: run `make node-deps` as root (hack/node/deps.sh installs Debian's "
-                    "chromium), which this test needs to render the sweep report")
-    return binary
-
-
-def _headless(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """Chromium in its own process group, so a page that hangs it (a dialog a script opened) ends with all of its
-    helper processes."""
-    command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               f"--user-data-dir={tmp_path / 'profile'}", *args]
-    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as proc:
-        try:
-            out, err = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            pytest.fail(f"chromium did not finish in 120 s: {' '.join(args)}")
-    return subprocess.CompletedProcess(command, proc.returncode, out, err)
-
-
 def test_chromium_renders_the_page(report, tmp_path):
     url = report["html"].resolve().as_uri()
-    dumped = _headless(tmp_path, "--dump-dom", url)
+    dumped = chromium.headless(tmp_path, "--dump-dom", url)
     assert dumped.returncode == 0, dumped.stderr[-2000:]
-    dom = _Dom()
+    dom = chromium.TrialRows()
     dom.feed(dumped.stdout)
     assert dom.rows == ["trial-2", "trial-0", "trial-1", "trial-3", "trial-4", "trial-5"]
     assert len(dom.images) == 3 and all(src.startswith("data:image/png;base64,") for src in dom.images)
     assert "sw-2" in dumped.stdout and "<script>" not in dumped.stdout
 
     shot = tmp_path / "out.png"
-    taken = _headless(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
+    taken = chromium.headless(tmp_path, f"--screenshot={shot}", "--window-size=1200,2000", url)
     assert taken.returncode == 0 and shot.exists(), taken.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pixels = np.asarray(Image.open(shot).convert("RGB"))
