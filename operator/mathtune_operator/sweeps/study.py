@@ -61,9 +61,17 @@ def gate_constraint(record: Dict[str, Any]) -> float:
 def rebuild(spec: MathFinetuneSweepSpec, records: List[Dict[str, Any]]) -> optuna.Study:
     """The study as the records left it: each trial in number order, with its
     values, state, objective and gate."""
-    study = optuna.create_study(direction=spec.objective.direction, sampler=sampler(spec, len(records)))
+    by_number = {int(r["number"]): r for r in records}
+    study = optuna.create_study(direction=spec.objective.direction, sampler=sampler(spec, len(by_number)))
     space = distributions(spec)
-    for record in sorted(records, key=lambda r: int(r["number"])):
+    for number in range(max(by_number, default=-1) + 1):
+        if number not in by_number:
+            # A trial made and deleted before any pass recorded it: a failed
+            # trial of no values, so the study's numbers stay the trials' own
+            # and the next one asked is new.
+            study.add_trial(create_trial(params={}, distributions={}, state=TrialState.FAIL))
+            continue
+        record = by_number[number]
         state = _state(record)
         system: Dict[str, Any] = {}
         if record.get("gridId") is not None:

@@ -220,3 +220,16 @@ def test_every_sweep_example_parses_and_every_value_fits_its_template(path):
     assert len(doc["metadata"]["name"]) <= 36
     sweep = parse_sweep(doc["spec"])
     assert sweep.template.storage.pvc_name, "a sweep example shares one claim, so each data recipe is prepared once"
+
+
+def test_a_trial_deleted_before_it_was_recorded_leaves_a_gap_the_next_trial_never_fills():
+    """Two trials made in one pass, the operator gone before it wrote them,
+    and one of them deleted by hand: the next trial asked is a new number."""
+    world = World(sweep_body(parallelism=2, maxTrials=4))
+    world.step()
+    world.sweep["status"] = {}
+    del world.runs["sw-0"]
+    world.finish("sw-1", 0.4, 80.0, True)
+    out = world.step()   # World.step asserts nothing is made twice
+    assert [b["metadata"]["name"] for b in out.create] == ["sw-2", "sw-3"]
+    assert [t["name"] for t in world.sweep["status"]["trials"]] == ["sw-1", "sw-2", "sw-3"]
