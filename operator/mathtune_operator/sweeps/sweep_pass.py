@@ -4,7 +4,7 @@ record (best trial, leaderboard, counts, conditions). Pure: the trials to
 make are returned, the controller makes them."""
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from mathtune_api import SpecInvalid
 from mathtune_api.parse import parse_sweep
@@ -162,8 +162,3 @@ def _publish(sweep: Obj, spec: MathFinetuneSweepSpec, out: SweepPass, old: Obj, 
                                     f"Sweep{phase}", message))
         out.requeue_after = None
     new["conditions"] = conditions
-
-
-def summary(status: Obj) -> Dict[str, Any]:
-    """What the metrics read: trials by state, the best objective."""
-    return {"counts": status.get("counts") or {}, "best": (status.get("best") or {}).get("objective")}
