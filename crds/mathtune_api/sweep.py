@@ -24,6 +24,16 @@ VALUES_SCHEMA = {"type": "array", "minItems": 1, "maxItems": 32,
                  "items": {"x-kubernetes-int-or-string": True}}
 
 
+def _whole(field: str) -> str:
+    """CEL: the optional number `field` is absent or a whole number."""
+    name = field.split(".")[-1]
+    return (f"(!has(self.{name}) || {field} > 9.0e15 || {field} < -9.0e15 || double(int({field})) == {field})")
+
+
+def _is_whole(value: Optional[float]) -> bool:
+    return value is None or float(value).is_integer()
+
+
 class SweepParameter(ApiModel):
     """One field of the template searched by the sweep."""
     RULES = [
@@ -37,6 +47,12 @@ class SweepParameter(ApiModel):
              "spec.parameters[].log: a log scale needs a float or int parameter with low > 0", ".log"),
         rule("!has(self.step) || self.type != 'categorical'",
              "spec.parameters[].step: only float and int parameters have a step", ".step"),
+        # Whole numbers: double(int(x)) == x. Beyond 9e15 every double is whole
+        # already, and int() of a larger one would be an evaluation error.
+        rule(f"self.type != 'int' || ({_whole('self.low')} && {_whole('self.high')})",
+             "spec.parameters[].low and high of an int parameter are whole numbers", ".low"),
+        rule(f"self.type != 'int' || !has(self.step) || (self.step >= 1.0 && {_whole('self.step')})",
+             "spec.parameters[].step of an int parameter is a whole number, at least 1", ".step"),
     ]
     path: str = F("The field searched, as a path in the MathFinetune spec: training.lrSchedule.learningRate, "
                   "data.mix[0].share (the item must exist in the template), lora.targetModules.", min_length=1,
@@ -66,8 +82,10 @@ class SweepParameter(ApiModel):
             return self
         if self.low is None or self.high is None or not self.low < self.high:
             raise ValueError(self.RULES[2]["message"])
-        if self.type == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
-            raise ValueError("spec.parameters[].low and high of an int parameter are whole numbers")
+        if self.type == "int" and not (_is_whole(self.low) and _is_whole(self.high)):
+            raise ValueError(self.RULES[5]["message"])
+        if self.type == "int" and not (self.step is None or (self.step >= 1 and _is_whole(self.step))):
+            raise ValueError(self.RULES[6]["message"])
         if self.log and self.low <= 0:
             raise ValueError(self.RULES[3]["message"])
         return self

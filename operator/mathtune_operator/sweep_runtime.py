@@ -11,6 +11,7 @@ pass decided (sweeps/sweep_pass.py is pure).
   records it from the cluster if its own status patch was lost, so a crash
   between the two never makes a trial twice (AlreadyExists is that case).
 """
+import json
 import logging
 import threading
 import time
@@ -23,12 +24,20 @@ from . import names, workqueue
 from . import status as st
 from .events import EventRecorder
 from .metrics import METRICS
-from .sweeps.sweep_pass import sweep_pass
+from .sweeps.sweep_pass import refuse_trials, sweep_pass
 from .types import Obj
 
 log = logging.getLogger("mathtune_operator.sweeps")
 Key = Tuple[str, str]  # (namespace, sweep name)
 STANDBY_RETRY = 5.0
+
+
+def _message(exc: ApiException) -> str:
+    """The API server's message of a refusal (its Status body), else the reason."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except ValueError:
+        return str(exc.reason)
 
 
 class SweepController:
@@ -104,8 +113,12 @@ class SweepController:
             return None
         trials = self._trials(namespace, name)
         result = sweep_pass(sweep, trials, time.time())
+        refused = {}
         for body in result.create:
-            self._create(namespace, body)
+            why = self._create(namespace, body)
+            if why:
+                refused[body["metadata"]["name"]] = why
+        refuse_trials(result, refused)
         changed = st.changed(sweep.get("status") or {}, result.status)
         if changed:
             # Only if the sweep is still as read: a newer one is passed again.
@@ -125,10 +138,15 @@ class SweepController:
             _request_timeout=self.timeout)
         return list(listed.get("items") or [])
 
-    def _create(self, namespace: str, body: Obj) -> None:
+    def _create(self, namespace: str, body: Obj) -> Optional[str]:
+        """Create a trial; the API server's reason when it refuses the trial
+        as invalid (422), which no retry would change."""
         try:
             self.custom.create_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, body,
                                                         _request_timeout=self.timeout)
         except ApiException as exc:
+            if exc.status == 422:
+                return _message(exc)
             if exc.status != 409:  # made by an earlier pass whose status patch was lost: recorded next pass
                 raise
+        return None

@@ -122,6 +122,22 @@ def sweep_pass(sweep: Obj, runs: List[Obj], now: float) -> SweepPass:
     return out
 
 
+def refuse_trials(out: SweepPass, refused: Dict[str, str]) -> None:
+    """Trials the API server would not create (a value the template's CEL
+    rules refuse together with another field, e.g. lrEnd above the learning
+    rate drawn): recorded as failed trials in the API server's words, which
+    count against maxFailedTrials. The pass right after recounts and decides
+    the phase; `out` asks for it at once."""
+    if not refused:
+        return
+    for record in out.status.get("trials") or []:
+        if record.get("name") in refused and record.get("state") == "Running":
+            record.update(state="Failed", message=f"the API server refused the trial: {refused[record['name']]}"[:4000])
+            out.events.append(Event(EventType.WARNING, "TrialFailed", f"trial {record['name']}: "
+                                                                      f"{record['message']}"[:1000]))
+    out.requeue_after = 0.0
+
+
 def _publish(sweep: Obj, spec: MathFinetuneSweepSpec, out: SweepPass, old: Obj, records: List[Obj], counts: Obj,
              budget: int, stopping: bool, now: float) -> None:
     new, generation = out.status, sweep["metadata"].get("generation")

@@ -82,7 +82,10 @@ def runnable(run: Dict[str, Any]) -> None:
         builders.job(resource, stage)
     spec = resource.spec
     families.family(spec)
-    render.finetune_config(spec, dataset_dir="/data/x", load_checkpoint="", save_checkpoint_steps=1)
+    # seqLength "auto" is tokenize's to resolve (from the data); train renders with what it found.
+    resolved = 512 if spec.data.seq_length == "auto" else None
+    render.finetune_config(spec, dataset_dir="/data/x", load_checkpoint="", save_checkpoint_steps=1,
+                           seq_length=resolved)
 
 
 @settings(max_examples=EXAMPLES_COUNT, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

@@ -46,6 +46,8 @@ def trials(custom, namespace, sweep):
     ({"algorithm": "grid", "maxTrials": 4}, "spec.maxTrials", "the grid has more points than maxTrials"),
     ({"parameters": [{"path": "lora.targetModules", "type": "categorical", "values": []}]},
      "spec.parameters[0].values", "should have at least 1 items"),
+    ({"parameters": [dict(RANK, low=4.5)]}, "spec.parameters[0].low", "are whole numbers"),
+    ({"parameters": [dict(RANK, step=0.5)]}, "spec.parameters[0].step", "is a whole number, at least 1"),
 ])
 def test_the_api_server_refuses_a_malformed_sweep_naming_the_field(namespace, apis, crd, change, field, words):
     doc = sweep_doc("bad", **change)
@@ -116,3 +118,22 @@ def test_deleting_a_sweep_deletes_its_trials(namespace, apis, operator, volumes)
     custom.delete_namespaced_custom_object(h.GROUP, h.VERSION, namespace, "mathfinetunesweeps", "gone",
                                            propagation_policy="Foreground")
     h.wait(lambda: trials(custom, namespace, "gone") == [], 90, "the trials to go with their sweep")
+
+
+def test_a_trial_the_api_server_refuses_is_a_failed_trial_in_its_words(namespace, apis, operator):
+    """lrEnd above the template's learning rate passes the sweep's checks (the
+    parameter alone is fine) but not the MathFinetune's CEL rule that reads
+    both: the trial is recorded failed with the API server's message, and
+    with maxFailedTrials 0 the sweep stops there."""
+    custom = apis["custom"]
+    lr_end = {"path": "training.lrSchedule.lrEnd", "type": "categorical", "values": ["0.5"]}
+    create_sweep(custom, namespace, sweep_doc("refused", parameters=[lr_end], maxTrials=2, parallelism=1,
+                                                maxFailedTrials=0))
+    sweep = h.wait(lambda: (s := get_sweep(custom, namespace, "refused")).get("status", {}).get("phase") == "Failed"
+                   and s, 60, "the sweep Failed")
+    [record] = sweep["status"]["trials"]
+    assert record["state"] == "Failed" and record["message"].startswith("the API server refused the trial: ")
+    assert "lrEnd" in record["message"] and "learningRate" in record["message"], record["message"]
+    assert trials(custom, namespace, "refused") == []
+    assert h.condition(sweep, "Ready")["reason"] == "TooManyFailedTrials"
+    h.wait(lambda: "TrialFailed" in h.events_of(apis["core"], namespace, "refused"), 30, "the TrialFailed Event")

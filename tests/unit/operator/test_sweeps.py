@@ -170,6 +170,27 @@ def test_failed_trials_are_contained_until_max_failed_trials():
     assert world.sweep["status"]["phase"] == "Failed" and ready["reason"] == "TooManyFailedTrials"
 
 
+def test_a_trial_the_api_server_refused_is_recorded_failed_and_the_next_pass_recounts():
+    from mathtune_operator.sweeps.sweep_pass import refuse_trials
+
+    world = World(sweep_body(parallelism=2, maxTrials=4, maxFailedTrials=0))
+    out = sweep_pass(world.sweep, [], 1000.0)
+    refuse_trials(out, {"sw-1": "spec.training.lrSchedule.lrEnd must not exceed learningRate"})
+    assert out.requeue_after == 0.0
+    refused = {t["name"]: t for t in out.status["trials"]}["sw-1"]
+    assert refused["state"] == "Failed"
+    assert refused["message"] == "the API server refused the trial: spec.training.lrSchedule.lrEnd must not " \
+                                 "exceed learningRate"
+    assert [e.reason for e in out.events if e.reason == "TrialFailed"] == ["TrialFailed"]
+    # The next pass (sw-0 exists, sw-1 never did) counts it failed, makes no
+    # trial in its place (maxFailedTrials 0) and posts no second Event for it.
+    world.sweep["status"] = out.status
+    made = [b for b in out.create if b["metadata"]["name"] == "sw-0"]
+    again = sweep_pass(world.sweep, made, 1001.0)
+    assert again.create == [] and again.status["counts"]["failed"] == 1
+    assert not [e for e in again.events if "sw-1" in e.message]
+
+
 def test_a_value_the_template_cannot_take_fails_the_sweep_before_any_trial():
     share = dict(SHARE, values=["0.1", "1.5"])
     world = World(sweep_body(parameters=[share]))
@@ -200,6 +221,8 @@ def test_the_status_is_declared_in_the_crd():
     ({"algorithm": "grid", "parameters": [SHARE, MODULES], "maxTrials": 3}, "spec.maxTrials"),
     ({"algorithm": "grid", "parameters": [LR]}, "spec.parameters[].step"),
     ({"parameters": [dict(SHARE, path="data.mix[2].share")]}, "spec.parameters[0]"),
+    ({"parameters": [dict(EPOCHS, low=1.5)]}, "spec.parameters[0]"),
+    ({"parameters": [dict(EPOCHS, step=0.5)]}, "spec.parameters[0]"),
 ])
 def test_the_model_refuses_what_the_api_server_refuses_naming_the_field(change, field):
     """The operator parses a sweep with the same model the CRD is written from
