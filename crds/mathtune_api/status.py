@@ -28,6 +28,28 @@ class Condition(ApiModel):
     observed_generation: Int = F("metadata.generation this condition was set for.", None)
 
 
+class FaultyDevice(ApiModel):
+    name: str = F("The NPU, as the device plugin names it (e.g. Ascend910-3).", max_length=SHORT)
+    why: str = F("What the node's device-info ConfigMap says of it: unhealthy, network unhealthy or manually "
+                 "separated.", max_length=SHORT)
+
+
+class DeviceFault(ApiModel):
+    """An attempt of training stopped because an NPU it held went out of service."""
+    node: str = F("The node of the device.", max_length=SHORT)
+    pod: str = F("The pod that held it.", max_length=SHORT)
+    devices: List[FaultyDevice] = F("The pod's devices out of service (its huawei.com/AscendReal against the node's "
+                                    "mindx-dl-deviceinfo ConfigMap).", max_length=16)
+    attempt: int = F("The attempt stopped.")
+    detected_at: Time = F("When the operator saw the fault.")
+    step_at_fault: Int = F("Training steps done (over all epochs) when the fault was seen, from the last progress "
+                           "line read.", None)
+    resumed_from_epoch: Int = F("The epoch of the save the next successful attempt resumed from.", None)
+    resumed_from_checkpoint: Optional[str] = F("That save's file (rank 0).", None, max_length=SHORT)
+    resumed_from_step: Int = F("The global step of that save.", None)
+    steps_redone: Int = F("stepAtFault - resumedFromStep: steps trained again because of the fault.", None)
+
+
 class StageRow(ApiModel):
     """One stage of the run."""
     name: str = F("Stage name.")
@@ -41,6 +63,8 @@ class StageRow(ApiModel):
                                  "own).", None)
     summary: Optional[str] = F("One-line summary of the stage's result.", None, max_length=LONG)
     message: Optional[str] = F("The failed pod's message (failure only).", None, max_length=LONG * 8)
+    device_faults: Optional[List[DeviceFault]] = F("Training attempts stopped by an NPU fault, oldest first (the "
+                                                   "last 10).", None, max_length=10)
 
 
 class EpochScores(ApiModel):

@@ -11,10 +11,10 @@
 //     is NOT used; with it (ASCEND_DOCKER_RUNTIME=True) Allocate returns only
 //     environment variables, which is the mode emulated here. There are no
 //     device files on this machine anyway.
-//   - anything written through the API server (node annotations, the
-//     device-info ConfigMap, the volcano-mode pod annotations
-//     huawei.com/AscendReal and the HCCL rank table): they need a kube client,
-//     and this emulator keeps to the kubelet socket only.
+//   - of what Huawei's plugin writes through the API server, only the
+//     device-info ConfigMap and the pod annotation huawei.com/AscendReal are
+//     emulated (cluster.go, when --kube-server is given): not the node
+//     annotations, nor the HCCL rank table.
 //   - NUMA topology on devices: without real hardware any topology would be
 //     invented, and a nil topology means "no preference" to the kubelet.
 //   - GetPreferredAllocation: Huawei's plugin does not implement it either.
@@ -60,6 +60,15 @@ type config struct {
 	socketName   string
 	healthDir    string
 	pollInterval time.Duration
+
+	// Writing through the API server (cluster.go); off unless kubeServer is set.
+	nodeName            string
+	kubeServer          string
+	kubeCA              string
+	kubeCert            string
+	kubeKey             string
+	deviceInfoNamespace string
+	podResourcesSocket  string
 }
 
 type plugin struct {
@@ -256,6 +265,13 @@ func (p *plugin) register(ctx context.Context, kubeletSock string) error {
 // run serves and (re-)registers until ctx is cancelled.
 func (p *plugin) run(ctx context.Context) error {
 	go p.pollHealth(ctx)
+	if p.cfg.kubeServer != "" {
+		api, err := newAPIClient(p.cfg.kubeServer, p.cfg.kubeCA, p.cfg.kubeCert, p.cfg.kubeKey)
+		if err != nil {
+			return fmt.Errorf("--kube-server: %w", err)
+		}
+		go p.report(ctx, api)
+	}
 	for {
 		restart, err := p.serveOnce(ctx)
 		if err != nil || !restart {
@@ -339,6 +355,13 @@ func parseFlags(args []string) (config, error) {
 	fset.StringVar(&c.socketName, "socket-name", "", "plugin socket file name in --socket-dir (default <device type>.sock, as Huawei names it)")
 	fset.StringVar(&c.healthDir, "health-dir", "", "if set, a file named <device-id> in this dir marks that device Unhealthy")
 	fset.DurationVar(&c.pollInterval, "poll-interval", time.Second, "how often to check the health dir and the sockets")
+	fset.StringVar(&c.kubeServer, "kube-server", "", "if set, the API server URL to publish the device-info ConfigMap and pod annotations to")
+	fset.StringVar(&c.kubeCA, "kube-ca", "", "CA certificate file of --kube-server")
+	fset.StringVar(&c.kubeCert, "kube-cert", "", "client certificate file for --kube-server")
+	fset.StringVar(&c.kubeKey, "kube-key", "", "client key file for --kube-server")
+	fset.StringVar(&c.nodeName, "node-name", "", "this node's name (names the device-info ConfigMap)")
+	fset.StringVar(&c.deviceInfoNamespace, "device-info-namespace", "kube-system", "namespace of the device-info ConfigMap")
+	fset.StringVar(&c.podResourcesSocket, "pod-resources-socket", "/var/lib/kubelet/pod-resources/kubelet.sock", "the kubelet's PodResources API socket")
 	if err := fset.Parse(args); err != nil {
 		return c, err
 	}
@@ -351,6 +374,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.pollInterval <= 0 {
 		return c, fmt.Errorf("--poll-interval must be positive")
+	}
+	if c.kubeServer != "" && (c.nodeName == "" || c.kubeCA == "" || c.kubeCert == "" || c.kubeKey == "") {
+		return c, fmt.Errorf("--kube-server needs --node-name, --kube-ca, --kube-cert and --kube-key")
 	}
 	if c.socketName == "" {
 		c.socketName = c.resourceName[slash+1:] + ".sock"

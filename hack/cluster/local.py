@@ -16,6 +16,9 @@ NODE_SCRIPTS = REPO / "hack" / "node"
 IMAGES_SCRIPT = REPO / "hack" / "images" / "build.sh"
 # The real node's name (hack/node/common.sh).
 REAL_NODE = "mathtune-node"
+# A file named after an NPU here makes the node's device plugin report that
+# NPU Unhealthy (hack/node/common.sh HEALTH_DIR; hack/ascend-device-plugin).
+NPU_HEALTH_DIR = Path("/run/mathtune-node/npu-health")
 
 
 def _versions() -> Dict[str, str]:
@@ -124,11 +127,18 @@ def restart_apiserver(kubeconfig: Path = KUBECONFIG, timeout: float = 60) -> Non
     command line (kwokctl runs it as a plain process; its pid file is
     updated so `make cluster-down` still finds it). For fault tests: every
     watch breaks and requests fail until it is back."""
+    restart_component("kube-apiserver", kubeconfig, timeout)
+
+
+def restart_component(name: str, kubeconfig: Path = KUBECONFIG, timeout: float = 60, down: float = 0.0) -> None:
+    """Kill one control-plane process (kube-apiserver, etcd, ...), keep it
+    down `down` seconds, start it again with the same command line, and wait
+    until the API server answers /readyz (which checks etcd too)."""
     import signal
     import time
 
     cluster_dir = CACHE / "kwok" / "clusters" / CLUSTER_NAME
-    pid_file = cluster_dir / "pids" / "kube-apiserver.pid"
+    pid_file = cluster_dir / "pids" / f"{name}.pid"
     pid = int(pid_file.read_text().strip())
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
     cwd = os.readlink(f"/proc/{pid}/cwd")
@@ -137,7 +147,8 @@ def restart_apiserver(kubeconfig: Path = KUBECONFIG, timeout: float = 60) -> Non
     os.kill(pid, signal.SIGKILL)
     while Path(f"/proc/{pid}").exists():
         time.sleep(0.1)
-    log = open(cluster_dir / "logs" / "kube-apiserver.log", "ab")
+    time.sleep(down)
+    log = open(cluster_dir / "logs" / f"{name}.log", "ab")
     proc = subprocess.Popen([a.decode() for a in argv], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     pid_file.write_text(str(proc.pid))
@@ -148,7 +159,7 @@ def restart_apiserver(kubeconfig: Path = KUBECONFIG, timeout: float = 60) -> Non
         if probe.returncode == 0:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"kube-apiserver not ready {timeout}s after its restart: see {cluster_dir}/logs")
+    raise TimeoutError(f"{name} restarted, but the API server is not ready {timeout}s later: see {cluster_dir}/logs")
 
 
 def image_refs() -> Dict[str, str]:
@@ -162,3 +173,14 @@ def kubectl(*args: str, kubeconfig: Optional[Path] = None, check: bool = True,
             input: Optional[str] = None, timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = [str(KUBECTL), "--kubeconfig", str(kubeconfig or KUBECONFIG), *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=check, input=input, timeout=timeout)
+
+
+def set_npu_health(device: str, healthy: bool) -> None:
+    """Fail (or mend) one of the real node's emulated NPUs, e.g. Ascend910-3:
+    its device plugin reports it through ListAndWatch and its device-info ConfigMap."""
+    marker = NPU_HEALTH_DIR / device
+    if healthy:
+        marker.unlink(missing_ok=True)
+    else:
+        NPU_HEALTH_DIR.mkdir(parents=True, exist_ok=True)
+        marker.touch()

@@ -123,8 +123,17 @@ node_ready() { [[ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.conditions[?
 wait_for "node $NODE_NAME Ready" 120 node_ready
 
 start_daemon kube-proxy "$KUBE_PROXY" --config "$NODE_STATE/kube-proxy.yaml" --v 1
+# With the node's credentials it publishes what Huawei's plugin does through
+# the API server: kube-system/mindx-dl-deviceinfo-<node> and each pod's
+# huawei.com/AscendReal (hack/ascend-device-plugin/cluster.go).
+kube_field() { kc config view --minify -o jsonpath="{$1}"; }
 start_daemon ascend-device-plugin "$DEVICE_PLUGIN" --socket-dir "$DEVICE_PLUGIN_SOCKETS" \
-  --devices "$NODE_NPUS" --health-dir "$HEALTH_DIR"
+  --devices "$NODE_NPUS" --health-dir "$HEALTH_DIR" --node-name "$NODE_NAME" \
+  --kube-server "$(kube_field .clusters[0].cluster.server)" \
+  --kube-ca "$(kube_field .clusters[0].cluster.certificate-authority)" \
+  --kube-cert "$(kube_field .users[0].user.client-certificate)" \
+  --kube-key "$(kube_field .users[0].user.client-key)" \
+  --pod-resources-socket "$KUBELET_ROOT/pod-resources/kubelet.sock"
 npus_ready() { [[ "$(kc get node "$NODE_NAME" -o jsonpath='{.status.allocatable.huawei\.com/Ascend910}' 2>/dev/null)" == "$NODE_NPUS" ]]; }
 wait_for "$NODE_NPUS huawei.com/Ascend910 allocatable on $NODE_NAME" 60 npus_ready
 

@@ -259,7 +259,7 @@ def job(run: Run, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
         # Under Kueue a Job is made suspended and Kueue admits it (unsuspends)
         # when its quota allows; the operator never unsuspends it itself.
         "suspend": bool(suspend) or bool(local_queue(spec)),
-        **_retry_policy(spec, multi),
+        **_retry_policy(spec, multi, attempt),
         "template": {"metadata": template_meta, "spec": pod_fields},
     }
     if spec.run_policy.active_deadline_seconds > 0:
@@ -268,7 +268,9 @@ def job(run: Run, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
         nodes = spec.resources.nodes
         job_fields.update({"completionMode": "Indexed", "completions": nodes, "parallelism": nodes})
     job_annotations = {"mathtune.dev/generation": str(run.generation or 1)}
-    if multi:
+    if multi or attempt > 1:
+        # Single-node: a Job made after an NPU fault stopped the one before
+        # (reconcile/device_fault.py) goes on counting its attempts.
         job_annotations[names.ANNOTATION_ATTEMPT] = str(attempt)
     return {
         "apiVersion": "batch/v1", "kind": "Job",
@@ -278,7 +280,7 @@ def job(run: Run, stage: str, suspend: bool = False, attempt: int = 1) -> Obj:
     }
 
 
-def _retry_policy(spec: MathFinetuneSpec, multi: bool) -> Obj:
+def _retry_policy(spec: MathFinetuneSpec, multi: bool, attempt: int = 1) -> Obj:
     """How the Job controller retries a stage's pods.
 
     Exit code 2 is a bad spec or bad input: retrying cannot help (Kubeflow's
@@ -300,5 +302,6 @@ def _retry_policy(spec: MathFinetuneSpec, multi: bool) -> Obj:
         # rejoin the others' rendezvous.
         return {"backoffLimitPerIndex": 0, "maxFailedIndexes": 0,
                 "podFailurePolicy": {"rules": [permanent]}}
-    return {"backoffLimit": spec.run_policy.backoff_limit,
+    # The attempts earlier Jobs of the stage used count against the limit.
+    return {"backoffLimit": max(0, spec.run_policy.backoff_limit - (attempt - 1)),
             "podFailurePolicy": {"rules": [permanent, disrupted]}}

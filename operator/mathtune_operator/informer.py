@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from . import names
+from . import device_health, names
 from .types import Obj
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ ListFn = Callable[..., Any]
 _JOB_META = ("name", "namespace", "uid", "labels", "ownerReferences", "creationTimestamp", "deletionTimestamp")
 _JOB_STATUS = ("conditions", "failed", "succeeded", "startTime", "completionTime")
 _POD_META = ("name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp")
-_POD_ANNOTATIONS = ("batch.kubernetes.io/job-completion-index",)
+_POD_ANNOTATIONS = ("batch.kubernetes.io/job-completion-index", device_health.ANNOTATION_REAL)
 _JOB_ANNOTATIONS = (names.ANNOTATION_ATTEMPT,)
 
 
@@ -59,7 +59,7 @@ def trim_pod(pod: Obj) -> Obj:
     meta = pod.get("metadata") or {}
     kept = {**{k: meta[k] for k in _POD_META if k in meta}, **_kept_annotations(meta, _POD_ANNOTATIONS)}
     status = pod.get("status") or {}
-    return {"metadata": kept, "status": {
+    return {"metadata": kept, "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")}, "status": {
         "phase": status.get("phase"),
         "conditions": [c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"],
         "containerStatuses": [_container(c) for c in status.get("containerStatuses") or []],
@@ -71,9 +71,13 @@ class Informer:
 
     def __init__(self, kind: str, list_fn: ListFn, namespace: Optional[str], selector: str,
                  trim: Callable[[Obj], Obj], on_change: Callable[[str, str], None],
-                 watch_timeout: int = 300, request_timeout: float = 30.0, index_label: Optional[str] = None):
+                 watch_timeout: int = 300, request_timeout: float = 30.0, index_label: Optional[str] = None,
+                 route: Optional[Callable[[Obj], None]] = None):
         self.kind, self.list_fn, self.namespace, self.selector = kind, list_fn, namespace, selector
         self.trim, self.on_change = trim, on_change
+        # For objects no run owns (a node's device health): who to wake is
+        # route's to decide; by default the run its label names.
+        self.route = route
         self.watch_timeout, self.request_timeout = watch_timeout, request_timeout
         self.store: Dict[Key, Obj] = {}
         # (namespace, value of index_label) -> names: a Job's pods without a
@@ -203,7 +207,14 @@ class Informer:
         if kind == "DELETED" or before != trimmed:
             self._notify(trimmed)
 
+    def find(self, keep: Callable[[Obj], bool]) -> List[Obj]:
+        with self.lock:
+            return [o for o in self.store.values() if keep(o)]
+
     def _notify(self, obj: Obj) -> None:
+        if self.route is not None:
+            self.route(obj)
+            return
         meta = obj["metadata"]
         run = (meta.get("labels") or {}).get(names.LABEL_RUN)
         if run:
@@ -229,6 +240,9 @@ class Informers:
     def select(self, namespace: str, label: str, value: str) -> List[Obj]:
         member = self._for(namespace)
         return member.select(namespace, label, value) if member else []
+
+    def find(self, keep: Callable[[Obj], bool]) -> List[Obj]:
+        return [o for member in self.members for o in member.find(keep)]
 
     def start(self) -> None:
         for member in self.members:

@@ -30,6 +30,9 @@ class Metrics:
                                         ["stage", "result"], buckets=STAGE_BUCKETS, registry=r)
         self.stage_retries = Counter("mathtune_stage_retries", "Stage pods that failed and were retried.",
                                      ["stage"], registry=r)
+        self.device_faults = Counter("mathtune_device_faults", "Training attempts stopped because an NPU they "
+                                     "held went out of service (the node's mindx-dl-deviceinfo ConfigMap).",
+                                     ["node"], registry=r)
         self.reconcile_errors = Counter("mathtune_reconcile_errors", "Reconcile passes that hit an error.",
                                         ["reason"], registry=r)
         self.train_loss = Gauge("mathtune_train_loss", "Latest training loss.", run, registry=r)

@@ -31,7 +31,7 @@ from kubernetes import client, config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client import start_http_server
 
-from . import __version__, children, informer, names, reconcile, workqueue
+from . import __version__, children, device_health, informer, names, reconcile, workqueue
 from . import status as st
 from .events import EventRecorder
 from .leader import LeaderElector, LeaseSettings
@@ -64,9 +64,15 @@ class CachedCluster(children.Cluster):
     """children.Cluster whose reads of Jobs and pods come from the informers."""
 
     def __init__(self, api: client.ApiClient, jobs: "informer.Informers", pods: "informer.Informers",
-                 request_timeout: float):
+                 request_timeout: float, device_infos: Optional["informer.Informers"] = None):
         super().__init__(api, request_timeout=request_timeout)
-        self.jobs, self.pods = jobs, pods
+        self.jobs, self.pods, self.device_infos = jobs, pods, device_infos
+
+    def device_info(self, node: str) -> Optional[Obj]:
+        if self.device_infos is None:
+            return None
+        member = self.device_infos.members[0]
+        return self.device_infos.get(member.namespace or "", device_health.DEVICE_INFO_PREFIX + node)
 
     def find_job(self, namespace: str, name: str) -> Optional[Obj]:
         return self.jobs.get(namespace, name)
@@ -96,6 +102,7 @@ class Controller:
         self.last_pass_end = time.monotonic()  # liveness: when a worker last finished a pass
         self.elector: Optional[LeaderElector] = None
         self.sweeps: Optional[SweepController] = None
+        self.device_infos: Optional[informer.Informers] = None
         self.reconcile_settings = reconcile.Settings(progress_interval=self.settings.progress_interval,
                                                      resync_interval=self.settings.resync_interval,
                                                      blocked_retry=self.settings.blocked_retry)
@@ -124,6 +131,15 @@ class Controller:
         # Urgent: a stage may have just ended, and the next waits for its Job.
         self.queue.add((namespace, run), urgent=True)
 
+    def _device_info_changed(self, configmap: Obj) -> None:
+        node = device_health.node_of(str(configmap["metadata"].get("name") or ""))
+        if not node:
+            return
+        for pod in self.pods.find(lambda o: device_health.pod_node(o) == node and bool(device_health.pod_devices(o))):
+            run = (pod["metadata"].get("labels") or {}).get(names.LABEL_RUN)
+            if run:
+                self.job_or_pod_changed(pod["metadata"].get("namespace") or "", run)
+
     # -- life ---------------------------------------------------------------------
     def start(self) -> None:
         s = self.settings
@@ -141,12 +157,20 @@ class Controller:
                               selector, informer.trim_pod, self.job_or_pod_changed, request_timeout=s.request_timeout,
                               index_label=JOB_NAME_LABEL)
             for ns in scopes])
-        self.cluster = CachedCluster(self.api, self.jobs, self.pods, s.request_timeout)
+        # Nodes' NPU health, as the Ascend device plugin publishes it: a
+        # change wakes the runs with a pod on that node holding NPUs.
+        self.device_infos = informer.Informers([
+            informer.Informer("configmaps", core.list_namespaced_config_map, s.device_info_namespace, "",
+                              device_health.trim, self.job_or_pod_changed, request_timeout=s.request_timeout,
+                              route=self._device_info_changed)]) if s.device_info_namespace else None
+        self.cluster = CachedCluster(self.api, self.jobs, self.pods, s.request_timeout, self.device_infos)
         self.events = EventRecorder(self.api, request_timeout=s.request_timeout)
         self.sweeps = SweepController(self.api, self.events, self.leading, s.request_timeout, s.retry_base,
                                       s.retry_max).start()
         self.jobs.start()
         self.pods.start()
+        if self.device_infos:
+            self.device_infos.start()
         # As client-go's WaitForCacheSync: a pass on an empty cache would
         # take every Job for missing (creating it again is harmless, but slow).
         if not (self.jobs.wait_synced(s.request_timeout) and self.pods.wait_synced(s.request_timeout)):
@@ -171,6 +195,8 @@ class Controller:
             self.sweeps.shutdown()
         self.jobs.stop()
         self.pods.stop()
+        if self.device_infos:
+            self.device_infos.stop()
         for thread in self.workers:
             thread.join(timeout=self.settings.request_timeout)
         self.events.flush(timeout=5.0)
@@ -303,8 +329,8 @@ class Controller:
             dead.append("sweeps")
         if dead:
             return f"reconcile workers died: {', '.join(dead)}"
-        for group in (self.jobs, self.pods):
-            why = group.unhealthy()
+        for group in (self.jobs, self.pods, self.device_infos):
+            why = group.unhealthy() if group else None
             if why:
                 return why
         # Stuck, not busy: work waits and no pass has ended for as long. At

@@ -44,6 +44,9 @@ class Settings:
     lease_namespace: str = "default"
     lease_name: str = "mathtune-operator"
     identity: str = ""
+    # Where the Ascend device plugin publishes each node's device health
+    # (mindx-dl-deviceinfo-<node>, MindCluster's convention); "" ignores NPU faults.
+    device_info_namespace: str = "kube-system"
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -54,6 +57,7 @@ class Settings:
             request_timeout=_seconds(env, "MATHTUNE_REQUEST_TIMEOUT", cls.request_timeout),
             lease_namespace=env.get("POD_NAMESPACE") or cls.lease_namespace,
             identity=env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}",
+            device_info_namespace=env.get("MATHTUNE_DEVICE_INFO_NAMESPACE", cls.device_info_namespace),
         )
 
     def with_(self, **changes: object) -> "Settings":

@@ -54,6 +54,7 @@ class EventReason(StrEnum):
     STAGE_FAILED = "StageFailed"
     STAGE_RETRYING = "StageRetrying"
     RESULT_LOST = "ResultLost"
+    DEVICE_FAULT = "DeviceFault"
     LEAKAGE_FOUND = "LeakageFound"
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"

@@ -1,8 +1,11 @@
-"""Fixtures of the integration tests: Kueue's controller on the local cluster."""
+"""Fixtures of the integration tests: Kueue's controller on the local cluster,
+and failing the real node's emulated NPUs."""
 import os
+import time
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from hack.cluster import local
 
@@ -25,3 +28,24 @@ def kueue(kubeconfig):
     yield
     if started and os.environ.get("MATHTUNE_KEEP_CLUSTER") != "1":
         local.kueue_down()
+
+
+@pytest.fixture
+def npu_failures(k8s_api):
+    """Fails real-node NPUs the test names (`npu_failures("Ascend910-3")`) and
+    always mends them, waiting until the kubelet has all of them back (the
+    tests after need them)."""
+    failed = []
+
+    def fail(device: str) -> None:
+        failed.append(device)
+        local.set_npu_health(device, healthy=False)
+
+    yield fail
+    for device in failed:
+        local.set_npu_health(device, healthy=True)
+    core = client.CoreV1Api(k8s_api)
+    end = time.monotonic() + 30
+    while core.read_node(local.REAL_NODE).status.allocatable.get("huawei.com/Ascend910") != "8":
+        assert time.monotonic() < end, "the real node's NPUs did not all come back healthy in 30s"
+        time.sleep(0.5)

@@ -6,6 +6,7 @@ from .. import status as st
 from ..metrics import Metrics
 from ..types import Obj
 from ..vocabulary import EventReason, EventType, Phase, Reason, StageState
+from .fault_record import resumed
 from .passes import Context, Step
 from .progress_status import train_done
 from .timing import norm_time, parse_time
@@ -30,6 +31,7 @@ def stage_succeeded(p: Context, stage: str, row: Obj, seen: Obj) -> Step:
         report_leakage(p)
     if stage == "train":
         train_done(new, result)
+        resumed(row, result)
     elif stage in plan.PROGRESS_STAGES and (new.get("progress") or {}).get("stage") == stage:
         # The last line read may predate the end: do not leave "50%" behind.
         prog = dict(new["progress"])
@@ -67,7 +69,7 @@ def report_leakage(p: Context) -> None:
 def stage_failed(p: Context, row: Obj, stage: str, seen: Obj, pod_message: str, reason: str) -> None:
     attempts = seen.get("attempts") or 1
     why = {"BackoffLimitExceeded": "retries used up", "PodFailurePolicy": "permanent error (exit code 2)",
-           "DeadlineExceeded": "activeDeadlineSeconds exceeded"}.get(reason, reason)
+           "DeadlineExceeded": "activeDeadlineSeconds exceeded", "DeviceFault": "an NPU failed"}.get(reason, reason)
     message = f"stage {stage} failed after {attempts} attempt{'s' if attempts != 1 else ''} ({why}): " \
               f"{pod_message or 'the pod left no message'}"
     row.update(state=StageState.FAILED, message=message[:4000], attempts=attempts,

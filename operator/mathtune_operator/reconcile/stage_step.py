@@ -6,6 +6,7 @@ from typing import Tuple
 from .. import names, observe, plan, schedulers
 from ..vocabulary import EventReason, EventType, Phase, Reason, StageState
 from .active import stage_active
+from .device_fault import device_fault
 from .outcome import run_succeeded, stage_failed, stage_succeeded
 from .passes import Context, Step, blocked
 from .publish import ready_message
@@ -62,6 +63,9 @@ def stage_step(p: Context, stage: str) -> Step:
     if plan.is_multi_node(p.spec, stage):
         # Each Job of multi-node training is one attempt of every rank.
         seen["attempts"] = observe.job_attempt(job)
+    else:
+        # A Job made after an NPU fault stopped the one before continues its count.
+        seen["attempts"] += observe.job_attempt(job) - 1
     row["jobName"] = job_name
     if not row.get("startTime"):
         # A Job no status knew of: the operator stopped right after creating it.
@@ -87,4 +91,4 @@ def stage_step(p: Context, stage: str) -> Step:
             return restart_whole(p, stage, row, job, seen)
         stage_failed(p, row, stage, seen, seen["message"], seen.get("reason") or "Failed")
         return Step(phase=Phase.FAILED, message=row["message"])
-    return stage_active(p, stage, row, job, seen, pods)
+    return device_fault(p, stage, row, job, seen, pods) or stage_active(p, stage, row, job, seen, pods)

@@ -72,6 +72,12 @@ def scan(checkpoint_dir: Union[str, Path], cadence: Cadence) -> Dict[int, Dict[i
     return {e: {r: p for r, (_, p) in ranks.items()} for e, ranks in sorted(found.items())}
 
 
+def saved_step(path: Union[str, Path], cadence: Cadence) -> Optional[int]:
+    """The global training step a save was taken at (None: not a save's name)."""
+    m = _NAME.match(Path(path).name)
+    return cadence.global_step(int(m.group("epoch")), int(m.group("step"))) if m else None
+
+
 def complete_epochs(checkpoint_dir: Union[str, Path], ranks: int, cadence: Cadence) -> Dict[int, Dict[int, Path]]:
     return {e: files for e, files in scan(checkpoint_dir, cadence).items() if set(files) == set(range(ranks))}
 

@@ -94,8 +94,10 @@ def _data_digest(data_dir: Path, shards: List[Path]) -> str:
 
 
 def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int,
-                cadence: checkpoints.Cadence) -> Optional[int]:
-    """Point `config` at the last epoch every rank saved; returns that epoch (None: start afresh)."""
+                cadence: checkpoints.Cadence) -> Optional[Dict[str, Any]]:
+    """Point `config` at the last epoch every rank saved; returns where that
+    is, {epoch, checkpoint, step} (None: start afresh). The result carries it,
+    so the run's status can say what a restart cost (stepsRedone)."""
     complete = checkpoints.complete_epochs(checkpoint_dir, ranks, cadence)
     if not complete:
         return None
@@ -103,7 +105,8 @@ def resume_from(config: Dict[str, Any], checkpoint_dir: Path, ranks: int,
     # MindFormers resumes from the named file, with each rank's id put into the name.
     config["load_checkpoint"] = str(checkpoint_dir)
     config["resume_training"] = complete[epoch][0].name
-    return epoch
+    return {"epoch": epoch, "checkpoint": complete[epoch][0].name,
+            "step": checkpoints.saved_step(complete[epoch][0], cadence)}
 
 
 def check_vocabulary(spec: Spec, config: Dict[str, Any],
@@ -164,22 +167,25 @@ def run(args, spec: Spec, metadata: Dict[str, Any]) -> Dict[str, Any]:
             print(f"train: the checkpoints in {checkpoint_dir} were trained on other data or another config "
                   f"(an earlier run of this name?): not resuming from them, starting afresh", flush=True)
     if resumed is not None:
-        print(f"train: resuming after epoch {resumed} from {checkpoint_dir}", flush=True)
+        print(f"train: resuming after epoch {resumed['epoch']} (step {resumed['step']}, "
+              f"{resumed['checkpoint']}) from {checkpoint_dir}", flush=True)
     else:
         # A fresh start: an earlier attempt's files must not pass for this run's epochs.
         local = launch.local_workers(spec.resources.npus_per_node)
         for rank in range(args.node_rank * local, (args.node_rank + 1) * local):
             shutil.rmtree(checkpoint_dir / f"rank_{rank}", ignore_errors=True)
         record_recipe(work, ident["recipe"])
-    if args.node_rank == 0 and (resumed is None or resumed < epochs):
+    unfinished = resumed is None or resumed["epoch"] < epochs
+    if args.node_rank == 0 and unfinished:
         warn_if_short(spec, p, work)
     parser = ProgressParser()
-    if resumed is None or resumed < epochs:
+    if unfinished:
         _train(args, spec, config, work, parser)
     if args.node_rank != 0:
         return {"nodeRank": args.node_rank, "epochs": epochs}
     complete = _wait_for_checkpoints(checkpoint_dir, ranks, epochs, p["cadence"])
-    return _publish(run_dir, work, p, parser.steps, complete, input_digest, config_digest)
+    result = _publish(run_dir, work, p, parser.steps, complete, input_digest, config_digest)
+    return {**result, "resumedFrom": resumed} if resumed else result
 
 
 def warn_if_short(spec: Spec, p: Dict[str, Any], work: Path) -> None:

@@ -87,7 +87,8 @@ def test_service_account_has_exactly_the_declared_permissions(k8s_api, restricte
     user = f"system:serviceaccount:{restricted_namespace}:{name}-mathtune-operator"
     for (group, resource, verb), (_, why) in GRANTED.items():
         resource, _, sub = resource.partition("/")
-        ns = None if resource in ("customresourcedefinitions", "namespaces") else restricted_namespace
+        ns = None if resource in ("customresourcedefinitions", "namespaces") else \
+            "kube-system" if why.startswith("kube-system only") else restricted_namespace
         assert _allowed(auth, user, ns, group, resource, verb, sub), f"{verb} {resource}/{sub} ({why}) not granted"
     # Namespace mode: nothing on runs outside the watched namespace.
     assert not _allowed(auth, user, "default", "batch", "jobs", "create")
@@ -95,5 +96,10 @@ def test_service_account_has_exactly_the_declared_permissions(k8s_api, restricte
     for group, resource, verb in [("", "secrets", "get"), ("", "pods", "delete"), ("", "pods", "create"),
                                   ("", "pods", "get"), ("", "configmaps", "delete"), ("batch", "jobs", "update"),
                                   ("mathtune.dev", "mathfinetunes", "delete"), ("", "nodes", "list"),
-                                  ("rbac.authorization.k8s.io", "roles", "create"), ("", "pods", "exec")]:
+                                  ("rbac.authorization.k8s.io", "roles", "create"), ("", "pods", "exec"),
+                                  ("", "configmaps", "list"), ("", "configmaps", "watch")]:
         assert not _allowed(auth, user, restricted_namespace, group, resource, verb), f"{verb} {resource} granted"
+    # In kube-system: reading ConfigMaps (the nodes' NPU health), nothing else.
+    for group, resource, verb in [("", "configmaps", "create"), ("", "configmaps", "update"), ("", "secrets", "get"),
+                                  ("", "pods", "list")]:
+        assert not _allowed(auth, user, "kube-system", group, resource, verb), f"{verb} {resource} in kube-system"

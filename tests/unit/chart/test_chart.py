@@ -69,8 +69,21 @@ def test_cluster_scope_binds_cluster_roles_and_watches_all_namespaces():
     assert "--all-namespaces" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
     roles = {o["metadata"]["name"] for o in helm.find(objs, "ClusterRole")}
     assert roles == {"mt-mathtune-operator", "mt-mathtune-operator-cluster"}
-    # The one namespaced Role: leader election's Lease, in the release namespace.
+    # The namespaced Roles: the nodes' device-info ConfigMaps, read only, in
+    # kube-system; leader election's Lease, in the release namespace.
+    roles = {r["metadata"]["name"]: r for r in helm.find(objs, "Role")}
+    assert sorted(roles) == ["mt-mathtune-operator-device-info", "mt-mathtune-operator-leader-election"]
+    device_info = roles["mt-mathtune-operator-device-info"]
+    assert device_info["metadata"]["namespace"] == "kube-system"
+    assert device_info["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+
+
+def test_device_faults_can_be_turned_off_with_their_role():
+    objs = helm.render({"deviceFaults.deviceInfoNamespace": ""})
     assert [r["metadata"]["name"] for r in helm.find(objs, "Role")] == ["mt-mathtune-operator-leader-election"]
+    env = {e["name"]: e.get("value") for e in helm.one(objs, "Deployment")["spec"]["template"]["spec"]
+           ["containers"][0]["env"]}
+    assert env["MATHTUNE_DEVICE_INFO_NAMESPACE"] == ""
 
 
 def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
@@ -78,7 +91,8 @@ def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
     dep = helm.one(objs, "Deployment")
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
-    roles = [r for r in helm.find(objs, "Role") if not r["metadata"]["name"].endswith("-leader-election")]
+    roles = [r for r in helm.find(objs, "Role") if not r["metadata"]["name"].endswith(("-leader-election",
+                                                                                       "-device-info"))]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     bindings = helm.find(objs, "RoleBinding")
     for b in bindings:
@@ -93,7 +107,8 @@ def test_namespace_scope_grants_run_permissions_only_in_those_namespaces():
 
 
 def test_namespace_scope_defaults_to_the_release_namespace():
-    objs = helm.render({"watch.scope": "namespace", "leaderElection.enabled": "false"}, namespace="ml")
+    objs = helm.render({"watch.scope": "namespace", "leaderElection.enabled": "false",
+                        "deviceFaults.deviceInfoNamespace": ""}, namespace="ml")
     (role,) = helm.find(objs, "Role")
     assert role["metadata"]["namespace"] == "ml"
     assert "--namespace=ml" in helm.one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -150,4 +165,5 @@ def test_two_replicas_need_leader_election():
     dep = helm.one(helm.render({"leaderElection.enabled": "false"}), "Deployment")
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
     assert "--no-leader-election" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert not helm.find(helm.render({"leaderElection.enabled": "false"}), "Role")
+    assert [r["metadata"]["name"] for r in helm.find(helm.render({"leaderElection.enabled": "false"}), "Role")] == \
+        ["mt-mathtune-operator-device-info"]

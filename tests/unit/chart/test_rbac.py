@@ -58,7 +58,12 @@ GRANTED = {
     ("", "pods", "list"): ("operator", "a Job's pods: termination message (stage result), Pending reasons"),
     ("", "pods/log", "get"): ("operator", "progress lines of the running stage pod"),
     ("", "configmaps", "create"): ("operator", "the run's spec ConfigMap, mounted in every stage pod"),
-    ("", "configmaps", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected?"),
+    ("", "configmaps", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected? "
+                                            "And (kube-system only) a node's device-info ConfigMap"),
+    ("", "configmaps", "list"): ("operator", "kube-system only: the informer's list of the nodes' device-info "
+                                             "ConfigMaps (NPU faults)"),
+    ("", "configmaps", "watch"): ("informer", "kube-system only: a node's NPU health changes wake the runs "
+                                              "training there"),
     ("", "persistentvolumeclaims", "create"): ("operator", "the run's work volume when spec.storage.pvcName is empty"),
     ("", "services", "create"): ("operator", "headless Service for multi-node training"),
     ("", "services", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected?"),

@@ -7,7 +7,8 @@ from mathtune_operator import informer, names
 def pod(phase="Running", ip="10.0.0.5", ready=True, state=None):
     return {"metadata": {"name": "r-train-abc", "namespace": "ns", "resourceVersion": "41",
                          "labels": {names.LABEL_RUN: "r", "batch.kubernetes.io/job-name": "r-train"},
-                         "annotations": {"batch.kubernetes.io/job-completion-index": "0", "other": "x"},
+                         "annotations": {"batch.kubernetes.io/job-completion-index": "0", "other": "x",
+                                         "huawei.com/AscendReal": "Ascend910-2,Ascend910-3"},
                          "managedFields": [{"manager": "kubelet"}]},
             "spec": {"containers": [{"name": "stage", "image": "img"}], "nodeName": "n1"},
             "status": {"phase": phase, "podIP": ip,
@@ -19,8 +20,10 @@ def pod(phase="Running", ip="10.0.0.5", ready=True, state=None):
 
 def test_a_pod_is_trimmed_to_what_a_pass_reads():
     kept = informer.trim_pod(pod())
-    assert kept["metadata"]["annotations"] == {"batch.kubernetes.io/job-completion-index": "0"}
-    assert "managedFields" not in kept["metadata"] and "spec" not in kept
+    # The NPUs it holds and its node: an NPU fault there stops it (reconcile/device_fault.py).
+    assert kept["metadata"]["annotations"] == {"batch.kubernetes.io/job-completion-index": "0",
+                                               "huawei.com/AscendReal": "Ascend910-2,Ascend910-3"}
+    assert "managedFields" not in kept["metadata"] and kept["spec"] == {"nodeName": "n1"}
     assert kept["status"]["conditions"] == [{"type": "PodScheduled", "status": "True"}]
     assert kept["status"]["containerStatuses"] == [{"name": "stage", "state": {"running": {}}}]
 
@@ -65,3 +68,20 @@ def test_a_jobs_pods_come_from_the_index_and_follow_changes():
     inf._apply("DELETED", pod())
     assert inf.select("ns", "batch.kubernetes.io/job-name", "r-train") == []
     assert len(inf.select("ns", "batch.kubernetes.io/job-name", "r-merge")) == 1
+
+
+def test_a_device_info_change_is_routed_not_taken_for_a_runs():
+    """ConfigMaps no run owns: the route decides who to wake, and a ConfigMap
+    that is not a node's device info keeps only its name (its changes wake nobody)."""
+    from mathtune_operator import device_health
+
+    routed, woken = [], []
+    inf = informer.Informer("configmaps", None, "kube-system", "", device_health.trim,
+                            lambda ns, run: woken.append((ns, run)), route=routed.append)
+    info = {"metadata": {"name": "mindx-dl-deviceinfo-n1", "namespace": "kube-system"},
+            "data": {"DeviceInfoCfg": "{}"}}
+    inf._apply("ADDED", info)
+    inf._apply("ADDED", {"metadata": {"name": "other", "namespace": "kube-system"}, "data": {"a": "1"}})
+    inf._apply("MODIFIED", {"metadata": {"name": "other", "namespace": "kube-system"}, "data": {"a": "2"}})
+    assert [o["metadata"]["name"] for o in routed] == ["mindx-dl-deviceinfo-n1", "other"] and woken == []
+    assert inf.get("kube-system", "mindx-dl-deviceinfo-n1")["data"] == {"DeviceInfoCfg": "{}"}

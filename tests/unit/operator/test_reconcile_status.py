@@ -44,6 +44,7 @@ class Fake:
         self.deleted = 0
         self.workloads, self.activations = {}, []
         self.asked = []  # the kind of every object ensure() was asked for
+        self.device_infos = {}  # node -> its device-info ConfigMap
 
     def ensure(self, obj):
         self.asked.append(obj["kind"])
@@ -77,6 +78,9 @@ class Fake:
     def set_job_suspend(self, ns, name, suspend):
         self.suspends.append((name, suspend))
         self.jobs[name]["spec"]["suspend"] = suspend
+
+    def device_info(self, node):
+        return self.device_infos.get(node)
 
     def workload_of(self, ns, job_uid):
         return self.workloads.get(job_uid)

@@ -88,6 +88,9 @@ def test_resume_auto_continues_after_the_last_complete_epoch(trained, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "resuming after epoch 1" in proc.stdout
     assert _epochs_trained(proc) == {2}
+    # The result says where it resumed: epoch 1's save of rank 0, taken at
+    # step 8 (8 steps an epoch), which the status turns into steps redone.
+    assert last_json(proc.stdout)["resumedFrom"] == {"epoch": 1, "checkpoint": _ckpt(run_dir, 1, 0).name, "step": 8}
     resumed = checkpoint_io.read(_ckpt(retry, 2, 0))
     straight = checkpoint_io.read(_ckpt(run_dir, 2, 0))
     b = "model.layers.1.attention.wv.mindpet_delta_lora_b"
