@@ -10,7 +10,7 @@ CLUSTER := hack/cluster
 NODE := hack/node
 export MATHTUNE_CACHE ?= $(HOME)/.cache/mathtune
 
-.PHONY: help preflight-demo preflight-test venv readers tokenizer fixtures cluster cluster-down binaries kueue node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale demo kubeconfig clean
+.PHONY: help preflight-demo preflight-test venv readers tokenizer fixtures cluster cluster-down binaries kueue node-deps images prometheus chart-crd lint test test-unit test-integration bench bench-scale chaos demo kubeconfig clean
 
 help: ## this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -73,6 +73,16 @@ kubeconfig: ## print the export line for the local cluster's kubeconfig
 
 test: preflight-test lint venv readers tokenizer binaries images prometheus ## lint, then the whole suite: unit, integration (real control plane), e2e
 	bash $(CLUSTER)/run-tests.sh
+
+# The full chaos run (tests/integration/operator/test_chaos.py; `make test`
+# runs a short one): 20 runs, faults for 5 minutes. Its table goes to
+# out/chaos.txt; the README quotes it with the seed.
+CHAOS_ENV := MATHTUNE_CHAOS_RUNS=20 MATHTUNE_CHAOS_SECONDS=300 MATHTUNE_CHAOS_KILLS=10 \
+  MATHTUNE_CHAOS_API_RESTARTS=3 MATHTUNE_CHAOS_ETCD_RESTARTS=1 MATHTUNE_CHAOS_JOB_DELETES=3 \
+  MATHTUNE_CHAOS_EVICTIONS=3 MATHTUNE_CHAOS_REPORT=out/chaos.txt
+chaos: venv binaries ## 20 runs on the local cluster while operators, the API server and etcd are killed at random (seeded); prints the table
+	mkdir -p out
+	$(CHAOS_ENV) $(PY) -m pytest -m integration -s tests/integration/operator/test_chaos.py
 
 test-unit: venv readers tokenizer binaries prometheus ## unit tests only (no cluster)
 	$(PY) -m pytest -m "not integration" tests

@@ -130,6 +130,32 @@ def restart_apiserver(kubeconfig: Path = KUBECONFIG, timeout: float = 60) -> Non
     restart_component("kube-apiserver", kubeconfig, timeout)
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` still runs, sockets and all. A process an earlier restart
+    started is this process's child: it is gone once waitpid reaps it (its
+    /proc entry stays, a zombie, until then). Another's: gone when none of its
+    threads runs. Not the main thread's state alone: when a multi-threaded
+    process is killed its main thread can turn zombie while the others still
+    exit, holding its listening socket."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped != pid
+    except ChildProcessError:
+        pass  # not our child (kwokctl started it): its parent reaps it
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return False
+    for thread in threads:
+        try:
+            state = Path(f"/proc/{pid}/task/{thread}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
+
+
 def restart_component(name: str, kubeconfig: Path = KUBECONFIG, timeout: float = 60, down: float = 0.0) -> None:
     """Kill one control-plane process (kube-apiserver, etcd, ...), keep it
     down `down` seconds, start it again with the same command line, and wait
@@ -145,7 +171,7 @@ def restart_component(name: str, kubeconfig: Path = KUBECONFIG, timeout: float =
     # SIGKILL, as a crash or a node loss: a graceful stop drains watches for
     # up to a minute, which is not the fault under test.
     os.kill(pid, signal.SIGKILL)
-    while Path(f"/proc/{pid}").exists():
+    while _alive(pid):
         time.sleep(0.1)
     time.sleep(down)
     log = open(cluster_dir / "logs" / f"{name}.log", "ab")

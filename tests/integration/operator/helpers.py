@@ -35,8 +35,16 @@ def wait(predicate: Callable, timeout: float = 90, what: str = "condition", ever
 def apply_crd(kubeconfig: Path) -> None:
     for path, name in ((CRD, "mathfinetunes"), (SWEEP_CRD, "mathfinetunesweeps")):
         local.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path), kubeconfig=kubeconfig)
-        local.kubectl("wait", "--for", "condition=Established", "--timeout=60s", f"crd/{name}.mathtune.dev",
-                      kubeconfig=kubeconfig)
+        # Right after a fresh API server starts, `kubectl wait` can fail at
+        # once (the CRD not yet in its cache) instead of waiting: ask again.
+        deadline = time.monotonic() + 60
+        while True:
+            done = local.kubectl("wait", "--for", "condition=Established", "--timeout=60s",
+                                 f"crd/{name}.mathtune.dev", kubeconfig=kubeconfig, check=False)
+            if done.returncode == 0:
+                break
+            assert time.monotonic() < deadline, f"crd/{name}.mathtune.dev not Established: {done.stderr}"
+            time.sleep(1)
 
 
 class Operator:
