@@ -7,7 +7,7 @@ from typing import Optional
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from . import device_health, names
+from . import names
 from .errors import ForeignObject
 from .types import Obj
 
@@ -15,11 +15,8 @@ log = logging.getLogger(__name__)
 
 
 class Cluster:
-    def __init__(self, api_client: client.ApiClient, request_timeout: float = 30.0,
-                 device_info_namespace: Optional[str] = None):
+    def __init__(self, api_client: client.ApiClient, request_timeout: float = 30.0):
         self.api = api_client
-        # Where nodes' device-info ConfigMaps live (None: NPU faults are not watched).
-        self.device_info_namespace = device_info_namespace
         # Every call gives up after this: a hung request must not hold a worker.
         self.timeout = request_timeout
         self.core = client.CoreV1Api(api_client)
@@ -82,18 +79,10 @@ class Cluster:
             resp.release_conn()
 
     def device_info(self, node: str) -> Optional[Obj]:
-        """The node's device-info ConfigMap (device_health.py), or None when
-        the node has none (no Ascend device plugin) or device faults are not watched."""
-        if not self.device_info_namespace:
-            return None
-        try:
-            found = self.core.read_namespaced_config_map(device_health.DEVICE_INFO_PREFIX + node,
-                                                         self.device_info_namespace, _request_timeout=self.timeout)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return device_health.trim(self.api.sanitize_for_serialization(found))
+        """The node's device-info ConfigMap (device_health.py). Only the
+        runtime's informer watches them (runtime.CachedCluster): without it,
+        no node reports NPU faults."""
+        return None
 
     def workload_of(self, namespace: str, job_uid: str) -> Optional[Obj]:
         """Kueue's Workload of a Job (labelled with the Job's uid), or None."""

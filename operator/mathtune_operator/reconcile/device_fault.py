@@ -66,4 +66,3 @@ def device_fault(p: Context, stage: str, row: Obj, job: Obj, seen: Obj, pods: Li
     row.update(state=StageState.RETRYING, attempts=nxt, message=message)
     p.event(EventType.WARNING, EventReason.DEVICE_FAULT, f"stage {stage}: {message}")
     return Step(message=f"stage {stage} retrying (attempt {nxt} of {limit}) after an NPU fault")
-

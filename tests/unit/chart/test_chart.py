@@ -75,7 +75,7 @@ def test_cluster_scope_binds_cluster_roles_and_watches_all_namespaces():
     assert sorted(roles) == ["mt-mathtune-operator-device-info", "mt-mathtune-operator-leader-election"]
     device_info = roles["mt-mathtune-operator-device-info"]
     assert device_info["metadata"]["namespace"] == "kube-system"
-    assert device_info["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"]}]
+    assert device_info["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list", "watch"]}]
 
 
 def test_device_faults_can_be_turned_off_with_their_role():

@@ -58,8 +58,7 @@ GRANTED = {
     ("", "pods", "list"): ("operator", "a Job's pods: termination message (stage result), Pending reasons"),
     ("", "pods/log", "get"): ("operator", "progress lines of the running stage pod"),
     ("", "configmaps", "create"): ("operator", "the run's spec ConfigMap, mounted in every stage pod"),
-    ("", "configmaps", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected? "
-                                            "And (kube-system only) a node's device-info ConfigMap"),
+    ("", "configmaps", "get"): ("operator", "its name taken: ours, or an earlier run's not yet collected?"),
     ("", "configmaps", "list"): ("operator", "kube-system only: the informer's list of the nodes' device-info "
                                              "ConfigMaps (NPU faults)"),
     ("", "configmaps", "watch"): ("informer", "kube-system only: a node's NPU health changes wake the runs "
