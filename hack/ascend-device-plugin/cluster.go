@@ -190,13 +190,7 @@ func (p *plugin) report(ctx context.Context, api *apiClient) {
 	defer t.Stop()
 	for {
 		if changed == nil || time.Since(published) > republishInterval {
-			_, now := p.snapshot()
-			p.mu.Lock()
-			unhealthy := make(map[string]bool, len(p.unhealthy))
-			for id, bad := range p.unhealthy {
-				unhealthy[id] = bad
-			}
-			p.mu.Unlock()
+			unhealthy, now := p.health()
 			cm, err := deviceInfoConfigMap(p.cfg.nodeName, p.cfg.deviceInfoNamespace, p.cfg.resourceName, p.ids,
 				unhealthy, time.Now())
 			if err == nil {
@@ -218,6 +212,15 @@ func (p *plugin) report(ctx context.Context, api *apiClient) {
 		case <-t.C:
 		}
 	}
+}
+
+// health is the set of unhealthy devices and the channel closed at its next
+// change, read together. setUnhealthy replaces the map, never changes it, so
+// the caller may keep it.
+func (p *plugin) health() (map[string]bool, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unhealthy, p.changed
 }
 
 // annotate gives each pod holding devices its huawei.com/AscendReal, once

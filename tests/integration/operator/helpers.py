@@ -7,8 +7,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import yaml
 from kubernetes import client
@@ -17,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from hack.cluster import local
 from tests.harness import podsim
 from tests.harness.ports import free_port
-from tests.waiting import wait_for
+from tests.waiting import create_test_namespace, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 CRD = REPO / "crds" / "mathtune.dev_mathfinetunes.yaml"
@@ -265,3 +267,15 @@ RESULTS = {
 
 def result(stage: str, **extra) -> dict:
     return {"stage": stage, "ok": True, **RESULTS[stage], **extra}
+
+
+@contextmanager
+def scratch_namespace(k8s_api, prefix: str) -> Iterator[Tuple[str, client.CustomObjectsApi]]:
+    """A namespace of its own for a module's dry runs, deleted after: (name, custom objects API)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:5]}"
+    core = client.CoreV1Api(k8s_api)
+    create_test_namespace(core, name)
+    try:
+        yield name, client.CustomObjectsApi(k8s_api)
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")

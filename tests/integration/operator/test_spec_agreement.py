@@ -9,7 +9,6 @@ Each spec is an example with one leaf of the CRD's spec schema set to a value
 drawn for that leaf's type: within its bounds or enum, or just outside them,
 or of another type. The count tried is printed."""
 import copy
-import uuid
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -118,14 +117,7 @@ def test_the_api_server_and_the_project_agree(data, crd_namespace):
 
 @pytest.fixture(scope="module")
 def crd_namespace(k8s_api, crd):
-    from kubernetes import client
-
-    from tests.waiting import create_test_namespace
-
-    name = f"agreement-{uuid.uuid4().hex[:5]}"
-    core = client.CoreV1Api(k8s_api)
-    create_test_namespace(core, name)
-    yield name, client.CustomObjectsApi(k8s_api)
-    core.delete_namespace(name, propagation_policy="Background")
+    with h.scratch_namespace(k8s_api, "agreement") as made:
+        yield made
     print(f"\nspecs tried: {sum(TRIED.values())} ({TRIED['accepted']} accepted and runnable, "
           f"{TRIED['rejected']} rejected naming the field)")

@@ -32,7 +32,6 @@ import copy
 import json
 import re
 import time
-import uuid
 from typing import Any, Dict, List, Set, Tuple
 
 import pytest
@@ -333,15 +332,8 @@ def test_the_api_server_and_the_operator_agree_on_sweeps(data, sweep_namespace):
 
 @pytest.fixture(scope="module")
 def sweep_namespace(k8s_api, crd):
-    from kubernetes import client
-
-    from tests.waiting import create_test_namespace
-
-    name = f"sweep-agreement-{uuid.uuid4().hex[:5]}"
-    core = client.CoreV1Api(k8s_api)
-    create_test_namespace(core, name)
-    yield name, client.CustomObjectsApi(k8s_api)
-    core.delete_namespace(name, propagation_policy="Background")
+    with h.scratch_namespace(k8s_api, "sweep-agreement") as made:
+        yield made
     print(f"\nsweeps tried: {sum(TRIED.values())} ({TRIED['accepted']} accepted, their first trials made and "
           f"runnable; {TRIED['refused by the operator']} accepted and failed by the operator naming the parameter "
           f"whose values the template cannot take; {TRIED['trials refused, recorded as failed']} accepted whose "
