@@ -31,3 +31,12 @@ def create_test_namespace(core, name: str) -> str:
 
     wait_for(has_default_account, timeout=60, what=f"ServiceAccount default in {name}", every=0.2)
     return name
+
+
+def add_changed_row(table: list, printed: str) -> None:
+    """Append the one row `kubectl get <kind> <name>` printed when it differs from the last kept row in more
+    than its last column (AGE): the resource moved on."""
+    lines = printed.splitlines()
+    row = lines[-1] if len(lines) == 2 else ""
+    if row and (not table or table[-1].rsplit(None, 1)[0] != row.rsplit(None, 1)[0]):
+        table.append(row)

@@ -22,7 +22,7 @@ from tests import plugin_terminal as plugin
 from tests.integration.monitoring.exporter import StaticExporter, npu_exporter_text
 from tests.integration.monitoring.prom import LocalPrometheus
 from tests.unit.chart import promtool
-from tests.waiting import create_test_namespace
+from tests.waiting import add_changed_row, create_test_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
 
@@ -86,12 +86,8 @@ def finished_run(kubeconfig, k8s_api, e2e_namespace, tmp_path_factory, demo_inpu
             phase = ""
             while time.monotonic() < deadline:
                 phase = demo.phase_of(kubeconfig, ns, name)
-                rows = demo.kubectl("get", "mft", "-n", ns, name, kubeconfig=kubeconfig,
-                                    check=False).stdout.splitlines()
-                # Rows that differ in more than AGE: the run moved on.
-                if len(rows) == 2 and (not seen["table"] or seen["table"][-1].rsplit(None, 1)[0]
-                                       != rows[1].rsplit(None, 1)[0]):
-                    seen["table"].append(rows[1])
+                add_changed_row(seen["table"], demo.kubectl("get", "mft", "-n", ns, name, kubeconfig=kubeconfig,
+                                                            check=False).stdout)
                 if phase == "Running" and prom.targets_up().get("mathtune-operator") == "up":
                     seen["operator_up_while_running"] = True
                 pods = core.list_namespaced_pod(ns, label_selector=f"mathtune.dev/run={name},mathtune.dev/stage=train")

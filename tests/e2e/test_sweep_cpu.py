@@ -14,7 +14,7 @@ from kubernetes import client
 
 from hack.cluster import demo
 from tests import chromium
-from tests.waiting import create_test_namespace
+from tests.waiting import add_changed_row, create_test_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore]
 
@@ -44,13 +44,13 @@ def finished_sweep(kubeconfig, k8s_api, tmp_path_factory, demo_inputs):
             demo.kubectl("apply", "-f", str(sweep_file), kubeconfig=kubeconfig)
             phase = ""
             while time.monotonic() - started < SWEEP_TIMEOUT:
-                rows = demo.kubectl("get", "mfts", "-n", ns, name, kubeconfig=kubeconfig, check=False).stdout
-                row = rows.splitlines()[-1] if len(rows.splitlines()) == 2 else ""
-                if row and (not table or table[-1].rsplit(None, 1)[0] != row.rsplit(None, 1)[0]):
-                    table.append(row)
                 sweep = json.loads(demo.kubectl("get", "mfts", "-n", ns, name, "-o", "json",
                                                 kubeconfig=kubeconfig).stdout)
                 phase = (sweep.get("status") or {}).get("phase", "")
+                # The table row is read after the object, so the row of the last pass shows the final status
+                # (read before it, the finishing write could land between the two reads).
+                add_changed_row(table, demo.kubectl("get", "mfts", "-n", ns, name, kubeconfig=kubeconfig,
+                                        check=False).stdout)
                 if phase in ("Succeeded", "Failed"):
                     break
                 time.sleep(5)
