@@ -93,5 +93,6 @@ def sweep_crd() -> Dict[str, Any]:
         _column("Objective", ".status.display.objective", "string", "Its objective"),
         _column("Failed", ".status.counts.failed", "integer", "Trials whose run failed", 1),
         _column("Infeasible", ".status.counts.infeasible", "integer", "Trials that missed the gate", 1),
+        _column("Pruned", ".status.counts.pruned", "integer", "Trials early stopping suspended", 1),
         _column("Age", ".metadata.creationTimestamp", "date", "Age"),
     ], sweep_open_api_schema())

@@ -206,6 +206,9 @@ class Progress(ApiModel):
     loss: Num = F("Latest training loss; null when it is not a finite number (see lossNonFinite).", None)
     loss_non_finite: Optional[Literal["NaN", "Infinity", "-Infinity"]] = F(
         "NaN, Infinity or -Infinity when the latest loss is one (JSON has no such numbers).", None)
+    epoch_loss: Optional[Dict[str, float]] = F(
+        "Training: the mean logged loss of each complete epoch, by epoch (what a sweep's early stopping compares).",
+        None, max_length=1000)
     samples_per_second: Num = F("Throughput.", None)
     eta_seconds: Int = F("Estimated seconds left.", None)
     percent: Num = F("Share done, 0-100.", None)

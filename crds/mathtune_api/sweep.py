@@ -114,6 +114,17 @@ class Constraints(ApiModel):
                    "treats the gate as a constraint.", True)
 
 
+class EarlyStopping(ApiModel):
+    """Optuna's MedianPruner over the trials' per-epoch training loss."""
+    metric: Literal["trainingLoss"] = F(
+        "The per-epoch figure compared: trainingLoss, the mean logged loss of each epoch (status.progress.epochLoss "
+        "of the trial). It is the figure that exists while a trial trains: its math accuracy and F1 exist only once "
+        "its predict and evaluate stages have scored every epoch.", "trainingLoss")
+    min_trials: int = F("Finished trials of the same data recipe needed before any trial is pruned (Optuna's "
+                        "n_startup_trials).", 2, ge=1, le=200)
+    min_epochs: int = F("Epochs a trial trains before it can be pruned (Optuna's n_warmup_steps).", 1, ge=1, le=1000)
+
+
 def _grid_size_expression() -> str:
     """The grid's size in CEL, which has no fold: one factor per possible parameter."""
     factors = []
@@ -161,6 +172,11 @@ class MathFinetuneSweepSpec(ApiModel):
     partial_grid: bool = F("grid: allow a grid larger than maxTrials (only maxTrials of its points are tried).",
                            False)
     seed: int = F("Seed of the sampler: the same seed proposes the same trials.", 0, ge=0, le=2 ** 31 - 1)
+    early_stopping: Optional[EarlyStopping] = F(
+        "Prune a running trial whose training loss, at an epoch it completed, is above the median of the finished "
+        "trials of the same data recipe at that epoch (losses of different data are not comparable). A pruned "
+        "trial's run is suspended (spec.runPolicy.suspend, its checkpoints kept) and counts as done. Absent: no "
+        "pruning.", None)
 
     @model_validator(mode="after")
     def _grid(self) -> "MathFinetuneSweepSpec":

@@ -7,7 +7,7 @@ from .base import ApiModel, F
 from .status import KEYED, Condition, Int, Num, Time
 from .vocabulary import LONG
 
-TrialState = Literal["Running", "Succeeded", "Infeasible", "Failed"]
+TrialState = Literal["Running", "Succeeded", "Infeasible", "Failed", "Pruned"]
 
 
 class TrialEpoch(ApiModel):
@@ -20,8 +20,8 @@ class SweepTrial(ApiModel):
     number: int = F("The trial's number in the study, from 0.")
     name: str = F("Its MathFinetune (<sweep>-<number>).")
     params: Dict[str, str] = F("Each parameter's value, as JSON text, by path.", max_length=8)
-    state: TrialState = F("Running, Succeeded (gate passed), Infeasible (it finished but missed the gate) or Failed "
-                          "(its run failed).")
+    state: TrialState = F("Running, Succeeded (gate passed), Infeasible (it finished but missed the gate), Failed "
+                          "(its run failed) or Pruned (early stopping suspended its run).")
     objective: Num = F("The objective's value.", None)
     math_accuracy: Num = F("status.results.mathAccuracy of the run.", None)
     math_accuracy_contest_rule: Num = F("status.results.mathAccuracyContestRule of the run.", None)
@@ -31,8 +31,11 @@ class SweepTrial(ApiModel):
     gate_passed: Optional[bool] = F("Whether the run passed its gate.", None)
     best_epoch: Int = F("The run's chosen epoch.", None)
     epochs: Optional[Dict[str, TrialEpoch]] = F("Accuracy and F1 per epoch.", None, max_length=1000)
+    epoch_loss: Optional[Dict[str, float]] = F("Training loss per complete epoch (its run's "
+                                               "status.progress.epochLoss): what early stopping compares.", None,
+                                               max_length=1000)
     grid_id: Int = F("grid: the grid point (Optuna's grid_id).", None)
-    message: Optional[str] = F("Why it failed.", None, max_length=LONG)
+    message: Optional[str] = F("Why it failed, or why it was pruned.", None, max_length=LONG)
     start_time: Optional[Time] = F("When the sweep made it.", None)
     completion_time: Optional[Time] = F("When its run ended.", None)
 
@@ -51,6 +54,7 @@ class Counts(ApiModel):
     succeeded: int = F("Trials that finished and passed the gate.", 0)
     infeasible: int = F("Trials that finished but missed the gate.", 0)
     failed: int = F("Trials whose run failed.", 0)
+    pruned: int = F("Trials early stopping suspended.", 0)
     total: int = F("Trials made.", 0)
 
 

@@ -64,7 +64,7 @@ class Metrics:
                                     registry=r)
         sweep = ["namespace", "sweep"]
         self.sweep_trials = Gauge("mathtune_sweep_trials", "Trials of a sweep by state (Running, Succeeded, "
-                                  "Infeasible, Failed).", sweep + ["state"], registry=r)
+                                  "Infeasible, Failed, Pruned).", sweep + ["state"], registry=r)
         self.sweep_best = Gauge("mathtune_sweep_best_objective", "The objective of a sweep's best trial (one that "
                                 "passed the gate).", sweep, registry=r)
         # Reconcile workers run passes of different runs at once.
@@ -151,7 +151,7 @@ class Metrics:
 
     def observe_sweep(self, namespace: str, sweep: str, counts: Obj, best: Optional[float]) -> None:
         with self._lock:
-            for state in ("Running", "Succeeded", "Infeasible", "Failed"):
+            for state in ("Running", "Succeeded", "Infeasible", "Failed", "Pruned"):
                 self.sweep_trials.labels(namespace, sweep, state).set(int(counts.get(state.lower()) or 0))
             if best is None:
                 if (namespace, sweep) in self.sweep_best._metrics:

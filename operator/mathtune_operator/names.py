@@ -76,6 +76,9 @@ SWEEP_KIND, SWEEP_PLURAL = "MathFinetuneSweep", "mathfinetunesweeps"
 LABEL_SWEEP = "mathtune.dev/sweep"
 LABEL_TRIAL = "mathtune.dev/trial"
 ANNOTATION_PARAMS = "mathtune.dev/params"
+# On a trial early stopping suspended: why. The run object is the record, so a
+# pass that dies after suspending it still finds the trial pruned.
+ANNOTATION_PRUNED = "mathtune.dev/pruned"
 
 
 def trial(sweep: str, number: int) -> str:

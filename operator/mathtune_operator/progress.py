@@ -54,6 +54,29 @@ def finite_loss(progress: Obj, loss: Any) -> None:
         progress.pop("lossNonFinite", None)
 
 
+MAX_EPOCHS = 1000  # the CRD's bound on training.epochs
+
+
+def epoch_losses(value: Any) -> Dict[str, float]:
+    """A line's or a result's epochLoss, keeping only what status can hold:
+    epochs as keys, finite numbers as values."""
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for epoch, loss in value.items():
+        number = _num(loss)
+        if str(epoch).isdigit() and 0 < int(epoch) <= MAX_EPOCHS and number is not None and math.isfinite(number):
+            out[str(int(epoch))] = number
+    return out
+
+
+def merge_epoch_losses(progress: Obj, value: Any) -> None:
+    """Add epochs to progress.epochLoss: a resumed attempt reports only the epochs it trained."""
+    fresh = epoch_losses(value)
+    if fresh:
+        progress["epochLoss"] = {**(progress.get("epochLoss") or {}), **fresh}
+
+
 def to_status(stage: str, line: Obj, now_iso: str) -> Obj:
     """status.progress from one progress line."""
     epoch, epochs = _int(line.get("epoch")), _int(line.get("epochs"))

@@ -7,6 +7,8 @@ pass decided (sweeps/sweep_pass.py is pure).
 - One worker thread: sweeps are few and a pass is cheap next to a trial.
 - Only the leader passes (the run controller's Lease); a standby keeps its
   sweeps queued, looking again every few seconds, and takes over at once.
+- A pruned trial's run is suspended (and annotated with why) before the
+  status that says it was pruned is written: the run object is the record.
 - Trials are made by name (<sweep>-<number>) and the pass that makes one
   records it from the cluster if its own status patch was lost, so a crash
   between the two never makes a trial twice (AlreadyExists is that case).
@@ -113,6 +115,8 @@ class SweepController:
             return None
         trials = self._trials(namespace, name)
         result = sweep_pass(sweep, trials, time.time())
+        for trial, reason in result.prune.items():
+            self._suspend(namespace, trial, reason)
         refused = {}
         for body in result.create:
             why = self._create(namespace, body)
@@ -137,6 +141,17 @@ class SweepController:
             names.GROUP, names.VERSION, namespace, names.PLURAL, label_selector=f"{names.LABEL_SWEEP}={sweep}",
             _request_timeout=self.timeout)
         return list(listed.get("items") or [])
+
+    def _suspend(self, namespace: str, trial: str, why: str) -> None:
+        """Stop a pruned trial's stages: its run is suspended, its checkpoints kept."""
+        body = {"metadata": {"annotations": {names.ANNOTATION_PRUNED: why}},
+                "spec": {"runPolicy": {"suspend": True}}}
+        try:
+            self.custom.patch_namespaced_custom_object(names.GROUP, names.VERSION, namespace, names.PLURAL, trial,
+                                                       body, _request_timeout=self.timeout)
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: the next pass records it as such
+                raise
 
     def _create(self, namespace: str, body: Obj) -> Optional[str]:
         """Create a trial; the API server's reason when it refuses the trial

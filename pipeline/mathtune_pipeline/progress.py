@@ -12,6 +12,7 @@ Over!` ends a run; `Network Parameters: N.` (r1.1) or `N M` (1.9) gives the
 trainable count. `ProgressParser` is fed lines as they come (tailing a log)
 and hands back a `Step` once a step's second line completes it.
 """
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional
@@ -132,6 +133,32 @@ class ProgressParser:
         if step is not None:
             self.steps.append(step)
         return step
+
+
+def epoch_losses(steps: List[Step], finished: bool = False) -> Dict[int, float]:
+    """The mean of the logged step losses of each complete epoch: one a later
+    epoch's step follows, whose last step was logged, or every epoch once the
+    run said `Training Over` (`finished`). A sweep's early stopping compares
+    these. An epoch with a non-finite loss is left out: the run's
+    lossNonFinite says so, and no JSON number can."""
+    by_epoch: Dict[int, List[float]] = {}
+    last: Dict[int, bool] = {}
+    for step in steps:
+        by_epoch.setdefault(step.epoch, []).append(step.loss)
+        last[step.epoch] = last.get(step.epoch, False) or step.step >= step.steps
+    newest = max(by_epoch, default=0)
+    out = {}
+    for epoch, losses in sorted(by_epoch.items()):
+        complete = finished or epoch < newest or last[epoch]
+        mean = sum(losses) / len(losses)
+        if complete and math.isfinite(mean):
+            out[epoch] = mean
+    return out
+
+
+def epoch_loss_fields(steps: List[Step], finished: bool = False) -> Dict[str, float]:
+    """epoch_losses as the progress line and the train result carry them: {"1": 0.9906}."""
+    return {str(epoch): round(loss, 6) for epoch, loss in epoch_losses(steps, finished).items()}
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[Step]:

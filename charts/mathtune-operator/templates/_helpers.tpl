@@ -116,10 +116,11 @@ fails when a rule is added or dropped without saying why.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes]
   verbs: [get, list, watch]
-# A sweep's trials are MathFinetunes it makes (create).
+# A sweep's trials are MathFinetunes it makes (create), and early stopping
+# suspends a pruned one (patch: runPolicy.suspend and an annotation saying why).
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes]
-  verbs: [create]
+  verbs: [create, patch]
 # Run status: conditions, stage table, progress, results.
 - apiGroups: [mathtune.dev]
   resources: [mathfinetunes/status]

@@ -33,6 +33,7 @@ from mathtune_api.sweep import MathFinetuneSweepSpec
 from ..sweeps.space import distributions
 
 FINISHED = ("Succeeded", "Infeasible")
+COUNTED = ("succeeded", "infeasible", "pruned", "failed", "running", "total")
 STYLE = {"Succeeded": ("o", "#1b9e77", "Succeeded (gate passed)"),
          "Infeasible": ("X", "#d95f02", "Infeasible (missed the gate)")}
 DPI = 100
@@ -241,6 +242,7 @@ table { border-collapse: collapse; font-size: 14px; } th, td { padding: 4px 8px;
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr.best td { background: #fff8dc; font-weight: 600; }
 .Succeeded { color: #14603f; } .Infeasible { color: #9a4a05; } .Failed { color: #a8181b; } .Running { color: #444; }
+.Pruned { color: #5b4a8a; }
 .wide { overflow-x: auto; } .counts span { margin-right: 18px; }
 tr.message td { white-space: pre-wrap; font-size: 13px; color: #444; border-bottom: 1px solid #ccc; }
 figure { margin: 16px 0; } img { max-width: 100%; border: 1px solid #eee; }
@@ -299,10 +301,9 @@ def _trials_html(sweep: Dict[str, Any], trials: List[Dict[str, Any]]) -> str:
 def _counts(sweep: Dict[str, Any], trials: List[Dict[str, Any]]) -> Dict[str, int]:
     given = (sweep.get("status") or {}).get("counts")
     if given:
-        return {k: int(given.get(k, 0)) for k in ("succeeded", "infeasible", "failed", "running", "total")}
+        return {k: int(given.get(k, 0)) for k in COUNTED}
     states = [str(t.get("state")) for t in trials]
-    return {"succeeded": states.count("Succeeded"), "infeasible": states.count("Infeasible"),
-            "failed": states.count("Failed"), "running": states.count("Running"), "total": len(trials)}
+    return {k: len(trials) if k == "total" else states.count(k.capitalize()) for k in COUNTED}
 
 
 def page(sweep: Dict[str, Any], pngs: Dict[str, bytes]) -> str:

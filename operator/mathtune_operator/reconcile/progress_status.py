@@ -36,6 +36,8 @@ def read_progress(p: Context, stage: str, pods: List[Obj]) -> None:
     for key in ("epoch", "epochs", "step", "steps", "samplesPerSecond", "etaSeconds", "percent"):
         merged.pop(key, None)
     merged.update(fresh)
+    if stage == "train":
+        progress.merge_epoch_losses(merged, line.get("epochLoss"))
     status["progress"] = merged
 
 
@@ -44,6 +46,7 @@ def train_done(status: Obj, result: Obj) -> None:
     prog = dict(status.get("progress") or {})
     if isinstance(result.get("finalLoss"), (int, float)):
         progress.finite_loss(prog, result["finalLoss"])
+    progress.merge_epoch_losses(prog, result.get("epochLoss"))  # lines the throttled reads missed
     epochs = result.get("epochs")
     if isinstance(epochs, int):
         prog.update(epoch=epochs, epochs=epochs)

@@ -31,7 +31,9 @@ def grid_values(p: SweepParameter) -> List[Any]:
     points = [p.low + i * step for i in range(count)]
     if p.type == "int":
         return [int(round(v)) for v in points]
-    return [float(np.round(v, 12)) for v in points]
+    # Rounded so 0.1 + 2 * 0.1 reads 0.3, and held within the bounds, which
+    # rounding can cross (low 0.6501988522454135 rounds below itself).
+    return [min(max(float(np.round(v, 12)), p.low), p.high) for v in points]
 
 
 def grid_space(spec: MathFinetuneSweepSpec) -> Dict[str, List[Any]]:

@@ -47,7 +47,7 @@ def sampler(spec: MathFinetuneSweepSpec, number: int) -> BaseSampler:
 
 def _state(record: Dict[str, Any]) -> TrialState:
     return {"Succeeded": TrialState.COMPLETE, "Infeasible": TrialState.COMPLETE,
-            "Failed": TrialState.FAIL}.get(str(record.get("state")), TrialState.RUNNING)
+            "Failed": TrialState.FAIL, "Pruned": TrialState.PRUNED}.get(str(record.get("state")), TrialState.RUNNING)
 
 
 def gate_constraint(record: Dict[str, Any]) -> float:

@@ -1,7 +1,7 @@
 """One pass over a sweep: read its trials, record how each ended, ask Optuna
 for as many new ones as `parallelism` and `maxTrials` allow, and publish the
 record (best trial, leaderboard, counts, conditions). Pure: the trials to
-make are returned, the controller makes them."""
+make and the trials to prune are returned, the controller acts on them."""
 import copy
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -16,6 +16,7 @@ from ..reconcile.timing import iso
 from ..types import Event, Obj
 from ..vocabulary import EventType, Phase
 from .space import trial_budget
+from .pruning import prune_reason
 from .study import ask
 from .trials import observe, params_text, record_from_object, trial_object
 
@@ -27,6 +28,7 @@ RESYNC = 60.0  # a pass with no event, as a safety net
 class SweepPass:
     status: Obj
     create: List[Obj] = field(default_factory=list)
+    prune: Dict[str, str] = field(default_factory=dict)  # trial name -> why: the controller suspends its run
     events: List[Event] = field(default_factory=list)
     requeue_after: Optional[float] = RESYNC
 
@@ -66,6 +68,8 @@ def _transition_events(old: Obj, records: List[Obj]) -> List[Event]:
             out.append(Event(EventType.NORMAL, "TrialInfeasible", f"trial {r['name']}: objective "
                                                                   f"{r.get('objective')}, but F1 {r.get('f1')} "
                                                                   f"missed the gate's {r.get('gateF1')}"))
+        elif r["state"] == "Pruned":
+            out.append(Event(EventType.NORMAL, "TrialPruned", f"trial {r['name']}: {r.get('message')}"[:1000]))
         else:
             out.append(Event(EventType.WARNING, "TrialFailed", f"trial {r['name']}: {r.get('message')}"[:1000]))
     return out
@@ -74,7 +78,8 @@ def _transition_events(old: Obj, records: List[Obj]) -> List[Event]:
 def _counts(records: List[Obj]) -> Obj:
     states = [r.get("state") for r in records]
     return {"running": states.count("Running"), "succeeded": states.count("Succeeded"),
-            "infeasible": states.count("Infeasible"), "failed": states.count("Failed"), "total": len(records)}
+            "infeasible": states.count("Infeasible"), "failed": states.count("Failed"),
+            "pruned": states.count("Pruned"), "total": len(records)}
 
 
 def _refused(sweep: Obj, old: Obj, exc: SpecInvalid, now: float) -> SweepPass:
@@ -101,6 +106,13 @@ def sweep_pass(sweep: Obj, runs: List[Obj], now: float) -> SweepPass:
 
     out = SweepPass(status=copy.deepcopy(old))
     records = _records(old, runs, spec)
+    for running in records:
+        why = prune_reason(spec, running, records)
+        if why:
+            # The controller suspends its run before it writes this status, and the run's annotation
+            # keeps the decision if the pass dies in between.
+            out.prune[running["name"]] = why
+            running.update(state="Pruned", message=why)
     out.events.extend(_transition_events(old, records))
     counts = _counts(records)
     budget = trial_budget(spec)

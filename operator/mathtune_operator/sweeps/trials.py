@@ -70,9 +70,17 @@ def _observe(record: Obj, run: Optional[Obj], spec: MathFinetuneSweepSpec) -> Ob
     status = run.get("status") or {}
     phase = status.get("phase")
     results = status.get("results") or {}
+    losses = (status.get("progress") or {}).get("epochLoss")
+    if losses:
+        out["epochLoss"] = dict(losses)
     if phase not in ("Succeeded", "Failed"):
-        out["state"] = "Running"
+        pruned = ((run.get("metadata") or {}).get("annotations") or {}).get(names.ANNOTATION_PRUNED)
+        if pruned:
+            out.update(state="Pruned", message=pruned)
+        else:
+            out["state"] = "Running"
         return out
+    out.pop("message", None)  # a pruned trial resumed by hand and finished: its run's outcome stands
     out["completionTime"] = status.get("completionTime")
     if phase == "Failed":
         ready = st.get_condition(status.get("conditions") or [], "Ready") or {}

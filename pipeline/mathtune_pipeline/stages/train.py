@@ -24,12 +24,13 @@ from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file
 from ..errors import SpecError, StageExit
 from ..mindformers import base_model, checkpoints, counts, cpu, dialect, families, launch, records, render
 from ..mindformers import model as mf_model
-from ..progress import ProgressParser, Step
+from ..progress import ProgressParser, Step, epoch_loss_fields
 from ..result import publish_progress
 
 STAGE = "train"
 WORKER = Path(__file__).resolve().parent.parent / "mindformers" / "worker.py"
 CHECKPOINT_WAIT_SECONDS = 600
+RESULT_EPOCH_LOSSES = 64  # the termination message is 3 KiB
 
 
 def add_arguments(parser) -> None:
@@ -228,13 +229,14 @@ def _train(args, spec: Spec, config: Dict[str, Any], work: Path, parser: Progres
     def on_line(line: str) -> None:
         step: Optional[Step] = parser.feed(line)
         if step is not None:
-            publish_progress(**step.progress_fields())
+            # Every line carries every complete epoch's loss: the operator reads only the newest line.
+            publish_progress(**step.progress_fields(), epochLoss=epoch_loss_fields(parser.steps))
 
     first_rank = args.node_rank * local
     code = launch.run(command, follow=log_dir / f"worker_{first_rank}.log", on_line=on_line, cwd=str(work))
     last = parser.flush()
     if last is not None:
-        publish_progress(**last.progress_fields())
+        publish_progress(**last.progress_fields(), epochLoss=epoch_loss_fields(parser.steps, parser.finished))
     if code != 0:
         for log in sorted(log_dir.glob("worker_*.log")):
             print(f"--- last lines of {log}\n{launch.tail(log)}", flush=True)
@@ -283,6 +285,10 @@ def _publish(run_dir: Path, work: Path, p: Dict[str, Any], steps: List[Step],
             "ranks": p["ranks"],
             "checkpoints": sorted(complete),
         }
+        losses = epoch_loss_fields(steps, finished=True)
+        if losses:
+            # The epochs this attempt trained (a resumed one starts after its save), the newest first kept.
+            result["epochLoss"] = dict(list(losses.items())[-RESULT_EPOCH_LOSSES:])
         write_manifest(out, stage=STAGE, input_digest=input_digest, config_digest=config_digest,
                        outputs={"checkpoints": saved, "config": "finetune.yaml", "loss": "loss.json"},
                        counts={"steps": len(steps), "epochs": max(complete)}, extra={"result": result})

@@ -102,7 +102,7 @@ def test_a_sweep_runs_its_trials_to_the_best_that_passed_the_gate_across_an_oper
         "sw-0": "Succeeded", "sw-1": "Infeasible", "sw-2": "Succeeded"}
     assert status["best"]["name"] == "sw-2" and status["best"]["objective"] == pytest.approx(0.55)
     assert [r["name"] for r in status["leaderboard"]] == ["sw-2", "sw-0"]
-    assert status["counts"] == {"running": 0, "succeeded": 2, "infeasible": 1, "failed": 0, "total": 3}
+    assert status["counts"] == {"running": 0, "succeeded": 2, "infeasible": 1, "failed": 0, "pruned": 0, "total": 3}
     reasons = set(h.events_of(apis["core"], namespace, "sw"))
     assert {"TrialCreated", "TrialSucceeded", "TrialInfeasible", "NewBest", "SweepSucceeded"} <= reasons, reasons
     metrics = operator.metrics()
@@ -137,3 +137,38 @@ def test_a_trial_the_api_server_refuses_is_a_failed_trial_in_its_words(namespace
     assert trials(custom, namespace, "refused") == []
     assert h.condition(sweep, "Ready")["reason"] == "TooManyFailedTrials"
     h.wait(lambda: "TrialFailed" in h.events_of(apis["core"], namespace, "refused"), 30, "the TrialFailed Event")
+
+
+def test_early_stopping_suspends_a_trial_whose_loss_is_above_the_median(namespace, apis, operator, volumes):
+    """Two trials finish with epoch-1 training losses 1.0 and 1.2 (median 1.1); the third reports 1.5 when its
+    train stage ends. The sweep suspends its run, which stops before merge, records it Pruned, and ends."""
+    custom = apis["custom"]
+    for number in range(3):
+        h.bind_work_volume(apis["core"], namespace, f"es-{number}-work", volumes)
+    create_sweep(custom, namespace, sweep_doc("es", maxTrials=3, parallelism=2, algorithm="random", seed=5,
+                                              earlyStopping={"minTrials": 2, "minEpochs": 1}))
+    h.wait(lambda: trials(custom, namespace, "es") == ["es-0", "es-1"], 60, "the first two trials")
+    for run, loss, accuracy in (("es-0", 1.0, 0.4), ("es-1", 1.2, 0.5)):
+        play(apis, namespace, run, accuracy, True, STAGES[:2])
+        h.finish_stage(apis["core"], namespace, f"{run}-train", 0, h.result("train", epochLoss={"1": loss}))
+        play(apis, namespace, run, accuracy, True, STAGES[3:])
+    h.wait(lambda: trials(custom, namespace, "es") == ["es-0", "es-1", "es-2"], 90, "the third trial")
+    play(apis, namespace, "es-2", 0.9, True, STAGES[:2])
+    h.finish_stage(apis["core"], namespace, "es-2-train", 0, h.result("train", epochLoss={"1": 1.5}))
+
+    done = h.wait(lambda: (lambda s: s if (s.get("status") or {}).get("phase") == "Succeeded" else None)(
+        get_sweep(custom, namespace, "es")), 90, "the sweep to end")
+    status = done["status"]
+    pruned = {t["name"]: t for t in status["trials"]}["es-2"]
+    assert pruned["state"] == "Pruned" and pruned["epochLoss"] == {"1": 1.5}
+    assert pruned["message"] == ("pruned after epoch 1: its training loss reached 1.5, above the median 1.1 of 2 "
+                                 "finished trials of the same data recipe at that epoch")
+    assert status["counts"] == {"running": 0, "succeeded": 2, "infeasible": 0, "failed": 0, "pruned": 1, "total": 3}
+    assert status["best"]["name"] == "es-1"
+    run = custom.get_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, "es-2")
+    assert run["spec"]["runPolicy"]["suspend"] is True
+    assert run["metadata"]["annotations"]["mathtune.dev/pruned"] == pruned["message"]
+    h.wait(lambda: (custom.get_namespaced_custom_object(h.GROUP, h.VERSION, namespace, h.PLURAL, "es-2")
+                    .get("status") or {}).get("phase") == "Suspended", 60, "the pruned trial's run Suspended")
+    h.wait(lambda: "TrialPruned" in h.events_of(apis["core"], namespace, "es"), 30, "the TrialPruned Event")
+    assert f'mathtune_sweep_trials{{namespace="{namespace}",state="Pruned",sweep="es"}} 1.0' in operator.metrics()

@@ -36,6 +36,7 @@ GRANTED = {
     ("mathtune.dev", "mathfinetunes", "get"): ("operator", "read the run at the start of each reconcile pass"),
     ("mathtune.dev", "mathfinetunes/status", "patch"): ("operator", "conditions, stage table, progress, results"),
     ("mathtune.dev", "mathfinetunes", "create"): ("operator", "a sweep's trials are MathFinetunes it makes"),
+    ("mathtune.dev", "mathfinetunes", "patch"): ("operator", "early stopping suspends a pruned trial's run"),
     ("mathtune.dev", "mathfinetunesweeps", "list"): ("kopf", "initial listing of sweeps"),
     ("mathtune.dev", "mathfinetunesweeps", "watch"): ("kopf", "watch sweeps"),
     ("mathtune.dev", "mathfinetunesweeps", "get"): ("operator", "read the sweep at the start of each pass"),

@@ -20,8 +20,8 @@ RESULTS = {
     "prepare": {"rows": {"read": 200, "bad": 0, "deduped": 200, "sampled": 200, "other": 0,
                          "classified": {"add": 120, "mean": 80}}},
     "tokenize": {"rows": 200, "seqLength": 128, "truncated": 0, "paddingShare": 0.4, "shards": 1},
-    "train": {"epochs": 2, "steps": 50, "finalLoss": 1.25, "trainableParams": 4096, "totalParams": 100000,
-              "checkpoints": [1, 2]},
+    "train": {"epochs": 2, "steps": 50, "finalLoss": 1.25, "epochLoss": {"2": 1.3}, "trainableParams": 4096,
+              "totalParams": 100000, "checkpoints": [1, 2]},
     "merge": {"epochs": [1, 2], "adapter": "/data/runs/r/merge/adapter.ckpt", "merged": "/data/runs/r/merge/m"},
     "evaluate": {"base": {"f1": 10.0, "em": 5.0}, "epochs": {"1": {"f1": 9.5, "em": 4.8}, "2": {"f1": 9.9, "em": 5}}},
     "predict": {"epochs": {"1": {"accuracy": 0.1, "perType": {"add": 0.1}}, "2": {"accuracy": 0.2,
@@ -158,8 +158,8 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     # A pass that changes nothing creates nothing.
     out = step(run, fake, metrics, throttle)
     assert out.events == [] and len(fake.jobs) == 1
-    fake.logs["run-cpu-train-0"] = ('mathtune-progress {"epoch":1,"epochs":2,"step":10,"steps":25,"loss":2.5,'
-                                    '"samplesPerSecond":3.5,"etaSeconds":60}\n')
+    fake.logs["run-cpu-train-0"] = ('mathtune-progress {"epoch":2,"epochs":2,"step":10,"steps":25,"loss":2.5,'
+                                    '"samplesPerSecond":3.5,"etaSeconds":60,"epochLoss":{"1":2.75,"x":1}}\n')
     fake.logs["run-cpu-evaluate-0"] = 'mathtune-progress {"stage":"evaluate","epoch":1,"epochs":3,"step":5,"steps":20}\n'
     for stage in ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report", "export"]:
         if stage == "evaluate":
@@ -169,7 +169,8 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
         if stage == "train":
             step(run, fake, metrics, throttle)
             prog = run["status"]["progress"]
-            assert prog["loss"] == 2.5 and prog["summary"] == "train epoch 1/2 step 10/25 20.0%"
+            assert prog["loss"] == 2.5 and prog["summary"] == "train epoch 2/2 step 10/25 70.0%"
+            assert prog["epochLoss"] == {"1": 2.75}  # what is no epoch is left out
         fake.finish(f"run-cpu-{stage}", 0, json.dumps({"stage": stage, "ok": True, **RESULTS[stage]}))
         out = step(run, fake, metrics, throttle)
         _declared(status_schema, run["status"])
@@ -181,6 +182,8 @@ def test_full_run_in_order_with_results_conditions_and_events(world):
     assert res["rows"]["classified"] == {"add": 120, "mean": 80} and res["bestEpoch"] == 2
     assert res["lowParamRatio"] == pytest.approx(0.04096) and res["mathAccuracy"] == 0.2
     assert status["progress"]["loss"] == 1.25  # the final loss stays for the LOSS column
+    # Each epoch's loss: epoch 1 from the progress line, epoch 2 (no line read after it) from train's result.
+    assert status["progress"]["epochLoss"] == {"1": 2.75, "2": 1.3}
     # Once done, PROGRESS says what the run found; the columns show text a person reads.
     assert status["progress"]["summary"] == "done: best epoch 2, F1 9.90, acc 20.0%, gate passed"
     assert status["progress"]["percent"] == 100.0

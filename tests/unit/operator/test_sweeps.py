@@ -43,6 +43,9 @@ class World:
         for body in out.create:
             assert body["metadata"]["name"] not in self.runs, f"{body['metadata']['name']} made twice"
             self.runs[body["metadata"]["name"]] = copy.deepcopy(body)
+        for name, why in out.prune.items():  # as the controller does: annotate and suspend the run
+            self.runs[name]["metadata"]["annotations"][names.ANNOTATION_PRUNED] = why
+            self.runs[name]["spec"].setdefault("runPolicy", {})["suspend"] = True
         self.sweep["status"] = out.status
         return out
 
@@ -75,7 +78,7 @@ def test_a_sweep_makes_parallelism_trials_owned_and_labelled(tmp_path):
     assert 1 <= trial["spec"]["training"]["epochs"] <= 4 and trial["spec"]["model"]["family"] == "tiny-llama"
     status = world.sweep["status"]
     assert status["phase"] == "Running" and status["counts"] == {"running": 3, "succeeded": 0, "infeasible": 0,
-                                                                 "failed": 0, "total": 3}
+                                                                 "failed": 0, "pruned": 0, "total": 3}
     assert [e.reason for e in out.events] == ["TrialCreated"] * 3
     assert world.step().create == []   # no slot free: nothing more
 
@@ -256,3 +259,13 @@ def test_a_trial_deleted_before_it_was_recorded_leaves_a_gap_the_next_trial_neve
     out = world.step()   # World.step asserts nothing is made twice
     assert [b["metadata"]["name"] for b in out.create] == ["sw-2", "sw-3"]
     assert [t["name"] for t in world.sweep["status"]["trials"]] == ["sw-1", "sw-2", "sw-3"]
+
+
+def test_a_grid_point_rounded_across_a_bound_is_held_within_it():
+    """Found by the agreement test: a float grid whose low has more than 12 decimals put its first point,
+    rounded, below low, and every pass raised inside Optuna."""
+    share = {"path": "data.mix[0].share", "type": "float", "low": 0.6501988522454135, "high": 0.65625,
+             "log": True, "step": 0.01}
+    world = World(sweep_body(parameters=[share], algorithm="grid", maxTrials=1))
+    [trial] = world.step().create
+    assert trial["spec"]["data"]["mix"][0]["share"] == 0.6501988522454135

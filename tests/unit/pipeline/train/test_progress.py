@@ -84,3 +84,38 @@ def test_unrelated_lines_are_not_steps():
     for line in ["loss: 1.0", "{ Epoch: 1 }", "   0.3% | | 4.9 samples/s/p  1:03:16 }"]:
         assert progress.parse_step_line(line) is None
     assert list(progress.parse_lines(["   0.3% | | 4.9 samples/s/p  1:03:16 }"])) == []
+
+
+# Each epoch's mean logged loss in the real log, computed outside the project's code:
+#   grep "Epoch:\[" finetune_worker_0.log | sed -E 's/.*Epoch:\[ *([0-9]+)\/.*loss: ([0-9.]+),.*/\1 \2/' |
+#   awk '{s[$1]+=$2; n[$1]++} END {for (e in s) printf "%s %.4f\n", e, s[e]/n[e]}'
+REAL_LOG_EPOCH_MEANS = {1: 0.9906, 2: 0.9254, 3: 0.9041, 4: 0.9061, 5: 0.9135}
+
+
+def test_each_epochs_mean_loss_of_the_real_log(real_fixtures):
+    parser = progress.ProgressParser()
+    for line in _log_lines(real_fixtures):
+        parser.feed(line)
+    parser.flush()
+    losses = progress.epoch_losses(parser.steps, parser.finished)
+    assert {e: round(v, 4) for e, v in losses.items()} == REAL_LOG_EPOCH_MEANS
+    assert progress.epoch_loss_fields(parser.steps, True)["1"] == round(losses[1], 6)
+
+
+def test_an_epoch_counts_only_once_it_is_complete(real_fixtures):
+    """Mid-run (the log cut in epoch 3) the epochs done are 1 and 2; epoch 3's steps so far are no epoch's
+    loss. The last step of an epoch, or `Training Over`, completes it."""
+    parser = progress.ProgressParser()
+    for line in _log_lines(real_fixtures):
+        parser.feed(line)
+        if parser.steps and (parser.steps[-1].epoch, parser.steps[-1].step) == (3, 100):
+            break
+    assert sorted(progress.epoch_losses(parser.steps)) == [1, 2]
+    assert sorted(progress.epoch_losses(parser.steps, finished=True)) == [1, 2, 3]
+    def last_step(loss):
+        return progress.Step(epoch=3, epochs=5, step=234, steps=234, loss=loss, avg_loss=None, step_time_ms=1.0,
+                             lr=1e-5)
+
+    assert sorted(progress.epoch_losses(parser.steps + [last_step(0.5)])) == [1, 2, 3]
+    assert sorted(progress.epoch_losses(parser.steps + [last_step(float("nan"))])) == [1, 2], \
+        "a NaN mean is no epoch's loss"

@@ -61,6 +61,12 @@ def test_progress_lines_for_the_operator(trained):
     lines = [json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines() if line.startswith("mathtune-progress ")]
     assert [(p["epoch"], p["step"]) for p in lines] == [(e, s) for e in (1, 2) for s in range(1, 9)]
     assert all(p["epochs"] == 2 and p["steps"] == 8 and p["loss"] > 0 for p in lines)
+    # Each line carries every epoch complete by then: epoch 1 from its last step on, both at the end.
+    assert [sorted(p["epochLoss"]) for p in lines] == [[]] * 7 + [["1"]] * 8 + [["1", "2"]]
+    for epoch in ("1", "2"):
+        mean = np.mean([p["loss"] for p in lines if str(p["epoch"]) == epoch])
+        assert lines[-1]["epochLoss"][epoch] == pytest.approx(mean, abs=1e-6)
+    assert last_json(proc.stdout)["epochLoss"] == lines[-1]["epochLoss"]
 
 
 def _earlier_attempt(run_dir, retry):
@@ -91,6 +97,7 @@ def test_resume_auto_continues_after_the_last_complete_epoch(trained, tmp_path):
     # The result says where it resumed: epoch 1's save of rank 0, taken at
     # step 8 (8 steps an epoch), which the status turns into steps redone.
     assert last_json(proc.stdout)["resumedFrom"] == {"epoch": 1, "checkpoint": _ckpt(run_dir, 1, 0).name, "step": 8}
+    assert list(last_json(proc.stdout)["epochLoss"]) == ["2"]  # the epochs this attempt trained
     resumed = checkpoint_io.read(_ckpt(retry, 2, 0))
     straight = checkpoint_io.read(_ckpt(run_dir, 2, 0))
     b = "model.layers.1.attention.wv.mindpet_delta_lora_b"
