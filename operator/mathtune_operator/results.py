@@ -208,6 +208,10 @@ def apply(stage: str, result: Dict[str, Any], current: Dict[str, Any]) -> Tuple[
             out["lowParamRatio"] = trainable / total
         summary = (f"{result.get('epochs', '?')} epochs, {result.get('steps', '?')} steps, "
                    f"loss {_fmt(_num(result.get('finalLoss')), 4)}, trainable {trainable} of {total}")
+        origin = result.get("resumedFrom")
+        if isinstance(origin, dict) and _int(origin.get("epoch")) is not None:
+            # A retry: say it continued, and from which save, so nobody has to read its log.
+            summary += f", resumed after epoch {_int(origin['epoch'])} (step {_int(origin.get('step'))})"
     elif stage == "merge":
         artifacts = out.setdefault("artifacts", {})
         for key in ("adapter", "merged"):

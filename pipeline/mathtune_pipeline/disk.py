@@ -79,11 +79,17 @@ def outlook(spec: Spec, rows: int, path: Union[str, Path]) -> Dict[str, int]:
             "freeBytes": shutil.disk_usage(probe).free}
 
 
+def free_bytes(path: Union[str, Path]) -> int:
+    """Free bytes on the volume holding `path` (or its nearest existing parent)."""
+    path = Path(path)
+    probe = path if path.exists() else next(p for p in path.parents if p.exists())
+    return shutil.disk_usage(probe).free
+
+
 def shortfall(path: Union[str, Path], needed: int, what: str) -> Optional[str]:
     """What is missing when the volume holding `path` has less than `needed` bytes free, else None."""
     path = Path(path)
-    probe = path if path.exists() else next(p for p in path.parents if p.exists())
-    free = shutil.disk_usage(probe).free
+    free = free_bytes(path)
     if free >= needed:
         return None
     return f"room for {what}: {needed / GIB:.2f} GiB needed under {path}, {free / GIB:.2f} GiB free on the work volume"

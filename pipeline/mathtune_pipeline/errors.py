@@ -3,6 +3,7 @@
 `SpecError` is permanent (exit code 2: the operator does not retry it); every
 other exception is treated as transient (exit code 1).
 """
+from typing import Optional
 
 
 class SpecError(ValueError):
@@ -25,7 +26,7 @@ class StageExit(RuntimeError):
     a failed rank, >= 128 for a signal (OOM kill, preemption).
     """
 
-    def __init__(self, what: str, code: int):
+    def __init__(self, what: str, code: int, cause: Optional[str] = None):
         # A negative returncode is Python's "killed by signal N": the shell's 128 + N.
         self.code = 128 - code if code < 0 else (code or 1)
-        super().__init__(f"{what} exited with code {self.code}")
+        super().__init__(f"{what} exited with code {self.code}" + (f": {cause}" if cause else ""))

@@ -22,7 +22,7 @@ from mathtune_api import MathFinetuneSpec as Spec
 from .. import disk
 from ..artifacts import atomic_stage_dir, is_current, read_manifest, sha256_file, sha256_json, write_manifest
 from ..errors import SpecError, StageExit
-from ..mindformers import base_model, checkpoints, counts, cpu, dialect, families, launch, records, render
+from ..mindformers import base_model, checkpoints, counts, cpu, dialect, failure, families, launch, records, render
 from ..mindformers import model as mf_model
 from ..progress import ProgressParser, Step, epoch_loss_fields
 from ..result import publish_progress
@@ -238,9 +238,10 @@ def _train(args, spec: Spec, config: Dict[str, Any], work: Path, parser: Progres
     if last is not None:
         publish_progress(**last.progress_fields(), epochLoss=epoch_loss_fields(parser.steps, parser.finished))
     if code != 0:
-        for log in sorted(log_dir.glob("worker_*.log")):
-            print(f"--- last lines of {log}\n{launch.tail(log)}", flush=True)
-        raise StageExit("msrun", code)
+        tails = {log: launch.tail(log) for log in sorted(log_dir.glob("worker_*.log"))}
+        for log, text in tails.items():
+            print(f"--- last lines of {log}\n{text}", flush=True)
+        raise StageExit("msrun", code, failure.cause(tails.values(), str(work), disk.free_bytes(work)))
 
 
 def _wait_for_checkpoints(checkpoint_dir: Path, ranks: int, epochs: int,

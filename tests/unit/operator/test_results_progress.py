@@ -111,3 +111,13 @@ def test_evaluate_progress_counts_models_and_questions():
     out = progress.to_status("evaluate", line, "2026-01-01T00:00:00Z")
     assert out["summary"] == "evaluate epoch 2 model 3/6 question 10/20 41.7%"
     assert out["percent"] == pytest.approx(100 * (2 * 20 + 10) / 120, abs=0.1)
+
+
+def test_a_resumed_training_says_where_it_resumed():
+    train = {"epochs": 20, "steps": 1520, "finalLoss": 0.41, "trainableParams": 98304, "totalParams": 622720,
+             "checkpoints": list(range(10, 21))}
+    fresh, _ = results.apply("train", train, {})
+    again, _ = results.apply("train", {**train, "resumedFrom": {"epoch": 3, "checkpoint": "llama_rank_0-3_76.ckpt",
+                                                               "step": 228}}, {})
+    assert "resumed" not in fresh
+    assert again == fresh + ", resumed after epoch 3 (step 228)"
