@@ -37,6 +37,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "mindspore: runs real MindSpore on CPU")
     config.addinivalue_line("markers", "e2e: the whole pipeline through the cluster")
     config.addinivalue_line("markers", "faults: the operator under cluster faults (API server restart, kills, ...)")
+    config.addinivalue_line("markers", "chaos: the real node's faults under a real CPU run; `make chaos` only "
+                                       "(hack/cluster/run-tests.sh leaves it out of `make test`)")
 
 
 def pytest_collection_modifyitems(config, items):

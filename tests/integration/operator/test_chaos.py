@@ -13,9 +13,9 @@ the faults stop (from then on the player ends each stage at once, so a run
 that does not finish within SETTLE_SECONDS is stuck, not slow). `make chaos` runs the full size (MATHTUNE_CHAOS_* below);
 `make test` runs a short one.
 
-Not in it: the real node's kubelet stopped, and a full work volume (ENOSPC
-while checkpointing); their runs would need the real node and real stages
-(the CPU example), which this harness does not start."""
+The real node's kubelet stopped and a full work volume (ENOSPC while
+checkpointing) need stages that really run on the real node: `make chaos`
+runs them under the CPU example in tests/e2e/test_chaos_node.py."""
 import os
 import random
 import threading
