@@ -1,7 +1,9 @@
-"""The real node's faults under a real CPU run: `make chaos` runs this beside
-tests/integration/operator/test_chaos.py (whose stages are played on kwok);
-`make test` does not (minutes of real training, and the kubelet stopped would
-stall every other test's real-node pods).
+"""The real node's faults under a real CPU run: `make chaos` runs this at the
+same time as tests/integration/operator/test_chaos.py (whose stages are
+played on kwok, and whose API server and etcd restarts then land on this
+run too; hack/cluster/chaos.sh); `make test` does not (minutes of real
+training, and the kubelet stopped would stall every other test's real-node
+pods).
 
 examples/run-cpu.yaml runs with the chart's operator on the real node, its
 stage pods in the pipeline-cpu image (MindSpore on CPU), while:
@@ -50,6 +52,21 @@ EPOCHS_SAVED_BEFORE_THE_FULL_DISK = 2
 RUN_TIMEOUT = 25 * 60
 STAGES = ["prepare", "tokenize", "train", "merge", "evaluate", "predict", "report", "export"]
 REPORT = os.environ.get("MATHTUNE_CHAOS_NODE_REPORT")
+# Written once the run is applied: `make chaos` (hack/cluster/chaos.sh) starts
+# the played runs' faults then, so they land on this run's stages, not its setup.
+STARTED = os.environ.get("MATHTUNE_CHAOS_NODE_STARTED")
+
+
+def _through_faults(read, *args):
+    """A read retried while the played runs' faults restart the API server (make chaos runs both at once)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return read(*args)
+        except Exception:  # noqa: BLE001 - refused, reset or timed out while the API server restarts
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
 
 
 def _mount_tmpfs(volume: Path) -> None:
@@ -81,7 +98,8 @@ def _saved_epochs(volume: Path, run: str) -> int:
 
 
 def _pods(core, ns: str, run: str, stage: str) -> List[client.V1Pod]:
-    return core.list_namespaced_pod(ns, label_selector=f"mathtune.dev/run={run},mathtune.dev/stage={stage}").items
+    return _through_faults(lambda: core.list_namespaced_pod(
+        ns, label_selector=f"mathtune.dev/run={run},mathtune.dev/stage={stage}").items)
 
 
 def _failed_message(pod: client.V1Pod) -> str:
@@ -101,7 +119,7 @@ def _kubelet_pid() -> int:
 
 
 def _node_ready(core) -> str:
-    node = core.read_node("mathtune-node")
+    node = _through_faults(core.read_node, "mathtune-node")
     return next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "")
 
 
@@ -125,14 +143,19 @@ def chaos_run(kubeconfig, k8s_api, tmp_path_factory, demo_inputs):
             _mount_tmpfs(volume)
             started = time.monotonic()
             demo.kubectl("apply", "-f", str(out / "run.yaml"), kubeconfig=kubeconfig)
+            if STARTED:
+                Path(STARTED).write_text(ns)
+
+            def read_run():
+                return _through_faults(custom.get_namespaced_custom_object, "mathtune.dev", "v1alpha1", ns,
+                                       "mathfinetunes", name)
 
             def unless_failed(predicate):
                 """A run that failed (for another cause than the faults) is reported at once, not waited on."""
                 def check():
-                    if demo.phase_of(kubeconfig, ns, name) == "Failed":
-                        run = custom.get_namespaced_custom_object("mathtune.dev", "v1alpha1", ns, "mathfinetunes",
-                                                                  name)
-                        raise AssertionError(f"the run failed: {(run.get('status') or {}).get('stages')}")
+                    status = read_run().get("status") or {}
+                    if status.get("phase") == "Failed":
+                        raise AssertionError(f"the run failed: {status.get('stages')}")
                     return predicate()
                 return check
 
@@ -149,8 +172,7 @@ def chaos_run(kubeconfig, k8s_api, tmp_path_factory, demo_inputs):
 
             # The kubelet stopped while a later stage runs.
             def in_evaluate() -> bool:
-                run = custom.get_namespaced_custom_object("mathtune.dev", "v1alpha1", ns, "mathfinetunes", name)
-                return (run.get("status") or {}).get("stage") == "evaluate" and any(
+                return (read_run().get("status") or {}).get("stage") == "evaluate" and any(
                     p.status.phase == "Running" for p in _pods(core, ns, name, "evaluate"))
 
             wait_for(unless_failed(in_evaluate), 15 * 60, "the evaluate stage running", every=0.5)
@@ -164,11 +186,10 @@ def chaos_run(kubeconfig, k8s_api, tmp_path_factory, demo_inputs):
             seen["kubelet_down_seconds"] = time.monotonic() - stopped
             seen["node_states"] = sorted(node_states)
 
-            phase = wait_for(lambda: demo.phase_of(kubeconfig, ns, name) in ("Succeeded", "Failed")
-                             and demo.phase_of(kubeconfig, ns, name), RUN_TIMEOUT, "the run to end", every=3)
+            seen["mft"] = wait_for(lambda: (lambda run: run if (run.get("status") or {}).get("phase") in (
+                "Succeeded", "Failed") else None)(read_run()), RUN_TIMEOUT, "the run to end", every=3)
             seen["seconds"] = time.monotonic() - started
-            seen["phase"] = phase
-            seen["mft"] = custom.get_namespaced_custom_object("mathtune.dev", "v1alpha1", ns, "mathfinetunes", name)
+            seen["phase"] = seen["mft"]["status"]["phase"]
             seen["pods"] = {stage: [p.status.phase for p in _pods(core, ns, name, stage)] for stage in STAGES}
             yield seen
     finally:
