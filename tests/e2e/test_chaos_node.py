@@ -38,6 +38,7 @@ import yaml
 from kubernetes import client
 
 from hack.cluster import demo
+from mathtune_pipeline.disk import free_bytes
 from tests.waiting import create_test_namespace, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.mindspore, pytest.mark.chaos]
@@ -79,14 +80,9 @@ def _mount_tmpfs(volume: Path) -> None:
     shutil.rmtree(aside)
 
 
-def _free_bytes(path: Path) -> int:
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize
-
-
 def _fill(volume: Path) -> int:
     """All but BALLAST_LEAVES bytes of the volume taken by one file; its size."""
-    size = max(0, _free_bytes(volume) - BALLAST_LEAVES)
+    size = max(0, free_bytes(volume) - BALLAST_LEAVES)
     with open(volume / BALLAST, "wb") as ballast:
         os.posix_fallocate(ballast.fileno(), 0, size)
     return size
@@ -151,16 +147,17 @@ def chaos_run(kubeconfig, k8s_api, tmp_path_factory, demo_inputs):
                                        "mathfinetunes", name)
 
             def unless_failed(predicate):
-                """A run that failed (for another cause than the faults) is reported at once, not waited on."""
+                """predicate(the run's status), but a run that failed (for another cause than the faults) is
+                reported at once, not waited on."""
                 def check():
                     status = read_run().get("status") or {}
                     if status.get("phase") == "Failed":
                         raise AssertionError(f"the run failed: {status.get('stages')}")
-                    return predicate()
+                    return predicate(status)
                 return check
 
             # The full disk, while training saves epochs.
-            wait_for(unless_failed(lambda: _saved_epochs(volume, name) >= EPOCHS_SAVED_BEFORE_THE_FULL_DISK),
+            wait_for(unless_failed(lambda _: _saved_epochs(volume, name) >= EPOCHS_SAVED_BEFORE_THE_FULL_DISK),
                      15 * 60, f"{EPOCHS_SAVED_BEFORE_THE_FULL_DISK} epochs saved", every=0.2)
             seen["ballast"] = _fill(volume)
             seen["filled_after_epochs"] = _saved_epochs(volume, name)
@@ -168,11 +165,10 @@ def chaos_run(kubeconfig, k8s_api, tmp_path_factory, demo_inputs):
                               10 * 60, "the train attempt to fail on the full disk", every=0.5)
             (volume / BALLAST).unlink()
             seen["failed_message"] = _failed_message(failed[0])
-            seen["freed_at"] = time.monotonic()
 
             # The kubelet stopped while a later stage runs.
-            def in_evaluate() -> bool:
-                return (read_run().get("status") or {}).get("stage") == "evaluate" and any(
+            def in_evaluate(status) -> bool:
+                return status.get("stage") == "evaluate" and any(
                     p.status.phase == "Running" for p in _pods(core, ns, name, "evaluate"))
 
             wait_for(unless_failed(in_evaluate), 15 * 60, "the evaluate stage running", every=0.5)

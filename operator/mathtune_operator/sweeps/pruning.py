@@ -43,15 +43,16 @@ def prune_reason(spec: MathFinetuneSweepSpec, record: Obj, records: List[Obj]) -
     if rule is None or record.get("state") != "Running" or not mine:
         return None
     recipe = data_recipe(record)
-    peers = [r for r in records if r.get("state") in FINISHED and data_recipe(r) == recipe and losses(r)]
+    peers = [peer for peer in (losses(r) for r in records if r.get("state") in FINISHED and data_recipe(r) == recipe)
+             if peer]
     study = optuna.create_study(direction="minimize")
     for peer in peers:
-        study.add_trial(_trial(TrialState.COMPLETE, losses(peer)))
+        study.add_trial(_trial(TrialState.COMPLETE, peer))
     pruner = MedianPruner(n_startup_trials=rule.min_trials, n_warmup_steps=rule.min_epochs)
     if not pruner.prune(study, _trial(TrialState.RUNNING, mine)):
         return None
     epoch = max(mine)
-    at_epoch = [losses(p)[epoch] for p in peers if epoch in losses(p)]
+    at_epoch = [peer[epoch] for peer in peers if epoch in peer]
     return (f"pruned after epoch {epoch}: its training loss reached {min(mine.values()):.4g}, above the median "
             f"{float(np.median(at_epoch)):.4g} of {len(at_epoch)} finished trials of the same data recipe at that "
             f"epoch")
